@@ -1,0 +1,1 @@
+"""Compact real LLM engine (PyTorch): see engine/README in the project README."""

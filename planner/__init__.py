@@ -1,0 +1,2 @@
+"""Capacity planner for LLM serving."""
+__version__ = "0.1.0"

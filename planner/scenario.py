@@ -1,0 +1,346 @@
+"""The scenario: one pydantic model tree that is the single source of truth for every knob.
+
+Only `model` and `workload` are required (the question); everything else has
+the default a vLLM user would expect. Engine knobs use vLLM's names.
+`load_scenario` turns every problem -- YAML syntax, unknown field, bad value,
+catalog miss, model that does not fit -- into a `ScenarioError` naming the
+field and the reason.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from planner.catalog import GPUS, MODELS, GPUSpec, ModelSpec
+
+
+class ScenarioError(Exception):
+    """Bad input, with the offending field(s) named. Printed without a traceback by the CLI."""
+
+    def __init__(self, problems: list[tuple[str, str]]):
+        self.problems = problems
+        super().__init__("\n".join(f"{f}: {msg}" if f else msg for f, msg in problems))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---------------------------------------------------------------- workload
+class LengthDist(_Strict):
+    """Token-count distribution. `empirical` samples a column of a trace file."""
+
+    dist: Literal["fixed", "uniform", "lognormal", "empirical"] = "fixed"
+    mean: float | None = Field(default=None, gt=0, description="fixed value or lognormal mean")
+    low: int | None = Field(default=None, ge=1)
+    high: int | None = Field(default=None, ge=1)
+    cv: float = Field(default=0.5, gt=0, description="lognormal coefficient of variation")
+    trace: str | None = Field(default=None, description="CSV/JSONL file for `empirical`")
+    column: str | None = Field(default=None, description="column of `trace` to sample")
+    max: int | None = Field(default=None, ge=1, description="reject-free cap: samples above are redrawn")
+
+    @model_validator(mode="after")
+    def _complete(self) -> "LengthDist":
+        if self.dist in ("fixed", "lognormal") and self.mean is None:
+            raise ValueError(f"dist '{self.dist}' needs 'mean'")
+        if self.dist == "uniform":
+            if self.low is None or self.high is None:
+                raise ValueError("dist 'uniform' needs 'low' and 'high'")
+            if self.low > self.high:
+                raise ValueError(f"low ({self.low}) is above high ({self.high})")
+        if self.dist == "empirical" and (self.trace is None or self.column is None):
+            raise ValueError("dist 'empirical' needs 'trace' and 'column'")
+        return self
+
+    @property
+    def expected(self) -> float | None:
+        """Mean, where it is known without sampling a file."""
+        if self.dist == "uniform":
+            return (self.low + self.high) / 2  # type: ignore[operator]
+        return self.mean
+
+
+class RateProfile(_Strict):
+    """How load varies over time. `peak_factor` is the ratio of peak to average rate."""
+
+    kind: Literal["constant", "diurnal"] = "constant"
+    peak_factor: float = Field(default=1.0, ge=1.0)
+    period_s: float = Field(default=86400.0, gt=0, description="diurnal period")
+
+
+class Arrival(_Strict):
+    process: Literal["poisson", "gamma", "closed_loop", "trace"] = "poisson"
+    rate: float | None = Field(default=None, gt=0, description="mean requests/s (poisson, gamma)")
+    cv: float = Field(default=1.0, gt=0, description="inter-arrival coefficient of variation (gamma)")
+    users: int | None = Field(default=None, gt=0, description="closed_loop: concurrent users")
+    think_time_s: float | None = Field(default=None, gt=0, description="closed_loop: mean think time")
+    trace: str | None = Field(default=None, description="trace file (Azure CSV or Mooncake JSONL)")
+    time_scale: float = Field(default=1.0, gt=0, description="trace: multiply the request rate by this")
+
+    @model_validator(mode="after")
+    def _complete(self) -> "Arrival":
+        need = {"poisson": ["rate"], "gamma": ["rate"], "closed_loop": ["users", "think_time_s"], "trace": ["trace"]}
+        missing = [f for f in need[self.process] if getattr(self, f) is None]
+        if missing:
+            raise ValueError(f"process '{self.process}' needs {', '.join(missing)}")
+        return self
+
+    @property
+    def mean_rate(self) -> float | None:
+        """Offered requests/s before latency feedback (closed loop: users / think time)."""
+        if self.process in ("poisson", "gamma"):
+            return self.rate
+        if self.process == "closed_loop":
+            return self.users / self.think_time_s  # type: ignore[operator]
+        return None
+
+
+class SharedPrefix(_Strict):
+    """System prompts shared across requests: the first `tokens` of each prompt come from one of `count`."""
+
+    tokens: int = Field(ge=0)
+    count: int = Field(default=1, ge=1)
+
+
+class Workload(_Strict):
+    arrival: Arrival
+    rate_profile: RateProfile = RateProfile()
+    input_tokens: LengthDist = LengthDist(mean=200)
+    output_tokens: LengthDist = LengthDist(mean=150)
+    shared_prefix: SharedPrefix | None = None
+    sessions: int | None = Field(default=None, gt=0, description="requests carry one of this many session ids")
+
+
+# ---------------------------------------------------------------- fleet
+Quantization = Literal["bf16", "fp16", "fp8", "int8", "int4"]
+
+
+class Fleet(_Strict):
+    gpu: str = "H100-SXM"
+    replicas: int = Field(default=1, ge=1)
+    tensor_parallel_size: int = Field(default=1, ge=1)
+    quantization: Quantization = "bf16"
+    kv_cache_dtype: Literal["auto", "bf16", "fp16", "fp8"] = "auto"
+    gpu_memory_utilization: float = Field(default=0.9, gt=0, le=1)
+    max_num_seqs: int = Field(default=256, ge=1)
+    max_num_batched_tokens: int = Field(default=8192, ge=1)
+    max_model_len: int | None = Field(default=None, ge=1, description="default: the model's context")
+    block_size: int = Field(default=16, ge=1)
+    enable_prefix_caching: bool = True
+    enable_chunked_prefill: bool = True
+    scheduling_policy: Literal["fcfs", "priority"] = "fcfs"
+    batching: Literal["continuous", "static"] = "continuous"
+    price_per_gpu_hour: float | None = Field(default=None, gt=0, description="override the catalog price")
+
+
+class Router(_Strict):
+    policy: Literal["round_robin", "least_outstanding_tokens", "session_affinity"] = "least_outstanding_tokens"
+    max_queue_per_replica: int | None = Field(default=None, ge=1, description="reject beyond this many waiting")
+
+
+class Client(_Strict):
+    """The seed: client timeout 30 s, server timeout 25 s, retries with exponential backoff."""
+
+    timeout_s: float | None = Field(default=None, gt=0)
+    server_timeout_s: float | None = Field(default=None, gt=0)
+    max_retries: int = Field(default=0, ge=0)
+    backoff_base_s: float = Field(default=1.0, gt=0)
+    backoff_max_s: float = Field(default=30.0, gt=0)
+
+
+class SLA(_Strict):
+    tier: str = "default"
+    metric: Literal["ttft", "tpot", "e2e"] = "e2e"
+    percentile: float = Field(default=95, gt=0, lt=100)
+    target_s: float = Field(gt=0)
+
+
+class Efficiency(_Strict):
+    """Achievable fractions of the catalog peaks, and the fixed costs, for the roofline model.
+
+    Defaults are measured on the lent H100: copy 2.90 TB/s of 3.35 peak, bf16 GEMM 758 of 989 TF/s.
+    """
+
+    bandwidth: float = Field(default=0.866, gt=0, le=1)
+    compute: float = Field(default=0.766, gt=0, le=1)
+    attention_compute: float = Field(default=0.5, gt=0, le=1, description="prefill attention vs GEMM peak")
+    interconnect: float = Field(default=0.8, gt=0, le=1)
+    allreduce_latency_s: float = Field(default=1e-5, ge=0)
+    step_overhead_s: float = Field(default=1.5e-4, ge=0, description="per-iteration launch/scheduling cost")
+    workspace_gib: float = Field(default=1.5, ge=0, description="CUDA context, graphs, allocator slack")
+
+
+class CostModelCfg(_Strict):
+    kind: Literal["roofline", "calibrated"] = "roofline"
+    profile: str | None = Field(default=None, description="calibration profile JSON (kind: calibrated)")
+    efficiency: Efficiency = Efficiency()
+
+
+class Sim(_Strict):
+    duration_s: float = Field(default=600.0, gt=0)
+    warmup_s: float = Field(default=60.0, ge=0)
+    seed: int = 0
+    fast_forward: bool = True
+    drain_limit_s: float = Field(default=600.0, ge=0, description="after arrivals stop, run on at most this long")
+    sample_interval_s: float = Field(default=1.0, gt=0)
+
+    @model_validator(mode="after")
+    def _warmup_inside(self) -> "Sim":
+        if self.warmup_s >= self.duration_s:
+            raise ValueError(f"warmup_s ({self.warmup_s}) must be below duration_s ({self.duration_s})")
+        return self
+
+
+class Claims(_Strict):
+    """Numbers a design document asserts, so the report can check them against the planner's own."""
+
+    instance_throughput_tok_s: float | None = None
+    cluster_throughput_tok_s: float | None = None
+    cost_per_million_tokens: float | None = None
+    headroom: float | None = None
+    prefill_latency_s: float | None = None
+    decode_latency_per_token_s: float | None = None
+    p95_latency_s: float | None = None
+    cost_per_hour: float | None = None
+
+
+class Catalog(_Strict):
+    gpus: list[GPUSpec] = []
+    models: list[ModelSpec] = []
+
+
+class Scenario(_Strict):
+    name: str = "scenario"
+    description: str = ""
+    model: Union[str, ModelSpec]
+    workload: Workload
+    fleet: Fleet = Fleet()
+    router: Router = Router()
+    client: Client = Client()
+    slas: list[SLA] = []
+    cost_model: CostModelCfg = CostModelCfg()
+    sim: Sim = Sim()
+    claims: Claims = Claims()
+    catalog: Catalog = Catalog()
+
+    # ------------------------------------------------ catalog resolution
+    def gpu_spec(self) -> GPUSpec:
+        own = {g.name: g for g in self.catalog.gpus}
+        return own.get(self.fleet.gpu) or GPUS[self.fleet.gpu]
+
+    def model_spec(self) -> ModelSpec:
+        if isinstance(self.model, ModelSpec):
+            return self.model
+        own = {m.name: m for m in self.catalog.models}
+        return own.get(self.model) or MODELS[self.model]
+
+    @property
+    def price_per_gpu_hour(self) -> float:
+        return self.fleet.price_per_gpu_hour or self.gpu_spec().price_per_hour
+
+    @property
+    def max_model_len(self) -> int:
+        return self.fleet.max_model_len or self.model_spec().max_position_embeddings
+
+
+def _loc(loc: tuple) -> str:
+    return ".".join(str(p) for p in loc if not (isinstance(p, str) and p.startswith(("function-", "union["))))
+
+
+def _semantic_problems(sc: Scenario) -> list[tuple[str, str]]:
+    """Checks that need the catalogs: names resolve, TP divides heads, the model fits."""
+    from planner.memory import memory_plan  # local: memory imports scenario types
+
+    gpus = {**GPUS, **{g.name: g for g in sc.catalog.gpus}}
+    models = {**MODELS, **{m.name: m for m in sc.catalog.models}}
+    probs: list[tuple[str, str]] = []
+    if sc.fleet.gpu not in gpus:
+        probs.append(("fleet.gpu", f"unknown GPU '{sc.fleet.gpu}'; known: {', '.join(sorted(gpus))}"))
+    if isinstance(sc.model, str) and sc.model not in models:
+        probs.append(("model", f"unknown model '{sc.model}'; known: {', '.join(sorted(models))}"))
+    if probs:
+        return probs
+    m, g, tp = sc.model_spec(), sc.gpu_spec(), sc.fleet.tensor_parallel_size
+    if m.num_attention_heads % tp:
+        probs.append(("fleet.tensor_parallel_size",
+                      f"{tp} does not divide the {m.num_attention_heads} attention heads of {m.name}"))
+    if tp > 1 and m.num_key_value_heads % tp and tp % m.num_key_value_heads:
+        probs.append(("fleet.tensor_parallel_size",
+                      f"{tp} neither divides nor is a multiple of the {m.num_key_value_heads} KV heads of {m.name}"))
+    if sc.fleet.quantization == "fp8" and g.fp8_tflops is None:
+        pass  # weight-only FP8 (Marlin-style) still works on pre-Hopper GPUs; the cost model computes in bf16
+    if sc.fleet.kv_cache_dtype == "fp8" and g.fp8_tflops is None and g.name.startswith("A100"):
+        pass  # FP8 KV is storage only; allowed
+    if sc.max_model_len > m.max_position_embeddings:
+        probs.append(("fleet.max_model_len",
+                      f"{sc.max_model_len} exceeds {m.name}'s context of {m.max_position_embeddings}"))
+    if sc.fleet.max_num_batched_tokens < sc.fleet.max_num_seqs and sc.fleet.batching == "continuous":
+        probs.append(("fleet.max_num_batched_tokens",
+                      f"{sc.fleet.max_num_batched_tokens} is below max_num_seqs ({sc.fleet.max_num_seqs}): "
+                      "a full decode batch could never be scheduled"))
+    if not sc.fleet.enable_chunked_prefill and sc.fleet.max_num_batched_tokens < sc.max_model_len:
+        probs.append(("fleet.max_num_batched_tokens",
+                      f"{sc.fleet.max_num_batched_tokens} is below max_model_len ({sc.max_model_len}); without "
+                      "chunked prefill a long prompt could never be scheduled (vLLM refuses this too)"))
+    if probs:
+        return probs
+    plan = memory_plan(sc)
+    if plan.kv_budget_bytes <= 0:
+        probs.append(("fleet.tensor_parallel_size",
+                      f"{m.name} at {sc.fleet.quantization} does not fit: weights need "
+                      f"{plan.weight_bytes_per_gpu / 2**30:.1f} GiB per GPU with TP={tp}, plus "
+                      f"{plan.workspace_bytes / 2**30:.1f} GiB workspace, but {g.name} offers "
+                      f"{plan.usable_bytes / 2**30:.1f} GiB at gpu_memory_utilization={sc.fleet.gpu_memory_utilization}"
+                      f"; raise TP (at least {plan.min_tp_to_fit or 'more than 8'}) or quantize"))
+    elif plan.max_seq_blocks > plan.num_blocks:
+        probs.append(("fleet.max_model_len",
+                      f"one sequence of {sc.max_model_len} tokens needs {plan.max_seq_blocks} KV blocks but only "
+                      f"{plan.num_blocks} fit; lower max_model_len or raise TP"))
+    return probs
+
+
+def scenario_from_dict(data: dict, base_dir: Path | None = None) -> Scenario:
+    """Validate a parsed document; relative trace paths resolve against `base_dir`."""
+    if not isinstance(data, dict):
+        raise ScenarioError([("", f"a scenario must be a mapping, got {type(data).__name__}")])
+    try:
+        sc = Scenario.model_validate(data)
+    except ValidationError as e:
+        raise ScenarioError([(_loc(err["loc"]), err["msg"].removeprefix("Value error, ")) for err in e.errors()])
+    if base_dir is not None:
+        _resolve_paths(sc, base_dir)
+    probs = _semantic_problems(sc)
+    if probs:
+        raise ScenarioError(probs)
+    return sc
+
+
+def _resolve_paths(sc: Scenario, base: Path) -> None:
+    def fix(p: str | None) -> str | None:
+        if p is None or Path(p).is_absolute():
+            return p
+        cand = (base / p).resolve()
+        return str(cand) if cand.exists() else p
+
+    wl = sc.workload
+    wl.arrival.trace = fix(wl.arrival.trace)
+    wl.input_tokens.trace = fix(wl.input_tokens.trace)
+    wl.output_tokens.trace = fix(wl.output_tokens.trace)
+    sc.cost_model.profile = fix(sc.cost_model.profile)
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read YAML or JSON; every failure becomes a ScenarioError."""
+    p = Path(path)
+    if not p.exists():
+        raise ScenarioError([("", f"scenario file '{p}' does not exist")])
+    text = p.read_text()
+    try:
+        data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
+    except (yaml.YAMLError, json.JSONDecodeError) as e:
+        raise ScenarioError([("", f"{p}: not valid {'JSON' if p.suffix == '.json' else 'YAML'}: {e}")])
+    return scenario_from_dict(data, base_dir=p.parent)

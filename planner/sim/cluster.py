@@ -1,0 +1,219 @@
+"""The cluster: arrivals, clients (timeouts, retries with backoff), the router, replicas, a monitor.
+
+Everything that happens in time is a SimPy process or a timed callback; all
+randomness comes from one generator seeded by `sim.seed`, so a seed gives
+identical records. Every request ends with exactly one final status.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import simpy
+
+from planner.memory import memory_plan
+from planner.sim.replica import Replica, ReplicaConfig
+from planner.sim.request import STATUSES, Request
+from planner.sim.router import Router
+from planner.sim.workload import LengthSampler, generate
+
+RETRYABLE = ("timed_out", "rejected", "failed")
+
+
+@dataclass
+class Series:
+    t: list = field(default_factory=list)
+    waiting: list = field(default_factory=list)
+    running: list = field(default_factory=list)
+    kv_util: list = field(default_factory=list)
+    live_replicas: list = field(default_factory=list)
+
+
+class Cluster:
+    def __init__(self, sc, cost, *, num_blocks: int | None = None, load_scale: float = 1.0, progress=None):
+        self.sc, self.cost = sc, cost
+        self.env = simpy.Environment()
+        self.rng = np.random.default_rng(sc.sim.seed)
+        f = sc.fleet
+        blocks = num_blocks if num_blocks is not None else memory_plan(sc).num_blocks
+        sp = sc.workload.shared_prefix
+        self.rcfg = ReplicaConfig(
+            max_num_seqs=f.max_num_seqs, max_num_batched_tokens=f.max_num_batched_tokens, block_size=f.block_size,
+            num_blocks=blocks, enable_prefix_caching=f.enable_prefix_caching,
+            enable_chunked_prefill=f.enable_chunked_prefill, static=f.batching == "static",
+            fast_forward=sc.sim.fast_forward, shared_prefix_tokens=sp.tokens if sp else 0)
+        self.replicas = [Replica(self.env, i, self.rcfg, cost, self._on_end) for i in range(f.replicas)]
+        self.router = Router(sc.router.policy, self.replicas)
+        self.records: list[Request] = []
+        self.all: list[Request] = []
+        self.in_flight = 0
+        self.arrivals_done = False
+        self.end_time = sc.sim.duration_s + sc.sim.drain_limit_s
+        self.series = Series()
+        self.load_scale = load_scale
+        self.progress = progress
+        self._done_ev = self.env.event()
+        c = sc.client
+        self.deadline_after = min(c.timeout_s or math.inf, c.server_timeout_s or math.inf)
+        self.deadline_reason = ("client timeout" if (c.timeout_s or math.inf) <= (c.server_timeout_s or math.inf)
+                                else "server timeout")
+        self.max_len = sc.max_model_len
+        self.kv_tokens = blocks * f.block_size
+
+    # ------------------------------------------------------------ requests
+    def _new_request(self, arrival, n_in, n_out, prefix=-1, session=None, hashes=None, user=None) -> Request:
+        r = Request(len(self.all), arrival, int(n_in), int(n_out), session=session, prefix_id=int(prefix),
+                    hash_ids=hashes, user=user)
+        self.all.append(r)
+        return r
+
+    def submit(self, req: Request) -> None:
+        """Client sends an attempt: route it, or reject it."""
+        self.in_flight += 1 if req.retries == 0 else 0
+        req.attempt_arrival = self.env.now
+        if req.prompt_len + req.output_len > self.max_len:
+            return self._final(req, "rejected", f"prompt+output {req.prompt_len + req.output_len} exceeds "
+                                                f"max_model_len {self.max_len}")
+        if -(-(req.prompt_len + req.output_len) // self.rcfg.block_size) > self.rcfg.num_blocks:
+            return self._final(req, "rejected", "needs more KV blocks than a replica has")
+        rep = self.router.choose(req)
+        if rep is None:
+            return self._attempt_failed(req, "failed", "no replica up")
+        q = self.sc.router.max_queue_per_replica
+        if q is not None and rep.num_waiting >= q:
+            return self._attempt_failed(req, "rejected", "queue full")
+        req.replica = rep.idx
+        rep.submit(req, self.env.now + self.deadline_after)
+
+    def _on_end(self, rep, seq, status: str, reason: str) -> None:
+        req = seq.req
+        if status == "completed":
+            self._final(req, "completed", "")
+        else:
+            self._attempt_failed(req, status, self.deadline_reason if reason == "deadline" else reason)
+
+    def _attempt_failed(self, req: Request, status: str, reason: str) -> None:
+        c = self.sc.client
+        if status in RETRYABLE and req.retries < c.max_retries:
+            req.retries += 1
+            req.first_token = None  # a retry starts over from the client's point of view
+            back = min(c.backoff_max_s, c.backoff_base_s * 2 ** (req.retries - 1)) * (0.5 + self.rng.random())
+            ev = self.env.timeout(back)
+            ev.callbacks.append(lambda _e, r=req: self.submit(r))
+            return
+        self._final(req, status, reason)
+
+    def _final(self, req: Request, status: str, reason: str) -> None:
+        assert req.status is None, f"request {req.rid} ended twice"
+        req.status, req.reason = status, reason
+        if req.finish is None or status != "completed":
+            req.finish = self.env.now
+        self.records.append(req)
+        self.in_flight -= 1
+        if req.user is not None and not self.arrivals_done:
+            self._schedule_user(req.user, self.env.now)
+        if self.arrivals_done and self.in_flight == 0 and not self._done_ev.triggered:
+            self._done_ev.succeed()
+
+    # ------------------------------------------------------------ arrivals
+    def _open_loop(self):
+        sc = self.sc
+        specs = generate(sc, self.rng, self.load_scale)
+        env = self.env
+        arr, ins, outs = specs.arrival, specs.input_tokens, specs.output_tokens
+        pre, ses, hsh = specs.prefix_id, specs.session, specs.hash_ids
+        for i in range(len(arr)):
+            dt = arr[i] - env.now
+            if dt > 0:
+                yield env.timeout(dt)
+            self.submit(self._new_request(env.now, ins[i], outs[i], pre[i] if pre is not None else -1,
+                                          int(ses[i]) if ses is not None else None,
+                                          hsh[i] if hsh is not None else None))
+        if env.now < sc.sim.duration_s:
+            yield env.timeout(sc.sim.duration_s - env.now)
+        self._arrivals_end()
+
+    def _closed_loop_start(self):
+        a, wl = self.sc.workload.arrival, self.sc.workload
+        users = int(round(a.users * self.load_scale))
+        self._think = a.think_time_s
+        self._lin = LengthSampler(wl.input_tokens, self.rng)
+        self._lout = LengthSampler(wl.output_tokens, self.rng)
+        self._buf_in = self._buf_out = None
+        self._buf_i = 0
+        first = self.rng.uniform(0, a.think_time_s, size=users)  # staggered start, no thundering herd
+        for u in range(users):
+            ev = self.env.timeout(first[u])
+            ev.callbacks.append(lambda _e, u=u: self._user_request(u))
+        end = self.env.timeout(self.sc.sim.duration_s)
+        end.callbacks.append(lambda _e: self._arrivals_end())
+
+    def _lengths(self) -> tuple[int, int]:
+        if self._buf_in is None or self._buf_i >= len(self._buf_in):
+            self._buf_in, self._buf_out, self._buf_i = self._lin.sample(65536), self._lout.sample(65536), 0
+        i = self._buf_i
+        self._buf_i += 1
+        return self._buf_in[i], self._buf_out[i]
+
+    def _user_request(self, u: int) -> None:
+        if self.arrivals_done:
+            return
+        n_in, n_out = self._lengths()
+        sp = self.sc.workload.shared_prefix
+        pre = -1
+        if sp is not None and sp.tokens:
+            pre = int(self.rng.integers(sp.count))
+            n_in += sp.tokens
+        self.submit(self._new_request(self.env.now, n_in, n_out, pre, session=u, user=u))
+
+    def _schedule_user(self, u: int, now: float) -> None:
+        ev = self.env.timeout(self.rng.exponential(self._think))
+        ev.callbacks.append(lambda _e, u=u: self._user_request(u))
+
+    def _arrivals_end(self) -> None:
+        self.arrivals_done = True
+        if self.in_flight == 0 and not self._done_ev.triggered:
+            self._done_ev.succeed()
+
+    # ------------------------------------------------------------ monitor
+    def _monitor(self):
+        env, s, dt = self.env, self.series, self.sc.sim.sample_interval_s
+        nb = self.rcfg.num_blocks
+        total = self.sc.sim.duration_s
+        while True:
+            reps = self.replicas
+            s.t.append(env.now)
+            s.waiting.append(sum(r.num_waiting for r in reps))
+            s.running.append(sum(r.num_running for r in reps))
+            live = [r for r in reps if r.alive]
+            s.kv_util.append(sum(r.bm.used for r in live) / (nb * len(live)) if live else 0.0)
+            s.live_replicas.append(len(live))
+            if self.progress is not None:
+                self.progress(min(env.now, total), total)
+            yield env.timeout(dt)
+
+    # ------------------------------------------------------------ run
+    def run(self) -> "Cluster":
+        env = self.env
+        if self.sc.workload.arrival.process == "closed_loop":
+            self._closed_loop_start()
+        else:
+            env.process(self._open_loop())
+        env.process(self._monitor())
+        env.run(until=simpy.AnyOf(env, [self._done_ev, env.timeout(self.end_time)]))
+        self.stop_time = env.now
+        for r in self.all:  # whatever is still in flight at the horizon is counted, not dropped
+            if r.status is None:
+                r.status, r.reason, r.finish = "unfinished", "still in flight when the simulation stopped", None
+                self.records.append(r)
+        self.check_conservation()
+        return self
+
+    def check_conservation(self) -> dict:
+        counts = {s: 0 for s in STATUSES}
+        for r in self.records:
+            counts[r.status] += 1
+        if sum(counts.values()) != len(self.all) or len({r.rid for r in self.records}) != len(self.all):
+            raise AssertionError(f"request accounting broken: {counts} vs {len(self.all)} created")
+        return counts

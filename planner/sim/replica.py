@@ -1,0 +1,471 @@
+"""One engine instance (TP GPUs): the iteration loop of a vLLM-style scheduler, as a SimPy process.
+
+Each iteration forms a batch -- decodes of every running sequence, then the
+prefill chunks of sequences still prefilling, then new admissions from the
+waiting queue, within `max_num_seqs` and `max_num_batched_tokens` -- allocates
+KV blocks on demand (preempting the newest running sequence, recompute-style,
+when they run out), and advances time by the cost model's step time.
+
+Decoding sequences are kept as an aggregate "decode set": each stores its
+context as an offset from the replica's decode-step counter `t`, with heaps of
+the step at which it finishes and the step at which its blocks run out. So a
+decode step costs O(1) plus the sequences crossing a block boundary, and a run
+of k steps whose composition cannot change (fast-forward) costs the same as
+one: its time is the cost model's exact sum. An arrival during a fast-forward
+interrupts it; the replica finishes the step in flight and re-plans, exactly as
+the step-by-step loop would.
+"""
+from __future__ import annotations
+
+import heapq
+import math
+from dataclasses import dataclass
+
+import simpy
+
+from planner.sim.block_manager import BlockManager
+from planner.sim.request import Request, Seq
+
+
+@dataclass(frozen=True)
+class ReplicaConfig:
+    max_num_seqs: int
+    max_num_batched_tokens: int
+    block_size: int
+    num_blocks: int
+    enable_prefix_caching: bool = True
+    enable_chunked_prefill: bool = True
+    static: bool = False
+    fast_forward: bool = True
+    shared_prefix_tokens: int = 0
+    watermark: float = 0.01
+
+
+class Replica:
+    def __init__(self, env: simpy.Environment, idx: int, cfg: ReplicaConfig, cost, on_end):
+        self.env, self.idx, self.cfg, self.cost, self.on_end = env, idx, cfg, cost, on_end
+        self.bm = BlockManager(cfg.num_blocks, cfg.block_size, cfg.enable_prefix_caching)
+        self.bs = cfg.block_size
+        self.watermark = int(cfg.watermark * cfg.num_blocks)
+        self.waiting: list[Seq] = []  # FIFO, head at index `whead`
+        self.whead = 0
+        self.prefilling: list[Seq] = []
+        self.running: dict[int, Seq] = {}  # admission order -> seq (newest last)
+        self._order = 0
+        # decode set
+        self.t = 0
+        self.dec_n = 0
+        self.dec_off = 0
+        self.fin_heap: list = []
+        self.cov_heap: list = []
+        self.dl_heap: list = []  # (deadline, tiebreak, seq) for every seq of this replica with a deadline
+        self._static_longest = 0
+        # state for the cluster
+        self.outstanding_tokens = 0
+        self.mode = "idle"  # idle | step | ff
+        self.alive = True
+        # accounting
+        self.busy_time = 0.0
+        self.steps = 0
+        self.ff_jumps = 0
+        self.decode_tokens = 0
+        self.prefill_tokens = 0
+        self.prefix_hit_tokens = 0
+        self.preemptions = 0
+        self.proc = env.process(self._loop())
+
+    # ------------------------------------------------------------ intake
+    @property
+    def num_waiting(self) -> int:
+        return len(self.waiting) - self.whead
+
+    @property
+    def num_running(self) -> int:
+        return len(self.running)
+
+    def submit(self, req: Request, deadline: float) -> None:
+        s = Seq(req, deadline)
+        self.waiting.append(s)
+        self.outstanding_tokens += req.prompt_len + req.output_len
+        if deadline != math.inf:
+            heapq.heappush(self.dl_heap, (deadline, id(s), s))
+        if self.mode in ("idle", "ff"):
+            self.mode = "step"
+            self.proc.interrupt()
+
+    # ------------------------------------------------------------ decode set
+    def _dec_add(self, s: Seq) -> None:
+        s.state = "D"
+        s.off = s.computed - self.t
+        s.goff = s.generated - self.t
+        s.epoch += 1
+        self.dec_n += 1
+        self.dec_off += s.off
+        fin = s.static_fin if s.static_fin is not None else s.req.output_len - s.goff
+        heapq.heappush(self.fin_heap, (fin, s.order, s.epoch, s))
+        cover = s.nb * self.bs - s.off
+        if cover < fin:
+            heapq.heappush(self.cov_heap, (cover, s.order, s.epoch, s))
+
+    def _dec_remove(self, s: Seq) -> None:
+        """Materialize a decoding sequence's counters and take it out of the set."""
+        s.computed = s.off + self.t
+        s.generated = s.goff + self.t
+        s.epoch += 1
+        self.dec_n -= 1
+        self.dec_off -= s.off
+
+    def _blocks_needed(self, k: int) -> int:
+        """New blocks the decode set needs to advance k steps (exact)."""
+        need, tk, bs = 0, self.t + k, self.bs
+        for cover, _, ep, s in self.cov_heap:
+            if ep != s.epoch or cover >= tk:
+                continue
+            fin = s.static_fin if s.static_fin is not None else s.req.output_len - s.goff
+            need += -(-(s.off + min(tk, fin)) // bs) - s.nb
+        return need
+
+    def _grow_blocks(self, k: int) -> None:
+        """Allocate the blocks that advancing k steps needs (caller guarantees they exist)."""
+        tk, bs, h = self.t + k, self.bs, self.cov_heap
+        while h and h[0][0] < tk:
+            cover, order, ep, s = heapq.heappop(h)
+            if ep != s.epoch:
+                continue
+            fin = s.static_fin if s.static_fin is not None else s.req.output_len - s.goff
+            nb = -(-(s.off + min(tk, fin)) // bs)
+            if not self.bm.allocate(nb - s.nb):
+                raise AssertionError("decode blocks allocated beyond availability")
+            s.private += nb - s.nb
+            s.nb = nb
+            cover = nb * bs - s.off
+            if cover < fin:
+                heapq.heappush(h, (cover, order, ep, s))
+
+    def _ff_block_horizon(self, k: int) -> int:
+        """Largest j <= k such that advancing j steps needs no more blocks than are available."""
+        avail = self.bm.available
+        if self.dec_n * (k // self.bs + 2) <= avail or self._blocks_needed(k) <= avail:
+            return k
+        lo, hi = 0, k
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if self._blocks_needed(mid) <= avail:
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
+
+    # ------------------------------------------------------------ lifecycle
+    def _release(self, s: Seq) -> None:
+        self.bm.release(s.private, s.held)
+        s.private = s.nb = 0
+        s.held = []
+
+    def _end(self, s: Seq, status: str, reason: str = "") -> None:
+        if s.state == "D":
+            self._dec_remove(s)
+        elif s.state == "P":
+            self.prefilling.remove(s)
+        if s.state in ("D", "P"):
+            del self.running[s.order]
+            self._release(s)
+        s.state = "F"
+        s.epoch += 1
+        self.outstanding_tokens -= s.req.prompt_len + s.req.output_len
+        self.on_end(self, s, status, reason)
+
+    def _preempt(self, s: Seq) -> None:
+        """Recompute-style preemption: free the blocks, requeue at the head with everything to redo."""
+        if s.state == "D":
+            self._dec_remove(s)
+        else:
+            self.prefilling.remove(s)
+        del self.running[s.order]
+        self._release(s)
+        s.target = s.req.prompt_len + s.generated
+        s.computed = 0
+        s.reg = 0
+        s.state = "W"
+        s.epoch += 1
+        s.req.preemptions += 1
+        self.preemptions += 1
+        if self.whead > 0:
+            self.whead -= 1
+            self.waiting[self.whead] = s
+        else:
+            self.waiting.insert(0, s)
+
+    def _make_room(self, need: int, protect: Seq | None) -> bool:
+        """Preempt newest running sequences until `need` blocks are available. False if `protect` went."""
+        while self.bm.available < need:
+            victim = self.running[next(reversed(self.running))]
+            self._preempt(victim)
+            if victim is protect:
+                return False
+        return True
+
+    def _expire(self, now: float) -> None:
+        h = self.dl_heap
+        while h and h[0][0] <= now:
+            s = heapq.heappop(h)[2]
+            if s.state == "F":
+                continue
+            if s.state == "W":  # rare (only at a timeout): search the live part of the queue only
+                del self.waiting[self.waiting.index(s, self.whead)]
+            self._end(s, "timed_out", "deadline")
+
+    def _compact_waiting(self) -> None:
+        if self.whead > 1024 and self.whead * 2 > len(self.waiting):
+            del self.waiting[: self.whead]
+            self.whead = 0
+
+    # ------------------------------------------------------------ scheduling
+    def _admit_prefix(self, s: Seq) -> None:
+        if s.computed or not self.cfg.enable_prefix_caching:
+            return
+        keys = s.req.block_keys(self.bs, self.cfg.shared_prefix_tokens)
+        if not keys:
+            return
+        hit = min(self.bm.match(keys), (s.target - 1) // self.bs)
+        if hit > 0:
+            self.bm.acquire(keys[:hit])
+            s.held = list(keys[:hit])
+            s.nb = hit
+            s.computed = hit * self.bs
+            s.reg = hit
+
+    def _schedule(self):
+        """Form one iteration's batch. Returns (prefill [(seq, n)], decode count) or None when idle."""
+        cfg, bm = self.cfg, self.bm
+        budget = cfg.max_num_batched_tokens
+        chunks: list[tuple[Seq, int]] = []
+        preempted = False
+
+        if cfg.static:
+            if not self.running:
+                self._admit_static()
+                chunks = [(s, s.target - s.computed) for s in self.prefilling]
+                return (chunks, 0, False) if chunks else None
+            if self.dec_n:
+                return ([], self.dec_n, False)
+            return None
+
+        if not cfg.enable_chunked_prefill and self.num_waiting and len(self.running) < cfg.max_num_seqs:
+            chunks = self._admit(budget, whole=True)
+            if chunks:
+                return (chunks, 0, False)
+
+        # decodes: every decoding sequence gets one token; find blocks for those crossing a boundary
+        if self.dec_n:
+            if self.dec_n > bm.available and self._blocks_needed(1) > bm.available:
+                preempted = True
+                while self.dec_n and self._blocks_needed(1) > bm.available:
+                    self._preempt(self.running[next(reversed(self.running))])
+            if self.dec_n:
+                self._grow_blocks(1)
+        budget -= self.dec_n
+
+        # running prefills continue (chunked)
+        for s in list(self.prefilling):
+            if budget <= 0:
+                break
+            if s.state != "P":
+                continue
+            n = min(s.target - s.computed, budget)
+            need = -(-(s.computed + n) // self.bs) - s.nb
+            if need > bm.available:
+                preempted = True
+                if not self._make_room(need, s):
+                    continue
+            bm.allocate(need)
+            s.nb += need
+            s.private += need
+            chunks.append((s, n))
+            budget -= n
+
+        if not preempted and cfg.enable_chunked_prefill:
+            chunks += self._admit(budget, whole=False)
+        if not chunks and not self.dec_n:
+            return None
+        return (chunks, self.dec_n, preempted)
+
+    def _admit(self, budget: int, whole: bool) -> list:
+        """FCFS admission from the waiting queue within the token budget, seq limit and free blocks."""
+        cfg, bm, out = self.cfg, self.bm, []
+        while self.whead < len(self.waiting) and budget > 0 and len(self.running) < cfg.max_num_seqs:
+            s = self.waiting[self.whead]
+            self._admit_prefix(s)
+            n = s.target - s.computed
+            if whole:
+                if n > budget:
+                    break
+            else:
+                n = min(n, budget)
+            need = -(-(s.computed + n) // self.bs) - s.nb
+            if need > bm.available - self.watermark:
+                if s.held:  # undo the prefix hold; it will be matched again next time
+                    self._release(s)
+                    s.computed = s.reg = 0
+                break
+            bm.allocate(need)
+            s.nb += need
+            s.private += need
+            self.whead += 1
+            self._start(s)
+            self.prefix_hit_tokens += s.computed
+            s.req.prefix_hit_tokens += s.computed
+            out.append((s, n))
+            budget -= n
+        self._compact_waiting()
+        return out
+
+    def _start(self, s: Seq) -> None:
+        self._order += 1
+        s.order = self._order
+        s.state = "P"
+        s.epoch += 1
+        self.running[s.order] = s
+        self.prefilling.append(s)
+        if s.req.scheduled is None:
+            s.req.scheduled = self.env.now
+
+    def _admit_static(self) -> None:
+        """Static batching: a batch is formed only when the last one is done, KV reserved for its longest."""
+        cfg, bm = self.cfg, self.bm
+        batch = []
+        while self.whead < len(self.waiting) and len(batch) < cfg.max_num_seqs:
+            s = self.waiting[self.whead]
+            longest = max([b.req.output_len for b in batch] + [s.req.output_len])
+            need = sum(-(-(b.target + longest) // self.bs) for b in batch + [s])
+            if need > bm.num_blocks:
+                break
+            batch.append(s)
+            self.whead += 1
+        if not batch:
+            return
+        longest = max(b.req.output_len for b in batch)
+        for s in batch:
+            s.nb = -(-(s.target + longest) // self.bs)
+            s.private = s.nb
+            bm.allocate(s.nb)
+            s.static_fin = None
+            self._start(s)
+        self._static_longest = longest
+        self._compact_waiting()
+
+    # ------------------------------------------------------------ applying a step
+    def _apply(self, chunks, steps: int, now: float) -> None:
+        if steps:
+            self.t += steps
+            self.decode_tokens += steps * self.dec_n
+            h = self.fin_heap
+            while h and h[0][0] <= self.t:
+                _, _, ep, s = heapq.heappop(h)
+                if ep == s.epoch and s.state == "D":
+                    s.req.finish = now
+                    self._end(s, "completed")
+        for s, n in chunks:
+            if s.state != "P":
+                continue
+            s.computed += n
+            self.prefill_tokens += n
+            if self.cfg.enable_prefix_caching:
+                keys = s.req._keys
+                if keys:
+                    full = min(s.computed // self.bs, len(keys))
+                    for i in range(s.reg, full):
+                        if self.bm.register(keys[i]):
+                            s.private -= 1
+                            s.held.append(keys[i])
+                    s.reg = max(s.reg, full)
+            if s.computed == s.target:
+                s.generated += 1
+                if s.req.first_token is None:
+                    s.req.first_token = now
+                if s.generated >= s.req.output_len and not self.cfg.static:
+                    s.req.finish = now
+                    self._end(s, "completed")
+                    continue
+                self.prefilling.remove(s)
+                if self.cfg.static:  # the whole batch decodes until its longest member is done
+                    s.static_fin = self.t + self._static_longest - s.generated
+                self._dec_add(s)
+
+    # ------------------------------------------------------------ the loop
+    def _loop(self):
+        env, cost, cfg = self.env, self.cost, self.cfg
+        while True:
+            if not self.alive:
+                self.mode = "down"
+                try:
+                    yield env.event()
+                except simpy.Interrupt:
+                    continue
+            self._expire(env.now)
+            plan = self._schedule()
+            if plan is None:
+                self.mode = "idle"
+                try:
+                    yield env.event()
+                except simpy.Interrupt:
+                    pass
+                continue
+            chunks, n_dec, preempted = plan
+            start = env.now
+            if chunks:
+                ntok = n_dec + sum(n for _, n in chunks)
+                sampled = n_dec + sum(1 for s, n in chunks if s.computed + n == s.target)
+                S = self.dec_off + n_dec * (self.t + 1)
+                dt = cost.time(ntok, sampled, S, [(n, s.computed) for s, n in chunks])
+                self.mode = "step"
+                yield env.timeout(dt)
+                self.busy_time += dt
+                self.steps += 1
+                self._apply(chunks, 1 if n_dec else 0, env.now)
+                continue
+            # decode-only step: how many identical steps can run back to back?
+            S0 = self.dec_off + n_dec * (self.t + 1)
+            k = 1
+            if cfg.fast_forward and not preempted:
+                k = self.fin_heap[0][0] - self.t if self.fin_heap else 1
+                if self.dl_heap:
+                    k = min(k, self._deadline_steps(n_dec, S0, k))
+                if k > 1:
+                    k = max(1, self._ff_block_horizon(k))
+            dt = cost.decode_run_time(n_dec, S0, k) if k > 1 else cost.time(n_dec, n_dec, S0)
+            if k > 1:
+                self.mode = "ff"
+                self.ff_jumps += 1
+                try:
+                    yield env.timeout(dt)
+                    done = k
+                except simpy.Interrupt:
+                    elapsed = env.now - start
+                    j = cost.decode_steps_within(n_dec, S0, k, elapsed)
+                    done = min(j + 1, k)
+                    rest = start + cost.decode_run_time(n_dec, S0, done) - env.now
+                    self.mode = "step"
+                    if rest > 0:
+                        yield env.timeout(rest)
+                dt = env.now - start
+            else:
+                self.mode = "step"
+                yield env.timeout(dt)
+                done = 1
+            self.busy_time += dt
+            self.steps += done
+            self._grow_blocks(done)  # the horizon guaranteed these; nobody allocated meanwhile
+            self._apply((), done, env.now)
+
+    def _deadline_steps(self, n: int, S0: int, k: int) -> int:
+        """Steps until the boundary at or after the earliest deadline (an abort changes the batch)."""
+        h = self.dl_heap
+        while h and h[0][2].state == "F":
+            heapq.heappop(h)
+        if not h:
+            return k
+        left = h[0][0] - self.env.now
+        j = self.cost.decode_steps_within(n, S0, k, left)
+        # the boundary after step j is still before the deadline; step j+1 crosses it
+        return max(1, min(k, j + 1))

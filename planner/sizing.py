@@ -1,0 +1,277 @@
+"""Analytic sizing: the senior engineer's back-of-envelope, computed from the cost model.
+
+Steady-state continuous batching at a per-instance rate lambda: every step
+decodes the running batch B and mixes in the prompts that arrived meanwhile,
+so a step lasts t = t_decode(B) / (1 - lambda * t_prefill) and B = lambda * out * t
+(Little's law over a request's `out` steps). Solving that fixed point gives the
+operating batch, the step time and so the latency; capacity is the rate at which
+B reaches its limit (max_num_seqs or the KV pool). Means only: tails need
+`planner simulate`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+from planner.cost_model import RooflineCostModel, StepCostModel, build_cost_model
+from planner.memory import MemoryPlan, memory_plan
+from planner.workload_stats import mean_lengths, mean_rate
+
+
+@dataclass
+class OperatingPoint:
+    rate: float  # req/s offered to one instance
+    batch: float
+    step_s: float
+    ttft_s: float
+    tpot_s: float
+    e2e_s: float
+    saturated: bool
+
+
+@dataclass
+class InstancePerf:
+    max_batch: int
+    kv_limited_batch: int
+    batch_limit: str  # "max_num_seqs" or "KV capacity"
+    prefill_s: float  # isolated prompt prefill
+    decode_step_batch1_s: float
+    decode_step_max_batch_s: float
+    marginal_prefill_s: float
+    capacity_req_s: float
+    capacity_tok_s: float  # input + output tokens/s at max batch
+    decode_bound: str  # at max batch: "bandwidth" or "compute"
+
+
+@dataclass
+class SizingReport:
+    scenario: str
+    model: str
+    gpu: str
+    tp: int
+    quantization: str
+    demand: dict
+    memory: dict
+    instance: InstancePerf
+    fleet_given: dict
+    needed: dict
+    binding: list[str]
+    cost: dict
+    sla: dict | None
+    claims: list[dict] = field(default_factory=list)
+    alternatives: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _decode_step(cost: StepCostModel, b: float, ctx: float) -> float:
+    """Decode step at a (possibly fractional) batch: interpolate between integer batches."""
+    lo = max(1, int(b))
+    hi = lo + 1
+    t_lo = cost.decode_time(lo, int(lo * ctx))
+    if b <= lo:
+        return t_lo
+    t_hi = cost.decode_time(hi, int(hi * ctx))
+    return t_lo + (b - lo) * (t_hi - t_lo)
+
+
+def marginal_prefill(cost: StepCostModel, b: int, ctx: float, n_in: int) -> float:
+    """Extra step time from mixing one prompt's prefill into a decode step of batch b."""
+    base = cost.time(b, b, int(b * ctx))
+    mixed = cost.time(b + n_in, b + 1, int(b * ctx), [(n_in, 0)])
+    return max(mixed - base, 0.0)
+
+
+def operating_point(cost: StepCostModel, rate: float, n_in: float, n_out: float, max_batch: int) -> OperatingPoint:
+    ctx = n_in + n_out / 2
+    t_pf_alone = cost.time(int(n_in), 1, 0, [(int(n_in), 0)])
+    b, t = 1.0, _decode_step(cost, 1, ctx)
+    saturated = False
+    for _ in range(200):
+        t_pf = marginal_prefill(cost, max(1, round(b)), ctx, int(n_in))
+        load = rate * t_pf
+        if load >= 1:
+            saturated = True
+            break
+        t = _decode_step(cost, max(b, 1.0), ctx) / (1 - load)
+        nb = rate * n_out * t
+        if nb > max_batch:
+            saturated = True
+            b = float(max_batch)
+            t = _decode_step(cost, b, ctx) / (1 - min(load, 0.999))
+            break
+        if abs(nb - b) < 1e-4 * max(b, 1):
+            b = nb
+            break
+        b = 0.5 * (b + nb)
+    ttft = t_pf_alone + t / 2  # wait for the step in flight, then the prompt's own step
+    tpot = t
+    e2e = ttft + max(n_out - 1, 0) * tpot
+    return OperatingPoint(rate, b, t, ttft, tpot, e2e, saturated)
+
+
+def instance_perf(cost: StepCostModel, mem: MemoryPlan, max_num_seqs: int, n_in: float, n_out: float) -> InstancePerf:
+    ctx = n_in + n_out / 2
+    kv_batch = mem.num_blocks // max(1, mem.blocks_for(math.ceil(ctx)))
+    b = max(1, min(max_num_seqs, kv_batch))
+    t_pf = marginal_prefill(cost, b, ctx, int(n_in))
+    t_d = cost.decode_time(b, int(b * ctx))
+    cap = b / (n_out * t_d + b * t_pf)
+    bound = "bandwidth"
+    if isinstance(cost, RooflineCostModel):
+        from planner.cost_model import Batch
+        bound = cost.breakdown(Batch(decode=(int(ctx),) * b)).bound["gemm"]
+    return InstancePerf(max_batch=b, kv_limited_batch=kv_batch,
+                        batch_limit="KV capacity" if kv_batch < max_num_seqs else "max_num_seqs",
+                        prefill_s=cost.time(int(n_in), 1, 0, [(int(n_in), 0)]),
+                        decode_step_batch1_s=cost.decode_time(1, int(ctx)), decode_step_max_batch_s=t_d,
+                        marginal_prefill_s=t_pf, capacity_req_s=cap, capacity_tok_s=cap * (n_in + n_out),
+                        decode_bound=bound)
+
+
+def _meets(op: OperatingPoint, sla) -> bool:
+    if op.saturated:
+        return False
+    if sla is None:
+        return True
+    return {"ttft": op.ttft_s, "tpot": op.tpot_s, "e2e": op.e2e_s}[sla.metric] <= sla.target_s
+
+
+def instances_needed(cost, perf: InstancePerf, rate: float, n_in, n_out, sla, max_util: float = 1.0) -> tuple[int, int]:
+    """(instances for throughput alone, instances that also meet the SLA's mean). 0 = impossible."""
+    n_cap = max(1, math.ceil(rate / (perf.capacity_req_s * max_util)))
+    n = n_cap
+    for _ in range(10000):
+        if _meets(operating_point(cost, rate / n, n_in, n_out, perf.max_batch), sla):
+            return n_cap, n
+        if n > 64 * n_cap + 64:
+            return n_cap, 0
+        n += max(1, n // 50)
+    return n_cap, 0
+
+
+def size(sc, cost: StepCostModel | None = None, with_alternatives: bool = True) -> SizingReport:
+    m, g, f = sc.model_spec(), sc.gpu_spec(), sc.fleet
+    cost = cost or build_cost_model(sc)
+    mem = memory_plan(sc)
+    n_in, n_out = mean_lengths(sc)
+    avg = mean_rate(sc)
+    peak = avg * sc.workload.rate_profile.peak_factor
+    sla = next((s for s in sc.slas), None)
+    demand = dict(avg_req_s=avg, peak_req_s=peak, mean_input_tokens=n_in, mean_output_tokens=n_out,
+                  avg_tok_s=avg * (n_in + n_out), peak_tok_s=peak * (n_in + n_out),
+                  avg_output_tok_s=avg * n_out)
+    perf = instance_perf(cost, mem, f.max_num_seqs, n_in, n_out)
+    memory = dict(weights_gib_per_gpu=mem.weight_bytes_per_gpu / 2**30, workspace_gib=mem.workspace_bytes / 2**30,
+                  usable_gib=mem.usable_bytes / 2**30, kv_gib_per_gpu=max(mem.kv_budget_bytes, 0) / 2**30,
+                  kv_bytes_per_token_per_gpu=mem.kv_bytes_per_token_gpu, kv_blocks=mem.num_blocks,
+                  kv_tokens=mem.kv_tokens, min_tp_to_fit=mem.min_tp_to_fit)
+
+    def evaluate(n: int) -> dict:
+        op_avg = operating_point(cost, avg / n, n_in, n_out, perf.max_batch)
+        op_peak = operating_point(cost, peak / n, n_in, n_out, perf.max_batch)
+        cap = n * perf.capacity_req_s
+        return dict(instances=n, gpus=n * f.tensor_parallel_size, capacity_req_s=cap,
+                    capacity_tok_s=cap * (n_in + n_out), headroom_at_avg=cap / avg if avg else math.inf,
+                    headroom_at_peak=cap / peak if peak else math.inf,
+                    avg=asdict(op_avg), peak=asdict(op_peak),
+                    meets_sla_at_peak=_meets(op_peak, sla))
+
+    given = evaluate(f.replicas)
+    n_cap, n_sla = instances_needed(cost, perf, peak, n_in, n_out, sla)
+    needed = dict(for_throughput_at_peak=n_cap, with_sla_at_peak=n_sla or None,
+                  gpus=(n_sla * f.tensor_parallel_size) if n_sla else None)
+    if n_sla:
+        needed.update(evaluate(n_sla))
+
+    binding: list[str] = []
+    if mem.min_tp_to_fit and mem.min_tp_to_fit > 1:
+        binding.append(f"memory: weights need TP >= {mem.min_tp_to_fit} on {g.name}")
+    if perf.batch_limit == "KV capacity":
+        binding.append(f"KV capacity: at most {perf.kv_limited_batch} sequences of mean length fit "
+                       f"(max_num_seqs is {f.max_num_seqs})")
+    binding.append(f"decode at max batch {perf.max_batch} is {perf.decode_bound}-bound")
+    if not n_sla:
+        b1 = operating_point(cost, 1e-9, n_in, n_out, perf.max_batch)
+        binding.append(f"latency SLA: unreachable at this TP -- even an idle instance takes "
+                       f"{ {'ttft': b1.ttft_s, 'tpot': b1.tpot_s, 'e2e': b1.e2e_s}[sla.metric]:.2f} s "
+                       f"({sla.metric}) against a {sla.target_s} s target")
+    elif n_sla > n_cap:
+        binding.append(f"latency SLA: {n_sla} instances needed to meet it vs {n_cap} for throughput alone")
+    else:
+        binding.append("throughput: the SLA is met once capacity covers peak demand")
+
+    price = sc.price_per_gpu_hour
+    per_hour_given = f.replicas * f.tensor_parallel_size * price
+    served_tok_s = min(avg, given["capacity_req_s"]) * (n_in + n_out)
+    cost_d = dict(price_per_gpu_hour=price, fleet_per_hour=per_hour_given,
+                  per_million_tokens_at_avg=per_hour_given / (served_tok_s * 3600) * 1e6 if served_tok_s else None,
+                  per_million_tokens_at_capacity=per_hour_given / (given["capacity_tok_s"] * 3600) * 1e6,
+                  needed_per_hour=(n_sla * f.tensor_parallel_size * price) if n_sla else None)
+    if n_sla:
+        cost_d["needed_per_million_tokens_at_avg"] = cost_d["needed_per_hour"] / (avg * (n_in + n_out) * 3600) * 1e6
+
+    rep = SizingReport(scenario=sc.name, model=m.name, gpu=g.name, tp=f.tensor_parallel_size,
+                       quantization=f.quantization, demand=demand, memory=memory, instance=perf,
+                       fleet_given=given, needed=needed, binding=binding, cost=cost_d,
+                       sla=sla.model_dump() if sla else None)
+    rep.claims = check_claims(sc, rep)
+    rep.notes.append(f"cost model: {cost.description}")
+    rep.notes.append("latencies are means at steady state; tails and queueing come from `planner simulate`")
+    if with_alternatives:
+        rep.alternatives = alternatives(sc)
+    return rep
+
+
+def alternatives(sc) -> list[dict]:
+    """The same question at every TP degree and quantization that fits: what a reviewer asks next."""
+    out = []
+    m = sc.model_spec()
+    for q in ("bf16", "fp8", "int8", "int4"):
+        for tp in (1, 2, 4, 8):
+            if m.num_attention_heads % tp:
+                continue
+            alt = sc.model_copy(deep=True)
+            alt.fleet.tensor_parallel_size, alt.fleet.quantization = tp, q
+            if memory_plan(alt).kv_budget_bytes <= 0:
+                continue
+            r = size(alt, with_alternatives=False)
+            n = r.needed["with_sla_at_peak"]
+            out.append(dict(quantization=q, tp=tp, instances=n, gpus=r.needed["gpus"],
+                            per_hour=r.cost.get("needed_per_hour"),
+                            per_million_tokens=r.cost.get("needed_per_million_tokens_at_avg"),
+                            e2e_at_peak_s=(r.needed.get("peak") or {}).get("e2e_s"),
+                            decode_batch1_ms=r.instance.decode_step_batch1_s * 1e3))
+    return out
+
+
+def check_claims(sc, rep: SizingReport) -> list[dict]:
+    """Each number the scenario says a document claimed, beside the planner's figure."""
+    c = sc.claims
+    given = rep.fleet_given
+    rows = []
+
+    def add(what: str, claimed, ours, note: str = ""):
+        if claimed is None or ours is None:
+            return
+        ratio = claimed / ours if ours else math.inf
+        rows.append(dict(claim=what, claimed=claimed, planner=ours, ratio=ratio,
+                         verdict="consistent" if 0.8 <= ratio <= 1.25 else "DISAGREES", note=note))
+
+    add("instance throughput (tok/s)", c.instance_throughput_tok_s, rep.instance.capacity_tok_s)
+    add("cluster throughput (tok/s)", c.cluster_throughput_tok_s, given["capacity_tok_s"])
+    add("headroom at average load", c.headroom, given["headroom_at_avg"])
+    add("prefill latency (s)", c.prefill_latency_s, rep.instance.prefill_s)
+    add("decode time per token (s)", c.decode_latency_per_token_s, given["peak"]["tpot_s"],
+        "at the given fleet's peak operating point")
+    add("P95 end-to-end latency (s)", c.p95_latency_s, given["peak"]["e2e_s"], "planner: mean at peak")
+    add("fleet cost ($/hour)", c.cost_per_hour, rep.cost["fleet_per_hour"])
+    add("$ per 1M tokens", c.cost_per_million_tokens, rep.cost["per_million_tokens_at_capacity"],
+        "planner: the given fleet at its own capacity")
+    if c.cost_per_million_tokens is not None and c.cost_per_hour and c.cluster_throughput_tok_s:
+        implied = c.cost_per_hour / (c.cluster_throughput_tok_s * 3600) * 1e6
+        add("$ per 1M tokens vs the claim's own $/hour and tok/s", c.cost_per_million_tokens, implied,
+            f"${c.cost_per_hour:g}/h / ({c.cluster_throughput_tok_s:g} tok/s x 3600 s) x 1e6 = ${implied:.3f}")
+    return rows

@@ -106,13 +106,36 @@ class SharedPrefix(_Strict):
     count: int = Field(default=1, ge=1)
 
 
-class Workload(_Strict):
+class Tenant(_Strict):
+    """A customer: its own arrival process, length mix and (optionally) system prompt, in one tier."""
+
+    name: str
+    tier: str
     arrival: Arrival
+    input_tokens: LengthDist = LengthDist(mean=200)
+    output_tokens: LengthDist = LengthDist(mean=150)
+    shared_prefix: SharedPrefix | None = None
+
+
+class Workload(_Strict):
+    arrival: Arrival | None = None
+    tenants: list[Tenant] = []
     rate_profile: RateProfile = RateProfile()
     input_tokens: LengthDist = LengthDist(mean=200)
     output_tokens: LengthDist = LengthDist(mean=150)
     shared_prefix: SharedPrefix | None = None
     sessions: int | None = Field(default=None, gt=0, description="requests carry one of this many session ids")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "Workload":
+        if self.arrival is None and not self.tenants:
+            raise ValueError("give either 'arrival' (one traffic class) or 'tenants'")
+        if self.arrival is not None and self.tenants:
+            raise ValueError("give 'arrival' or 'tenants', not both (each tenant has its own arrival)")
+        for t in self.tenants:
+            if t.arrival.process == "closed_loop":
+                raise ValueError(f"tenant '{t.name}': closed_loop arrivals are for single-class workloads")
+        return self
 
 
 # ---------------------------------------------------------------- fleet
@@ -157,6 +180,28 @@ class SLA(_Strict):
     metric: Literal["ttft", "tpot", "e2e"] = "e2e"
     percentile: float = Field(default=95, gt=0, lt=100)
     target_s: float = Field(gt=0)
+
+
+class Tier(_Strict):
+    """A service tier: its SLA, scheduling priority (0 = most important), reserved share, preemptibility."""
+
+    name: str
+    priority: int = Field(default=0, ge=0)
+    sla: SLA
+    reserved_share: float = Field(default=0.0, ge=0, le=1, description="capacity reserved for this tier")
+    token_budget_share: float | None = Field(default=None, gt=0, le=1,
+                                             description="cumulative share of max_num_batched_tokens it may fill")
+    preemptible: bool = False
+
+
+class Search(_Strict):
+    """The space `planner size` (analytically) and `planner search` explore for the cheapest fleet."""
+
+    gpus: list[str] | None = None  # default: the fleet's GPU
+    tensor_parallel_sizes: list[int] = [1, 2, 4, 8]
+    quantizations: list[Quantization] = ["bf16", "fp8", "int8", "int4"]
+    max_num_seqs: list[int] | None = None
+    spot_price_multiplier: float | None = Field(default=None, gt=0, le=1)
 
 
 class Efficiency(_Strict):
@@ -222,6 +267,8 @@ class Scenario(_Strict):
     router: Router = Router()
     client: Client = Client()
     slas: list[SLA] = []
+    tiers: list[Tier] = []
+    search: Search = Search()
     cost_model: CostModelCfg = CostModelCfg()
     sim: Sim = Sim()
     claims: Claims = Claims()
@@ -241,6 +288,10 @@ class Scenario(_Strict):
     @property
     def price_per_gpu_hour(self) -> float:
         return self.fleet.price_per_gpu_hour or self.gpu_spec().price_per_hour
+
+    def all_slas(self) -> list[SLA]:
+        """Scenario-wide SLAs plus each tier's (tagged with the tier)."""
+        return list(self.slas) + [t.sla.model_copy(update={"tier": t.name}) for t in self.tiers]
 
     @property
     def max_model_len(self) -> int:
@@ -262,6 +313,15 @@ def _semantic_problems(sc: Scenario) -> list[tuple[str, str]]:
         probs.append(("fleet.gpu", f"unknown GPU '{sc.fleet.gpu}'; known: {', '.join(sorted(gpus))}"))
     if isinstance(sc.model, str) and sc.model not in models:
         probs.append(("model", f"unknown model '{sc.model}'; known: {', '.join(sorted(models))}"))
+    if probs:
+        return probs
+    tiers = {t.name for t in sc.tiers}
+    for i, t in enumerate(sc.workload.tenants):
+        if t.tier not in tiers:
+            probs.append((f"workload.tenants.{i}.tier", f"unknown tier '{t.tier}'; tiers: {', '.join(sorted(tiers)) or 'none'}"))
+    for g_name in sc.search.gpus or []:
+        if g_name not in gpus:
+            probs.append(("search.gpus", f"unknown GPU '{g_name}'"))
     if probs:
         return probs
     m, g, tp = sc.model_spec(), sc.gpu_spec(), sc.fleet.tensor_parallel_size
@@ -327,9 +387,10 @@ def _resolve_paths(sc: Scenario, base: Path) -> None:
         return str(cand) if cand.exists() else p
 
     wl = sc.workload
-    wl.arrival.trace = fix(wl.arrival.trace)
-    wl.input_tokens.trace = fix(wl.input_tokens.trace)
-    wl.output_tokens.trace = fix(wl.output_tokens.trace)
+    for src in [wl] + list(wl.tenants):
+        for part in (src.arrival, src.input_tokens, src.output_tokens):
+            if part is not None:
+                part.trace = fix(part.trace)
     sc.cost_model.profile = fix(sc.cost_model.profile)
 
 

@@ -131,20 +131,18 @@ def instance_perf(cost: StepCostModel, mem: MemoryPlan, max_num_seqs: int, n_in:
                         decode_bound=bound)
 
 
-def _meets(op: OperatingPoint, sla) -> bool:
+def _meets(op: OperatingPoint, slas) -> bool:
     if op.saturated:
         return False
-    if sla is None:
-        return True
-    return {"ttft": op.ttft_s, "tpot": op.tpot_s, "e2e": op.e2e_s}[sla.metric] <= sla.target_s
+    return all({"ttft": op.ttft_s, "tpot": op.tpot_s, "e2e": op.e2e_s}[s.metric] <= s.target_s for s in slas)
 
 
-def instances_needed(cost, perf: InstancePerf, rate: float, n_in, n_out, sla, max_util: float = 1.0) -> tuple[int, int]:
+def instances_needed(cost, perf: InstancePerf, rate: float, n_in, n_out, slas, max_util: float = 1.0) -> tuple[int, int]:
     """(instances for throughput alone, instances that also meet the SLA's mean). 0 = impossible."""
     n_cap = max(1, math.ceil(rate / (perf.capacity_req_s * max_util)))
     n = n_cap
     for _ in range(10000):
-        if _meets(operating_point(cost, rate / n, n_in, n_out, perf.max_batch), sla):
+        if _meets(operating_point(cost, rate / n, n_in, n_out, perf.max_batch), slas):
             return n_cap, n
         if n > 64 * n_cap + 64:
             return n_cap, 0
@@ -159,11 +157,18 @@ def size(sc, cost: StepCostModel | None = None, with_alternatives: bool = True) 
     n_in, n_out = mean_lengths(sc)
     avg = mean_rate(sc)
     peak = avg * sc.workload.rate_profile.peak_factor
-    sla = next((s for s in sc.slas), None)
+    slas = sc.all_slas()
+    sla = min(slas, key=lambda s: s.target_s) if slas else None
     demand = dict(avg_req_s=avg, peak_req_s=peak, mean_input_tokens=n_in, mean_output_tokens=n_out,
                   avg_tok_s=avg * (n_in + n_out), peak_tok_s=peak * (n_in + n_out),
                   avg_output_tok_s=avg * n_out)
     perf = instance_perf(cost, mem, f.max_num_seqs, n_in, n_out)
+    # the floor no batching can beat: every token costs 2 x params FLOPs at the achievable compute rate
+    flops_per_req = 2.0 * (m.num_params - m.vocab_size * m.hidden_size) * (n_in + n_out)
+    gpu_flops = (g.fp8_tflops if f.quantization == "fp8" and g.fp8_tflops else g.bf16_tflops) * 1e12 \
+        * sc.cost_model.efficiency.compute
+    demand["compute_floor_gpus_avg"] = avg * flops_per_req / gpu_flops
+    demand["compute_floor_gpus_peak"] = peak * flops_per_req / gpu_flops
     memory = dict(weights_gib_per_gpu=mem.weight_bytes_per_gpu / 2**30, workspace_gib=mem.workspace_bytes / 2**30,
                   usable_gib=mem.usable_bytes / 2**30, kv_gib_per_gpu=max(mem.kv_budget_bytes, 0) / 2**30,
                   kv_bytes_per_token_per_gpu=mem.kv_bytes_per_token_gpu, kv_blocks=mem.num_blocks,
@@ -177,23 +182,28 @@ def size(sc, cost: StepCostModel | None = None, with_alternatives: bool = True) 
                     capacity_tok_s=cap * (n_in + n_out), headroom_at_avg=cap / avg if avg else math.inf,
                     headroom_at_peak=cap / peak if peak else math.inf,
                     avg=asdict(op_avg), peak=asdict(op_peak),
-                    meets_sla_at_peak=_meets(op_peak, sla))
+                    meets_sla_at_peak=_meets(op_peak, slas))
 
     given = evaluate(f.replicas)
-    n_cap, n_sla = instances_needed(cost, perf, peak, n_in, n_out, sla)
+    n_cap, n_sla = instances_needed(cost, perf, peak, n_in, n_out, slas)
     needed = dict(for_throughput_at_peak=n_cap, with_sla_at_peak=n_sla or None,
                   gpus=(n_sla * f.tensor_parallel_size) if n_sla else None)
     if n_sla:
         needed.update(evaluate(n_sla))
 
     binding: list[str] = []
+    floor = demand["compute_floor_gpus_peak"]
+    if floor > f.replicas * f.tensor_parallel_size:
+        binding.append(f"compute: peak demand needs at least {floor:.0f} GPUs at {sc.cost_model.efficiency.compute:.0%} "
+                       f"of {g.name}'s peak even at perfect batching; the given fleet has "
+                       f"{f.replicas * f.tensor_parallel_size}")
     if mem.min_tp_to_fit and mem.min_tp_to_fit > 1:
         binding.append(f"memory: weights need TP >= {mem.min_tp_to_fit} on {g.name}")
     if perf.batch_limit == "KV capacity":
         binding.append(f"KV capacity: at most {perf.kv_limited_batch} sequences of mean length fit "
                        f"(max_num_seqs is {f.max_num_seqs})")
     binding.append(f"decode at max batch {perf.max_batch} is {perf.decode_bound}-bound")
-    if not n_sla:
+    if not n_sla and sla is not None:
         b1 = operating_point(cost, 1e-9, n_in, n_out, perf.max_batch)
         binding.append(f"latency SLA: unreachable at this TP -- even an idle instance takes "
                        f"{ {'ttft': b1.ttft_s, 'tpot': b1.tpot_s, 'e2e': b1.e2e_s}[sla.metric]:.2f} s "
@@ -226,20 +236,27 @@ def size(sc, cost: StepCostModel | None = None, with_alternatives: bool = True) 
 
 
 def alternatives(sc) -> list[dict]:
-    """The same question at every TP degree and quantization that fits: what a reviewer asks next."""
+    """The same question over the scenario's search space (GPU x TP x quantization x max_num_seqs),
+    sized analytically: what a reviewer asks next. Ranked by $/hour by the renderer."""
+    import itertools
     out = []
-    m = sc.model_spec()
-    for q in ("bf16", "fp8", "int8", "int4"):
-        for tp in (1, 2, 4, 8):
-            if m.num_attention_heads % tp:
-                continue
-            alt = sc.model_copy(deep=True)
-            alt.fleet.tensor_parallel_size, alt.fleet.quantization = tp, q
-            if memory_plan(alt).kv_budget_bytes <= 0:
-                continue
-            r = size(alt, with_alternatives=False)
-            n = r.needed["with_sla_at_peak"]
-            out.append(dict(quantization=q, tp=tp, instances=n, gpus=r.needed["gpus"],
+    m, sp = sc.model_spec(), sc.search
+    space = itertools.product(sp.gpus or [sc.fleet.gpu], sp.quantizations, sp.tensor_parallel_sizes,
+                              sp.max_num_seqs or [sc.fleet.max_num_seqs])
+    for gpu, q, tp, mns in space:
+        if m.num_attention_heads % tp or (tp > 1 and m.num_key_value_heads % tp and tp % m.num_key_value_heads):
+            continue
+        alt = sc.model_copy(deep=True)
+        alt.fleet.gpu, alt.fleet.tensor_parallel_size, alt.fleet.quantization = gpu, tp, q
+        alt.fleet.max_num_seqs = mns
+        alt.fleet.max_num_batched_tokens = max(alt.fleet.max_num_batched_tokens, mns)
+        if sc.fleet.price_per_gpu_hour and gpu != sc.fleet.gpu:
+            alt.fleet.price_per_gpu_hour = None  # a price given for one GPU does not carry to another
+        if memory_plan(alt).kv_budget_bytes <= 0 or memory_plan(alt).max_seq_blocks > memory_plan(alt).num_blocks:
+            continue
+        r = size(alt, with_alternatives=False)
+        n = r.needed["with_sla_at_peak"]
+        out.append(dict(gpu=gpu, quantization=q, tp=tp, max_num_seqs=mns, instances=n, gpus=r.needed["gpus"],
                             per_hour=r.cost.get("needed_per_hour"),
                             per_million_tokens=r.cost.get("needed_per_million_tokens_at_avg"),
                             e2e_at_peak_s=(r.needed.get("peak") or {}).get("e2e_s"),

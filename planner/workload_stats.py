@@ -15,14 +15,23 @@ def _mean_len(dist, seed: int = 0) -> float:
 
 def mean_lengths(sc) -> tuple[float, float]:
     wl = sc.workload
+    if wl.tenants:
+        rates = np.array([t.arrival.mean_rate for t in wl.tenants])
+        ins = np.array([_mean_len(t.input_tokens) + (t.shared_prefix.tokens if t.shared_prefix else 0)
+                        for t in wl.tenants])
+        outs = np.array([_mean_len(t.output_tokens) for t in wl.tenants])
+        return float((rates * ins).sum() / rates.sum()), float((rates * outs).sum() / rates.sum())
     if wl.arrival.process == "trace":
         from planner.sim.traces import load_trace
         t = load_trace(wl.arrival.trace)
         return float(t.input_tokens.mean()), float(t.output_tokens.mean())
-    return _mean_len(wl.input_tokens), _mean_len(wl.output_tokens)
+    extra = wl.shared_prefix.tokens if wl.shared_prefix else 0
+    return _mean_len(wl.input_tokens) + extra, _mean_len(wl.output_tokens)
 
 
 def mean_rate(sc) -> float:
+    if sc.workload.tenants:
+        return float(sum(t.arrival.mean_rate for t in sc.workload.tenants))
     a = sc.workload.arrival
     if a.process == "trace":
         from planner.sim.traces import load_trace

@@ -37,12 +37,11 @@ class Cluster:
         self.rng = np.random.default_rng(sc.sim.seed)
         f = sc.fleet
         blocks = num_blocks if num_blocks is not None else memory_plan(sc).num_blocks
-        sp = sc.workload.shared_prefix
         self.rcfg = ReplicaConfig(
             max_num_seqs=f.max_num_seqs, max_num_batched_tokens=f.max_num_batched_tokens, block_size=f.block_size,
             num_blocks=blocks, enable_prefix_caching=f.enable_prefix_caching,
             enable_chunked_prefill=f.enable_chunked_prefill, static=f.batching == "static",
-            fast_forward=sc.sim.fast_forward, shared_prefix_tokens=sp.tokens if sp else 0)
+            fast_forward=sc.sim.fast_forward)
         self.replicas = [Replica(self.env, i, self.rcfg, cost, self._on_end) for i in range(f.replicas)]
         self.router = Router(sc.router.policy, self.replicas)
         self.records: list[Request] = []
@@ -62,9 +61,10 @@ class Cluster:
         self.kv_tokens = blocks * f.block_size
 
     # ------------------------------------------------------------ requests
-    def _new_request(self, arrival, n_in, n_out, prefix=-1, session=None, hashes=None, user=None) -> Request:
-        r = Request(len(self.all), arrival, int(n_in), int(n_out), session=session, prefix_id=int(prefix),
-                    hash_ids=hashes, user=user)
+    def _new_request(self, arrival, n_in, n_out, prefix=-1, session=None, hashes=None, user=None,
+                     tenant: str = "default", tier: str = "default", prefix_tokens: int = 0) -> Request:
+        r = Request(len(self.all), arrival, int(n_in), int(n_out), tenant=tenant, tier=tier, session=session,
+                    prefix_id=int(prefix), hash_ids=hashes, user=user, prefix_tokens=int(prefix_tokens))
         self.all.append(r)
         return r
 
@@ -123,13 +123,21 @@ class Cluster:
         env = self.env
         arr, ins, outs = specs.arrival, specs.input_tokens, specs.output_tokens
         pre, ses, hsh = specs.prefix_id, specs.session, specs.hash_ids
+        ten, ptok = specs.tenant, specs.prefix_tokens
+        tenants = sc.workload.tenants
+        names = [t.name for t in tenants]
+        tiers = [t.tier for t in tenants]
         for i in range(len(arr)):
             dt = arr[i] - env.now
             if dt > 0:
                 yield env.timeout(dt)
+            k = ten[i] if ten is not None else -1
             self.submit(self._new_request(env.now, ins[i], outs[i], pre[i] if pre is not None else -1,
                                           int(ses[i]) if ses is not None else None,
-                                          hsh[i] if hsh is not None else None))
+                                          hsh[i] if hsh is not None else None,
+                                          tenant=names[k] if k >= 0 else "default",
+                                          tier=tiers[k] if k >= 0 else "default",
+                                          prefix_tokens=ptok[i] if ptok is not None else 0))
         if env.now < sc.sim.duration_s:
             yield env.timeout(sc.sim.duration_s - env.now)
         self._arrivals_end()
@@ -165,7 +173,8 @@ class Cluster:
         if sp is not None and sp.tokens:
             pre = int(self.rng.integers(sp.count))
             n_in += sp.tokens
-        self.submit(self._new_request(self.env.now, n_in, n_out, pre, session=u, user=u))
+        self.submit(self._new_request(self.env.now, n_in, n_out, pre, session=u, user=u,
+                                      prefix_tokens=sp.tokens if pre >= 0 else 0))
 
     def _schedule_user(self, u: int, now: float) -> None:
         ev = self.env.timeout(self.rng.exponential(self._think))
@@ -196,7 +205,8 @@ class Cluster:
     # ------------------------------------------------------------ run
     def run(self) -> "Cluster":
         env = self.env
-        if self.sc.workload.arrival.process == "closed_loop":
+        a = self.sc.workload.arrival
+        if a is not None and a.process == "closed_loop":
             self._closed_loop_start()
         else:
             env.process(self._open_loop())

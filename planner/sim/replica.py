@@ -37,7 +37,6 @@ class ReplicaConfig:
     enable_chunked_prefill: bool = True
     static: bool = False
     fast_forward: bool = True
-    shared_prefix_tokens: int = 0
     watermark: float = 0.01
 
 
@@ -224,7 +223,7 @@ class Replica:
     def _admit_prefix(self, s: Seq) -> None:
         if s.computed or not self.cfg.enable_prefix_caching:
             return
-        keys = s.req.block_keys(self.bs, self.cfg.shared_prefix_tokens)
+        keys = s.req.block_keys(self.bs)
         if not keys:
             return
         hit = min(self.bm.match(keys), (s.target - 1) // self.bs)

@@ -9,11 +9,11 @@ class Request:
 
     __slots__ = ("rid", "arrival", "prompt_len", "output_len", "tenant", "tier", "session", "prefix_id",
                  "hash_ids", "status", "reason", "first_token", "finish", "replica", "preemptions",
-                 "retries", "attempt_arrival", "scheduled", "user", "prefix_hit_tokens", "_keys")
+                 "retries", "attempt_arrival", "scheduled", "user", "prefix_hit_tokens", "prefix_tokens", "_keys")
 
     def __init__(self, rid: int, arrival: float, prompt_len: int, output_len: int, tenant: str = "default",
                  tier: str = "default", session: int | None = None, prefix_id: int = -1, hash_ids=None,
-                 user: int | None = None):
+                 user: int | None = None, prefix_tokens: int = 0):
         self.rid, self.arrival, self.prompt_len, self.output_len = rid, arrival, prompt_len, output_len
         self.tenant, self.tier, self.session, self.prefix_id, self.hash_ids = tenant, tier, session, prefix_id, hash_ids
         self.status = None
@@ -23,9 +23,10 @@ class Request:
         self.preemptions = self.retries = self.prefix_hit_tokens = 0
         self.attempt_arrival = arrival
         self.user = user
+        self.prefix_tokens = prefix_tokens  # length of the shared system prompt this request starts with
         self._keys = None
 
-    def block_keys(self, block_size: int, shared_prefix_tokens: int) -> list:
+    def block_keys(self, block_size: int) -> list:
         """Content keys of the prompt's full blocks that can be shared, chained and scoped by tenant.
 
         A system prompt's blocks are keyed by (tenant, prompt id, index); a Mooncake trace's 512-token
@@ -47,8 +48,8 @@ class Request:
                 if hb >= len(chains):
                     break
                 keys.append(hash((chains[hb], i % per if per else i)))
-        elif self.prefix_id >= 0 and shared_prefix_tokens:
-            n = min(shared_prefix_tokens, self.prompt_len) // block_size
+        elif self.prefix_id >= 0 and self.prefix_tokens:
+            n = min(self.prefix_tokens, self.prompt_len) // block_size
             keys = [hash((self.tenant, "sys", self.prefix_id, i)) for i in range(n)]
         self._keys = keys
         return keys

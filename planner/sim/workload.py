@@ -94,12 +94,36 @@ class RequestSpecs:
     prefix_id: np.ndarray | None  # which shared system prompt (or -1)
     session: np.ndarray | None
     hash_ids: list | None = None
+    tenant: np.ndarray | None = None  # index into scenario.workload.tenants
+    prefix_tokens: np.ndarray | None = None
 
 
 def generate(sc, rng: np.random.Generator, scale: float = 1.0) -> RequestSpecs | None:
     """Open-loop or trace requests for the scenario; None for closed-loop (generated while running)."""
-    wl, dur = sc.workload, sc.sim.duration_s
-    a = wl.arrival
+    wl = sc.workload
+    if wl.tenants:
+        return _tenants(sc, rng, scale)
+    return _one_class(wl, wl.arrival, wl.input_tokens, wl.output_tokens, wl.shared_prefix, sc.sim.duration_s,
+                      rng, scale)
+
+
+def _tenants(sc, rng, scale) -> RequestSpecs:
+    """Each tenant's own stream, merged in time order (ties keep tenant order: deterministic)."""
+    wl, parts = sc.workload, []
+    for i, t in enumerate(wl.tenants):
+        p = _one_class(wl, t.arrival, t.input_tokens, t.output_tokens, t.shared_prefix, sc.sim.duration_s, rng, scale)
+        p.tenant = np.full(len(p.arrival), i, dtype=np.int64)
+        parts.append(p)
+    cat = lambda f: np.concatenate([getattr(p, f) for p in parts])  # noqa: E731
+    arr = cat("arrival")
+    order = np.argsort(arr, kind="stable")
+    pre = np.concatenate([p.prefix_id if p.prefix_id is not None else np.full(len(p.arrival), -1) for p in parts])
+    ptok = np.concatenate([p.prefix_tokens for p in parts])
+    return RequestSpecs(arr[order], cat("input_tokens")[order], cat("output_tokens")[order], pre[order], None,
+                        None, cat("tenant")[order], ptok[order])
+
+
+def _one_class(wl, a, in_dist, out_dist, shared, dur, rng, scale) -> RequestSpecs:
     hashes = None
     if a.process == "closed_loop":
         return None
@@ -115,12 +139,14 @@ def generate(sc, rng: np.random.Generator, scale: float = 1.0) -> RequestSpecs |
             hashes = [h for h, k in zip(t.hash_ids, keep) if k]
     else:
         arr = open_loop_arrivals(a, wl.rate_profile, dur, rng, scale)
-        ins = LengthSampler(wl.input_tokens, rng).sample(len(arr))
-        outs = LengthSampler(wl.output_tokens, rng).sample(len(arr))
+        ins = LengthSampler(in_dist, rng).sample(len(arr))
+        outs = LengthSampler(out_dist, rng).sample(len(arr))
     n = len(arr)
     prefix = None
-    if wl.shared_prefix is not None and wl.shared_prefix.tokens > 0:
-        prefix = rng.integers(0, wl.shared_prefix.count, size=n)
-        ins = ins + wl.shared_prefix.tokens
+    ptok = np.zeros(n, dtype=np.int64)
+    if shared is not None and shared.tokens > 0:
+        prefix = rng.integers(0, shared.count, size=n)
+        ins = ins + shared.tokens
+        ptok[:] = shared.tokens
     sess = rng.integers(0, wl.sessions, size=n) if wl.sessions else None
-    return RequestSpecs(arr, ins.astype(np.int64), outs.astype(np.int64), prefix, sess, hashes)
+    return RequestSpecs(arr, ins.astype(np.int64), outs.astype(np.int64), prefix, sess, hashes, None, ptok)

@@ -1,0 +1,152 @@
+"""The `planner` command line: size, simulate, experiment, catalog."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from planner.scenario import ScenarioError, load_scenario
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Capacity planner for LLM serving: size, simulate and cost a fleet.")
+console = Console() if sys.stdout.isatty() else Console(width=140)
+err = Console(stderr=True, soft_wrap=True)
+SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
+
+
+def _load(path: str):
+    """A scenario file, or the name of a built-in one (scenarios/NAME.yaml)."""
+    p = Path(path)
+    if not p.exists() and (SCENARIO_DIR / f"{path}.yaml").exists():
+        p = SCENARIO_DIR / f"{path}.yaml"
+    return load_scenario(p)
+
+
+def _fail(e: Exception) -> None:
+    err.print("[bold red]error:[/] invalid input")
+    for line in str(e).splitlines():
+        err.print(f"  {line}", markup=False, highlight=False)
+    raise typer.Exit(2)
+
+
+@app.command()
+def size(scenario: str = typer.Argument(..., help="scenario YAML/JSON, or a built-in name"),
+         json_out: bool = typer.Option(False, "--json", help="print the report as JSON"),
+         alternatives: bool = typer.Option(True, help="also size every TP degree and quantization that fits")):
+    """Analytic sizing: demand, memory, per-instance throughput and latency, instances needed, cost."""
+    from planner.sizing import size as do_size
+    try:
+        sc = _load(scenario)
+        rep = do_size(sc, with_alternatives=alternatives)
+    except (ScenarioError, ValueError) as e:
+        _fail(e)
+    if json_out:
+        print(json.dumps(rep.to_dict(), indent=2, default=float))
+    else:
+        from planner.report import render_sizing
+        render_sizing(rep, console)
+
+
+@app.command()
+def simulate(scenario: str = typer.Argument(..., help="scenario YAML/JSON, or a built-in name"),
+             out: Optional[Path] = typer.Option(None, help="write records, summary, time series and plots here"),
+             duration: Optional[float] = typer.Option(None, help="override sim.duration_s"),
+             warmup: Optional[float] = typer.Option(None, help="override sim.warmup_s"),
+             seed: Optional[int] = typer.Option(None, help="override sim.seed"),
+             load: float = typer.Option(1.0, help="multiply the offered load (e.g. 2 for the peak)"),
+             fast_forward: Optional[bool] = typer.Option(None, "--fast-forward/--no-fast-forward"),
+             json_out: bool = typer.Option(False, "--json", help="print the summary as JSON"),
+             progress: bool = typer.Option(True, help="show a progress bar")):
+    """Discrete-event simulation of the cluster: latency percentiles, throughput, SLA attainment, cost."""
+    from planner.sim import simulate as run_sim
+    try:
+        sc = _load(scenario)
+        if duration is not None:
+            sc.sim.duration_s = duration
+        if warmup is not None:
+            sc.sim.warmup_s = warmup
+        if sc.sim.warmup_s >= sc.sim.duration_s:
+            raise ScenarioError([("sim.warmup_s", f"{sc.sim.warmup_s} must be below duration_s {sc.sim.duration_s}")])
+        if seed is not None:
+            sc.sim.seed = seed
+        if fast_forward is not None:
+            sc.sim.fast_forward = fast_forward
+        if load <= 0:
+            raise ScenarioError([("--load", "must be positive")])
+        t0 = time.perf_counter()
+        if progress and not json_out and sys.stderr.isatty():
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+            with Progress(TextColumn("simulating"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f} s"),
+                          TimeElapsedColumn(), console=err, transient=True) as bar:
+                task = bar.add_task("sim", total=sc.sim.duration_s)
+                cl, summary = run_sim(sc, load_scale=load, progress=lambda t, tot: bar.update(task, completed=t))
+        else:
+            cl, summary = run_sim(sc, load_scale=load)
+        summary["wall_s"] = time.perf_counter() - t0
+    except (ScenarioError, ValueError) as e:
+        _fail(e)
+    if json_out:
+        print(json.dumps(summary, indent=2, default=float))
+    else:
+        from planner.report import render_summary
+        render_summary(summary, console)
+        console.print(f"[dim]wall time {summary['wall_s']:.2f} s[/]")
+    if out is not None:
+        from planner.report import write_outputs
+        for p in write_outputs(cl, summary, out):
+            err.print(f"wrote {p}")
+
+
+@app.command()
+def experiment(name: str = typer.Argument(..., help="batching | paged"),
+               scenario: str = typer.Option("seed-100-a100", help="scenario to run it on"),
+               duration: float = typer.Option(600.0, help="simulated seconds per point"),
+               json_out: bool = typer.Option(False, "--json")):
+    """The seeds' claims, tested: continuous vs static batching; paged vs contiguous KV allocation."""
+    from planner import experiments
+    try:
+        sc = _load(scenario)
+        if name == "batching":
+            res = experiments.batching(sc, duration=duration)
+        elif name == "paged":
+            res = experiments.paged(sc)
+        else:
+            raise ScenarioError([("name", f"unknown experiment '{name}'; choose batching or paged")])
+    except (ScenarioError, ValueError) as e:
+        _fail(e)
+    if json_out:
+        print(json.dumps(res, indent=2, default=float))
+    else:
+        experiments.render(name, res, console)
+
+
+@app.command()
+def catalog():
+    """List the built-in GPUs and models."""
+    from rich.table import Table
+
+    from planner.catalog import GPUS, MODELS
+    t = Table(title="GPUs")
+    for c in ("name", "GiB", "GB/s", "BF16 TF", "FP8 TF", "link GB/s", "$/h"):
+        t.add_column(c)
+    for g in GPUS.values():
+        t.add_row(g.name, f"{g.memory_gib:g}", f"{g.hbm_bandwidth_gbps:g}", f"{g.bf16_tflops:g}",
+                  f"{g.fp8_tflops:g}" if g.fp8_tflops else "-", f"{g.interconnect_gbps:g} {g.interconnect}",
+                  f"{g.price_per_hour:.2f}")
+    console.print(t)
+    t = Table(title="Models")
+    for c in ("name", "params", "layers", "hidden", "heads/kv", "ffn", "vocab"):
+        t.add_column(c)
+    for m in MODELS.values():
+        t.add_row(m.name, f"{m.num_params / 1e9:.2f}B", str(m.num_layers), str(m.hidden_size),
+                  f"{m.num_attention_heads}/{m.num_key_value_heads}", str(m.intermediate_size), str(m.vocab_size))
+    console.print(t)
+
+
+if __name__ == "__main__":
+    app()

@@ -21,7 +21,9 @@ from planner.catalog import GPUS, MODELS, GPUSpec, ModelSpec
 class ScenarioError(Exception):
     """Bad input, with the offending field(s) named. Printed without a traceback by the CLI."""
 
-    def __init__(self, problems: list[tuple[str, str]]):
+    def __init__(self, problems: "list[tuple[str, str]] | str"):
+        if isinstance(problems, str):  # re-created from its message (SimPy re-raises process errors so)
+            problems = [("", problems)]
         self.problems = problems
         super().__init__("\n".join(f"{f}: {msg}" if f else msg for f, msg in problems))
 

@@ -117,9 +117,8 @@ class Cluster:
             self._done_ev.succeed()
 
     # ------------------------------------------------------------ arrivals
-    def _open_loop(self):
+    def _open_loop(self, specs):
         sc = self.sc
-        specs = generate(sc, self.rng, self.load_scale)
         env = self.env
         arr, ins, outs = specs.arrival, specs.input_tokens, specs.output_tokens
         pre, ses, hsh = specs.prefix_id, specs.session, specs.hash_ids
@@ -208,8 +207,8 @@ class Cluster:
         a = self.sc.workload.arrival
         if a is not None and a.process == "closed_loop":
             self._closed_loop_start()
-        else:
-            env.process(self._open_loop())
+        else:  # drawn before the clock starts: bad traces fail here, not inside a process
+            env.process(self._open_loop(generate(self.sc, self.rng, self.load_scale)))
         env.process(self._monitor())
         env.run(until=simpy.AnyOf(env, [self._done_ev, env.timeout(self.end_time)]))
         self.stop_time = env.now

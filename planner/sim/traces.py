@@ -23,7 +23,10 @@ MOONCAKE = ("timestamp", "input_length", "output_length")
 
 
 class TraceError(ScenarioError):
-    def __init__(self, path, msg: str, line: int | None = None):
+    def __init__(self, path, msg: str | None = None, line: int | None = None):
+        if msg is None:  # re-created from its message
+            super().__init__(str(path))
+            return
         where = f"{path}" + (f", line {line}" if line is not None else "")
         super().__init__([("trace", f"{where}: {msg}")])
 

@@ -1,0 +1,185 @@
+"""The engine's front end: offline generate(prompts), and trace replay in real time.
+
+Each request ends with arrival, first-token and finish times in the simulator's record format, so
+`planner validate` can compare the two run for run.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+
+from engine.block_manager import BlockManager
+from engine.config import resolve
+from engine.model_runner import ModelRunner, sample
+from engine.scheduler import Scheduler, SchedulerConfig
+from engine.sequence import SamplingParams, Sequence
+from engine.weights import build_model
+
+DTYPES = {"bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16,
+          "float32": torch.float32, "fp32": torch.float32}
+
+
+@dataclass
+class EngineConfig:
+    model: str = "llama-3.2-1b"  # catalog name or local HF checkpoint directory
+    checkpoint: str | None = None
+    dtype: str = "bfloat16"
+    device: str | None = None
+    quantization: str | None = None  # None | "int8"
+    gpu_memory_utilization: float = 0.9
+    num_blocks: int | None = None  # default: sized from free GPU memory
+    block_size: int = 16
+    max_num_seqs: int = 256
+    max_num_batched_tokens: int = 8192
+    max_model_len: int = 8192
+    enable_chunked_prefill: bool = True
+    enable_prefix_caching: bool = True
+    cuda_graphs: bool = True
+    kernels: bool = False  # use the CuPy kernels where available
+    seed: int = 0
+
+
+class LLM:
+    def __init__(self, cfg: EngineConfig | None = None, model=None, **kw):
+        cfg = cfg or EngineConfig(**kw)
+        self.cfg = cfg
+        dev = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.spec = model.spec if model is not None else resolve(cfg.checkpoint or cfg.model)
+        self.model = model if model is not None else build_model(
+            self.spec, checkpoint=cfg.checkpoint, seed=cfg.seed, dtype=DTYPES[cfg.dtype], device=dev)
+        self.quant_report = None
+        if cfg.quantization == "int8":
+            from engine.quant import quantize_model
+            self.quant_report = quantize_model(self.model)
+        elif cfg.quantization not in (None, "none", "bf16"):
+            raise ValueError(f"quantization: '{cfg.quantization}' is not supported by the engine (int8 or none)")
+        if cfg.kernels:
+            from kernels.backend import attach
+            attach(self.model)
+        self.num_blocks = cfg.num_blocks or self._size_kv_pool(dev)
+        self.bm = BlockManager(self.num_blocks, cfg.block_size, cfg.enable_prefix_caching)
+        self.t0 = time.perf_counter()
+        self.sched = Scheduler(SchedulerConfig(cfg.max_num_seqs, cfg.max_num_batched_tokens,
+                                               cfg.enable_chunked_prefill), self.bm, self.clock)
+        self.runner = ModelRunner(self.model, self.num_blocks, cfg.block_size, cuda_graphs=cfg.cuda_graphs,
+                                  max_graph_batch=min(512, cfg.max_num_seqs))
+        self.generators: dict = {}
+        self.steps = 0
+
+    def clock(self) -> float:
+        return time.perf_counter() - self.t0
+
+    def _size_kv_pool(self, dev) -> int:
+        """vLLM's rule: total memory x utilization, minus what is in use, minus an activation reserve."""
+        per_block = ModelRunner.kv_bytes_per_block(self.model, self.cfg.block_size)
+        if dev.type != "cuda":
+            return max(2, (256 << 20) // per_block)
+        torch.cuda.synchronize()
+        free, total = torch.cuda.mem_get_info(dev)
+        used = total - free
+        s = self.spec
+        reserve = self.cfg.max_num_batched_tokens * (4 * s.hidden_size + 3 * s.intermediate_size) * 2 \
+            + self.cfg.max_num_seqs * s.vocab_size * 4 * 2 + (1 << 30)
+        budget = total * self.cfg.gpu_memory_utilization - used - reserve
+        if budget < 2 * per_block:
+            raise RuntimeError(f"no room for a KV cache: {used / 2**30:.1f} GiB in use of {total / 2**30:.1f} GiB "
+                               f"at gpu_memory_utilization={self.cfg.gpu_memory_utilization}")
+        return int(budget // per_block)
+
+    # ---------------------------------------------------------------- requests
+    def add(self, prompt: list[int], params: SamplingParams, arrival: float | None = None) -> Sequence:
+        seq = Sequence(list(prompt), params, arrival=self.clock() if arrival is None else arrival)
+        problem = self._validate(seq)
+        if problem:
+            seq.status, seq.reason, seq.finish = "failed", problem, seq.arrival
+        else:
+            self.sched.add(seq)
+            if seq.status == "failed":
+                seq.finish = seq.arrival
+        return seq
+
+    def _validate(self, seq: Sequence) -> str:
+        if not seq.prompt:
+            return "empty prompt"
+        bad = [t for t in seq.prompt if not 0 <= t < self.spec.vocab_size]
+        if bad:
+            return f"token id {bad[0]} out of range [0, {self.spec.vocab_size})"
+        if seq.num_tokens + seq.params.max_tokens > self.cfg.max_model_len:
+            return (f"prompt ({seq.num_tokens}) + max_tokens ({seq.params.max_tokens}) exceeds max_model_len "
+                    f"({self.cfg.max_model_len})")
+        if seq.params.max_tokens < 1:
+            return "max_tokens must be at least 1"
+        return ""
+
+    # ---------------------------------------------------------------- stepping
+    def step(self) -> list[Sequence]:
+        batch = self.sched.schedule()
+        if not batch:
+            if self.sched.running or self.sched.waiting:
+                # nothing schedulable (a head-of-line request larger than the free pool): fail it, keep the rest
+                s = self.sched.waiting[0]
+                self.sched.finish(s, "failed", "does not fit in the free KV pool")
+                s.finish = self.clock()
+                return [s]
+            return []
+        logits, samplers = self.runner.forward(batch)
+        toks = sample(logits, samplers, self.generators)
+        now = self.clock()
+        for s, n in batch:
+            s.num_computed += n
+            self.bm.commit(s)
+        done = []
+        for s, t in zip(samplers, toks):
+            s.output.append(t)
+            if s.first_token is None:
+                s.first_token = now
+            if s.done:
+                s.finish = now
+                self.sched.finish(s)
+                self.generators.pop(s.rid, None)
+                done.append(s)
+        self.steps += 1
+        return done
+
+    def generate(self, prompts: list[list[int]], params: SamplingParams | list[SamplingParams] | None = None,
+                 progress: bool = False) -> list[Sequence]:
+        params = params or SamplingParams()
+        plist = params if isinstance(params, list) else [params] * len(prompts)
+        seqs = [self.add(p, sp) for p, sp in zip(prompts, plist)]
+        while self.sched.has_work:
+            self.step()
+        return seqs
+
+    def replay(self, arrivals, prompt_lens, output_lens, seed: int = 0) -> list[Sequence]:
+        """Requests arrive at their timestamps (seconds from now) into the running engine."""
+        g = torch.Generator().manual_seed(seed)
+        order = sorted(range(len(arrivals)), key=lambda i: arrivals[i])
+        prompts = [torch.randint(0, self.spec.vocab_size, (int(prompt_lens[i]),), generator=g).tolist() for i in order]
+        pending = [(float(arrivals[i]), prompts[k], int(output_lens[i])) for k, i in enumerate(order)]
+        self.t0 = time.perf_counter()
+        seqs, j = [], 0
+        while j < len(pending) or self.sched.has_work:
+            now = self.clock()
+            while j < len(pending) and pending[j][0] <= now:
+                a, p, o = pending[j]
+                seqs.append(self.add(p, SamplingParams(max_tokens=o), arrival=a))
+                j += 1
+            if self.sched.has_work:
+                self.step()
+            elif j < len(pending):
+                time.sleep(max(0.0, min(pending[j][0] - self.clock(), 0.01)))
+        return seqs
+
+
+def records(seqs: list[Sequence]) -> list[dict]:
+    """The simulator's request-record columns (planner.sim.metrics.columns)."""
+    nan = float("nan")
+    return [{"rid": i, "arrival": s.arrival, "first_token": s.first_token if s.first_token is not None else nan,
+             "finish": s.finish if s.finish is not None else nan,
+             "scheduled": s.scheduled if s.scheduled is not None else nan, "input_tokens": len(s.prompt),
+             "output_tokens": len(s.output) if s.status != "failed" else s.params.max_tokens,
+             "status": "completed" if s.status == "finished" else s.status, "reason": s.reason,
+             "tier": "default", "tenant": "default", "replica": 0, "preemptions": s.preemptions, "retries": 0,
+             "prefix_hit_tokens": s.prefix_hit_tokens} for i, s in enumerate(seqs)]

@@ -1,0 +1,189 @@
+"""Llama-style decoder over a paged KV cache: RMSNorm, RoPE (Llama-3 scaling), SwiGLU, GQA.
+
+Tokens of all sequences in a step are packed into one flat batch. Each layer
+writes its new K/V into cache slots, then attends over the cache through each
+sequence's block table: one batched gather-and-SDPA for decode tokens (the
+CUDA-graph path), and a per-sequence causal SDPA for prefill chunks.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from planner.catalog import ModelSpec
+
+
+def rope_inv_freq(hd: int, theta: float, scaling: dict | None) -> torch.Tensor:
+    inv = 1.0 / (theta ** (torch.arange(0, hd, 2, dtype=torch.int64).float() / hd))
+    if scaling and scaling.get("rope_type", scaling.get("type")) == "llama3":
+        factor, lo, hi = scaling["factor"], scaling["low_freq_factor"], scaling["high_freq_factor"]
+        old = scaling["original_max_position_embeddings"]
+        wavelen = 2 * math.pi / inv
+        scaled = torch.where(wavelen > old / lo, inv / factor, inv)
+        smooth = (old / wavelen - lo) / (hi - lo)
+        mid = (1 - smooth) * scaled / factor + smooth * scaled
+        medium = ~(wavelen < old / hi) & ~(wavelen > old / lo)
+        inv = torch.where(medium, mid, scaled)
+    return inv
+
+
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    a, b = x.chunk(2, dim=-1)
+    return torch.cat((-b, a), dim=-1)
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None):
+        if residual is not None:
+            x = x + residual
+            residual = x
+        dt = x.dtype
+        h = x.float()
+        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
+        out = self.weight * h.to(dt)
+        return out if residual is None else (out, residual)
+
+
+@dataclass
+class AttnMeta:
+    """Where this step's tokens go and what they attend to."""
+
+    slot_mapping: torch.Tensor  # [T] cache slot of each new token
+    # decode part (tokens [0, n_decode)): one query per sequence
+    n_decode: int
+    block_tables: torch.Tensor | None  # [B, max_blocks]
+    context_lens: torch.Tensor | None  # [B]
+    # prefill part: per chunk (start in packed batch, length, context before it, block table)
+    prefills: list
+
+
+class Attention(nn.Module):
+    def __init__(self, spec: ModelSpec, tp: int = 1):
+        super().__init__()
+        self.hd = spec.hd
+        self.nh = spec.num_attention_heads // tp
+        self.nkv = max(1, spec.num_key_value_heads // tp)
+        self.qkv = nn.Linear(spec.hidden_size, (self.nh + 2 * self.nkv) * self.hd, bias=False)
+        self.o = nn.Linear(self.nh * self.hd, spec.hidden_size, bias=False)
+        self.scale = self.hd ** -0.5
+
+    def forward(self, x, cos, sin, k_cache, v_cache, meta: AttnMeta, backend=None):
+        T = x.shape[0]
+        qkv = self.qkv(x)
+        q, k, v = qkv.split([self.nh * self.hd, self.nkv * self.hd, self.nkv * self.hd], dim=-1)
+        q = q.view(T, self.nh, self.hd)
+        k = k.view(T, self.nkv, self.hd)
+        v = v.view(T, self.nkv, self.hd)
+        q = q * cos + rotate_half(q) * sin
+        k = k * cos + rotate_half(k) * sin
+        nb, bs = k_cache.shape[0], k_cache.shape[1]
+        k_cache.view(nb * bs, self.nkv, self.hd).index_copy_(0, meta.slot_mapping, k)
+        v_cache.view(nb * bs, self.nkv, self.hd).index_copy_(0, meta.slot_mapping, v)
+        out = torch.empty_like(q)
+        nd = meta.n_decode
+        if nd:
+            if backend is not None:
+                out[:nd] = backend.paged_decode(q[:nd], k_cache, v_cache, meta.block_tables, meta.context_lens,
+                                                self.scale)
+            else:
+                out[:nd] = decode_attention(q[:nd], k_cache, v_cache, meta.block_tables, meta.context_lens,
+                                            self.scale)
+        for start, n, ctx, table in meta.prefills:
+            out[start:start + n] = prefill_attention(q[start:start + n], k_cache, v_cache, table, ctx + n, ctx,
+                                                     self.scale)
+        return self.o(out.view(T, self.nh * self.hd))
+
+
+def gather_kv(cache: torch.Tensor, table: torch.Tensor, length: int) -> torch.Tensor:
+    """Contiguous [length, kv_heads, hd] view of one sequence's paged KV."""
+    bs = cache.shape[1]
+    nblk = -(-length // bs)
+    return cache[table[:nblk]].flatten(0, 1)[:length]
+
+
+def prefill_attention(q, k_cache, v_cache, table, total_len: int, ctx_before: int, scale: float):
+    """Causal attention of a chunk of n queries at positions [ctx_before, total_len) over all its KV."""
+    k = gather_kv(k_cache, table, total_len).transpose(0, 1)  # [kvh, L, hd]
+    v = gather_kv(v_cache, table, total_len).transpose(0, 1)
+    n = q.shape[0]
+    qpos = torch.arange(ctx_before, total_len, device=q.device)
+    mask = torch.arange(total_len, device=q.device)[None, :] <= qpos[:, None]  # [n, L]
+    o = F.scaled_dot_product_attention(q.transpose(0, 1), k, v, attn_mask=mask, scale=scale,
+                                       enable_gqa=q.shape[1] != k.shape[0])
+    return o.transpose(0, 1)
+
+
+def decode_attention(q, k_cache, v_cache, block_tables, context_lens, scale: float):
+    """One query per sequence over its paged KV: gather every table to [B, max_blocks*bs], mask the tail.
+    Static shapes (the table width fixes L), so it can be captured in a CUDA graph."""
+    B, mb = block_tables.shape
+    bs = k_cache.shape[1]
+    k = k_cache[block_tables].flatten(1, 2).transpose(1, 2)  # [B, kvh, L, hd]
+    v = v_cache[block_tables].flatten(1, 2).transpose(1, 2)
+    mask = (torch.arange(mb * bs, device=q.device)[None, :] < context_lens[:, None])[:, None, None, :]
+    o = F.scaled_dot_product_attention(q[:, :, None, :], k, v, attn_mask=mask, scale=scale,
+                                       enable_gqa=q.shape[1] != k.shape[1])
+    return o[:, :, 0, :]
+
+
+class MLP(nn.Module):
+    def __init__(self, spec: ModelSpec, tp: int = 1):
+        super().__init__()
+        self.ff = spec.intermediate_size // tp
+        self.gate_up = nn.Linear(spec.hidden_size, 2 * self.ff, bias=False)
+        self.down = nn.Linear(self.ff, spec.hidden_size, bias=False)
+
+    def forward(self, x):
+        g, u = self.gate_up(x).split(self.ff, dim=-1)
+        return self.down(F.silu(g) * u)
+
+
+class Block(nn.Module):
+    def __init__(self, spec: ModelSpec, tp: int = 1):
+        super().__init__()
+        self.attn_norm = RMSNorm(spec.hidden_size, spec.rms_norm_eps)
+        self.attn = Attention(spec, tp)
+        self.mlp_norm = RMSNorm(spec.hidden_size, spec.rms_norm_eps)
+        self.mlp = MLP(spec, tp)
+
+
+class Llama(nn.Module):
+    def __init__(self, spec: ModelSpec, tp: int = 1):
+        super().__init__()
+        self.spec, self.tp = spec, tp
+        self.embed = nn.Embedding(spec.vocab_size, spec.hidden_size)
+        self.layers = nn.ModuleList(Block(spec, tp) for _ in range(spec.num_layers))
+        self.norm = RMSNorm(spec.hidden_size, spec.rms_norm_eps)
+        self.lm_head = nn.Linear(spec.hidden_size, spec.vocab_size, bias=False)
+        self.register_buffer("inv_freq", rope_inv_freq(spec.hd, spec.rope_theta, spec.rope_scaling), persistent=False)
+        self.backend = None  # optional CUDA kernels (kernels.backend), PyTorch path when None
+
+    def rope(self, positions: torch.Tensor, dtype):
+        f = positions.float()[:, None] * self.inv_freq[None, :]
+        emb = torch.cat((f, f), dim=-1)
+        return emb.cos().to(dtype)[:, None, :], emb.sin().to(dtype)[:, None, :]
+
+    def forward(self, input_ids, positions, kv_caches, meta: AttnMeta, logits_idx: torch.Tensor):
+        x = self.embed(input_ids)
+        cos, sin = self.rope(positions, x.dtype)
+        residual = None
+        for layer, (kc, vc) in zip(self.layers, kv_caches):
+            if residual is None:
+                residual = x
+                h = layer.attn_norm(x)
+            else:
+                h, residual = layer.attn_norm(x, residual)
+            x = layer.attn(h, cos, sin, kc, vc, meta, self.backend)
+            h, residual = layer.mlp_norm(x, residual)
+            x = layer.mlp(h)
+        x, _ = self.norm(x, residual)
+        return self.lm_head(x[logits_idx]).float()

@@ -1,0 +1,144 @@
+"""Packs a scheduled batch into flat tensors, runs the model (CUDA graphs for pure-decode batches), samples."""
+from __future__ import annotations
+
+import torch
+
+from engine.model import AttnMeta, Llama
+from engine.sequence import Sequence
+
+GRAPH_BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+WIDTH_STEP = 16  # block-table width buckets for graphs, in blocks
+
+
+class ModelRunner:
+    def __init__(self, model: Llama, num_blocks: int, block_size: int, *, cuda_graphs: bool = True,
+                 max_graph_batch: int = 256, kv_dtype=None):
+        self.model, self.bs = model, block_size
+        p = model.embed.weight
+        self.device, self.dtype = p.device, kv_dtype or p.dtype
+        a = model.layers[0].attn
+        shape = (num_blocks, block_size, a.nkv, a.hd)
+        self.kv = [(torch.zeros(shape, dtype=self.dtype, device=self.device),
+                    torch.zeros(shape, dtype=self.dtype, device=self.device)) for _ in model.layers]
+        self.use_graphs = cuda_graphs and self.device.type == "cuda"
+        self.max_graph_batch = max_graph_batch
+        self.graphs: dict = {}
+        self.vocab = model.spec.vocab_size
+
+    @staticmethod
+    def kv_bytes_per_block(model: Llama, block_size: int, dtype_bytes: int = 2) -> int:
+        a = model.layers[0].attn
+        return 2 * len(model.layers) * block_size * a.nkv * a.hd * dtype_bytes
+
+    # ---------------------------------------------------------------- packing
+    def _slots(self, seq: Sequence, start: int, n: int) -> list[int]:
+        bs, t = self.bs, seq.block_table
+        return [t[p // bs] * bs + p % bs for p in range(start, start + n)]
+
+    def prepare(self, batch: list[tuple[Sequence, int]]):
+        """Decodes (one token) first, then prefill chunks; returns tensors, meta and which rows are sampled."""
+        dec = [(s, n) for s, n in batch if n == 1]
+        pre = [(s, n) for s, n in batch if n > 1]
+        ids, pos, slots, sample_rows, samplers = [], [], [], [], []
+        for s, _ in dec:
+            p = s.num_computed
+            ids.append(s.tokens[p])
+            pos.append(p)
+            slots += self._slots(s, p, 1)
+            sample_rows.append(len(ids) - 1)
+            samplers.append(s)
+        prefills = []
+        for s, n in pre:
+            p, start = s.num_computed, len(ids)
+            ids += s.tokens[p:p + n]
+            pos += range(p, p + n)
+            slots += self._slots(s, p, n)
+            prefills.append((start, n, p, torch.tensor(s.block_table, dtype=torch.long, device=self.device)))
+            if p + n == s.num_tokens:
+                sample_rows.append(len(ids) - 1)
+                samplers.append(s)
+        dev = self.device
+        tables = lens = None
+        if dec:
+            width = max(len(s.block_table) for s, _ in dec)
+            tables = torch.tensor([s.block_table + [0] * (width - len(s.block_table)) for s, _ in dec],
+                                  dtype=torch.long, device=dev)
+            lens = torch.tensor([s.num_computed + 1 for s, _ in dec], dtype=torch.long, device=dev)
+        meta = AttnMeta(torch.tensor(slots, dtype=torch.long, device=dev), len(dec), tables, lens, prefills)
+        return (torch.tensor(ids, dtype=torch.long, device=dev), torch.tensor(pos, dtype=torch.long, device=dev),
+                meta, torch.tensor(sample_rows, dtype=torch.long, device=dev), samplers)
+
+    # ---------------------------------------------------------------- running
+    @torch.inference_mode()
+    def forward(self, batch: list[tuple[Sequence, int]]) -> tuple[torch.Tensor, list[Sequence]]:
+        """Logits [samplers, vocab] for the sequences that sample this step."""
+        if self.use_graphs and all(n == 1 for _, n in batch) and len(batch) <= self.max_graph_batch:
+            return self._graph_decode([s for s, _ in batch]), [s for s, _ in batch]
+        ids, pos, meta, rows, samplers = self.prepare(batch)
+        return self.model(ids, pos, self.kv, meta, rows), samplers
+
+    def _graph_decode(self, seqs: list[Sequence]) -> torch.Tensor:
+        B = len(seqs)
+        gb = next(b for b in GRAPH_BATCHES if b >= B)
+        width = max(len(s.block_table) for s in seqs)
+        width = -(-width // WIDTH_STEP) * WIDTH_STEP
+        g = self.graphs.get((gb, width)) or self._capture(gb, width)
+        pad = gb - B  # padding rows write into scratch block 0 and attend to one token
+        bs = self.bs
+        pos = [s.num_computed for s in seqs]
+        ids = [s.tokens[p] for s, p in zip(seqs, pos)] + [0] * pad
+        slots = [s.block_table[p // bs] * bs + p % bs for s, p in zip(seqs, pos)] + [0] * pad
+        lens = [p + 1 for p in pos] + [1] * pad
+        tables = [s.block_table + [0] * (width - len(s.block_table)) for s in seqs] + [[0] * width] * pad
+        packed = torch.tensor([ids, pos + [0] * pad, slots, lens], dtype=torch.long)
+        st = g["static"]
+        st["ids"].copy_(packed[0], non_blocking=True)
+        st["pos"].copy_(packed[1], non_blocking=True)
+        st["slots"].copy_(packed[2], non_blocking=True)
+        st["lens"].copy_(packed[3], non_blocking=True)
+        st["tables"].copy_(torch.tensor(tables, dtype=torch.long), non_blocking=True)
+        g["graph"].replay()
+        return g["out"][:B]
+
+    def _capture(self, gb: int, width: int):
+        dev = self.device
+        st = {"ids": torch.zeros(gb, dtype=torch.long, device=dev), "pos": torch.zeros(gb, dtype=torch.long, device=dev),
+              "slots": torch.zeros(gb, dtype=torch.long, device=dev),
+              "lens": torch.ones(gb, dtype=torch.long, device=dev),
+              "tables": torch.zeros((gb, width), dtype=torch.long, device=dev),
+              "rows": torch.arange(gb, device=dev)}
+        meta = AttnMeta(st["slots"], gb, st["tables"], st["lens"], [])
+        run = lambda: self.model(st["ids"], st["pos"], self.kv, meta, st["rows"])  # noqa: E731
+        s = torch.cuda.Stream()
+        s.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(s):
+            for _ in range(2):
+                run()
+        torch.cuda.current_stream().wait_stream(s)
+        graph = torch.cuda.CUDAGraph()
+        pool = next(iter(self.graphs.values()))["graph"].pool() if self.graphs else None
+        with torch.cuda.graph(graph, pool=pool):
+            out = run()
+        self.graphs[(gb, width)] = {"graph": graph, "static": st, "out": out}
+        return self.graphs[(gb, width)]
+
+
+def sample(logits: torch.Tensor, seqs: list[Sequence], generators: dict) -> list[int]:
+    """Greedy where temperature is 0, else temperature + top-p (nucleus) with a per-request seeded generator."""
+    if all(s.params.temperature == 0 for s in seqs):
+        return logits.argmax(-1).tolist()
+    out = []
+    for row, s in zip(logits, seqs):
+        if s.params.temperature == 0:
+            out.append(int(row.argmax()))
+            continue
+        probs = torch.softmax(row / s.params.temperature, -1)
+        sp, si = probs.sort(descending=True)
+        keep = sp.cumsum(-1) - sp < s.params.top_p  # smallest prefix with mass >= top_p
+        sp = sp * keep
+        g = generators.get(s.rid)
+        if g is None:
+            g = torch.Generator(device=row.device).manual_seed(s.params.seed if s.params.seed is not None else s.rid)
+            generators[s.rid] = g
+        out.append(int(si[torch.multinomial(sp / sp.sum(), 1, generator=g)]))
+    return out

@@ -1,0 +1,55 @@
+"""A request inside the engine: its tokens, its KV blocks, and the times the planner's records need."""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+_ids = itertools.count()
+
+
+@dataclass
+class SamplingParams:
+    max_tokens: int = 16
+    temperature: float = 0.0  # 0 = greedy
+    top_p: float = 1.0
+    ignore_eos: bool = True
+    eos_token_id: int | None = None
+    seed: int | None = None
+
+
+@dataclass
+class Sequence:
+    prompt: list[int]
+    params: SamplingParams
+    arrival: float = 0.0
+    rid: int = field(default_factory=lambda: next(_ids))
+    output: list[int] = field(default_factory=list)
+    block_table: list[int] = field(default_factory=list)
+    num_computed: int = 0  # tokens whose KV is in the cache
+    num_cached_blocks: int = 0  # leading blocks registered in (or taken from) the prefix cache
+    status: str = "waiting"  # waiting | running | finished | failed
+    reason: str = ""
+    first_token: float | None = None
+    finish: float | None = None
+    scheduled: float | None = None
+    preemptions: int = 0
+    prefix_hit_tokens: int = 0
+
+    @property
+    def tokens(self) -> list[int]:
+        return self.prompt + self.output
+
+    @property
+    def num_tokens(self) -> int:
+        return len(self.prompt) + len(self.output)
+
+    @property
+    def uncomputed(self) -> int:
+        """Tokens not yet in KV. 1 is a decode step (feed the newest token); more is a (re)prefill.
+        A step that feeds all of them samples the next token."""
+        return self.num_tokens - self.num_computed
+
+    @property
+    def done(self) -> bool:
+        return len(self.output) >= self.params.max_tokens or (
+            not self.params.ignore_eos and self.output and self.output[-1] == self.params.eos_token_id)

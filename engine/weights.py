@@ -1,0 +1,112 @@
+"""Weights: a local Hugging Face checkpoint (config.json + safetensors), or a seeded random init.
+Never a hub download."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from engine.model import Llama, rope_inv_freq
+
+
+def _hf_to_ours(sd: dict, spec, rank: int = 0, tp: int = 1) -> dict:
+    """Map HF Llama names to ours, fusing QKV and gate/up, slicing for tensor parallelism."""
+    def shard(t, dim):
+        if tp == 1:
+            return t
+        return t.chunk(tp, dim=dim)[rank]
+    out = {}
+    L = spec.num_layers
+    emb = sd["model.embed_tokens.weight"]
+    out["embed.weight"] = emb
+    out["norm.weight"] = sd["model.norm.weight"]
+    out["lm_head.weight"] = sd.get("lm_head.weight", emb)
+    for i in range(L):
+        p = f"model.layers.{i}."
+        q, k, v = (sd[p + f"self_attn.{n}_proj.weight"] for n in "qkv")
+        out[f"layers.{i}.attn.qkv.weight"] = torch.cat([shard(q, 0), shard(k, 0), shard(v, 0)], 0)
+        out[f"layers.{i}.attn.o.weight"] = shard(sd[p + "self_attn.o_proj.weight"], 1)
+        g, u = sd[p + "mlp.gate_proj.weight"], sd[p + "mlp.up_proj.weight"]
+        out[f"layers.{i}.mlp.gate_up.weight"] = torch.cat([shard(g, 0), shard(u, 0)], 0)
+        out[f"layers.{i}.mlp.down.weight"] = shard(sd[p + "mlp.down_proj.weight"], 1)
+        out[f"layers.{i}.attn_norm.weight"] = sd[p + "input_layernorm.weight"]
+        out[f"layers.{i}.mlp_norm.weight"] = sd[p + "post_attention_layernorm.weight"]
+    return out
+
+
+def ours_to_hf(model: Llama) -> dict:
+    """Our weights under HF names, as views (no copies): for saving a checkpoint or sharing with transformers."""
+    s, sd = model.spec, {}
+    q, kv = s.q_dim, s.kv_dim
+    sd["model.embed_tokens.weight"] = model.embed.weight
+    sd["model.norm.weight"] = model.norm.weight
+    if not s.tie_word_embeddings:
+        sd["lm_head.weight"] = model.lm_head.weight
+    for i, l in enumerate(model.layers):
+        p = f"model.layers.{i}."
+        w = l.attn.qkv.weight
+        sd[p + "self_attn.q_proj.weight"], sd[p + "self_attn.k_proj.weight"], sd[p + "self_attn.v_proj.weight"] = \
+            w[:q], w[q:q + kv], w[q + kv:]
+        sd[p + "self_attn.o_proj.weight"] = l.attn.o.weight
+        gu = l.mlp.gate_up.weight
+        sd[p + "mlp.gate_proj.weight"], sd[p + "mlp.up_proj.weight"] = gu[:s.intermediate_size], gu[s.intermediate_size:]
+        sd[p + "mlp.down_proj.weight"] = l.mlp.down.weight
+        sd[p + "input_layernorm.weight"] = l.attn_norm.weight
+        sd[p + "post_attention_layernorm.weight"] = l.mlp_norm.weight
+    return sd
+
+
+def build_model(spec, *, checkpoint: str | None = None, seed: int = 0, dtype=torch.bfloat16, device="cpu",
+                rank: int = 0, tp: int = 1) -> Llama:
+    with torch.device("meta"):
+        model = Llama(spec, tp)
+    model = model.to_empty(device=device).to(dtype)
+    model.inv_freq = rope_inv_freq(spec.hd, spec.rope_theta, spec.rope_scaling).to(device)  # kept in float32
+    if checkpoint:
+        load_checkpoint(model, checkpoint, rank, tp)
+    else:
+        random_init(model, seed)
+    if spec.tie_word_embeddings:
+        model.lm_head.weight = model.embed.weight
+    return model.eval()
+
+
+@torch.no_grad()
+def random_init(model: Llama, seed: int) -> None:
+    """Seeded N(0, 0.02) weights, unit norms: a catalog architecture without a checkpoint."""
+    g = torch.Generator(device=model.embed.weight.device).manual_seed(seed)
+    for name, p in model.named_parameters():
+        if name.endswith("norm.weight"):
+            p.fill_(1.0)
+        else:
+            p.copy_(torch.randn(p.shape, generator=g, device=p.device, dtype=torch.float32).to(p.dtype) * 0.02)
+
+
+@torch.no_grad()
+def load_checkpoint(model: Llama, path: str, rank: int = 0, tp: int = 1) -> None:
+    from safetensors.torch import load_file
+    files = sorted(Path(path).glob("*.safetensors"))
+    if not files:
+        raise FileNotFoundError(f"no *.safetensors in {path}")
+    sd = {}
+    for f in files:
+        sd.update(load_file(str(f)))
+    ours = _hf_to_ours(sd, model.spec, rank, tp)
+    own = dict(model.named_parameters())
+    for k, t in ours.items():
+        if k == "lm_head.weight" and model.spec.tie_word_embeddings:
+            continue
+        if own[k].shape != t.shape:
+            raise ValueError(f"checkpoint tensor for {k} has shape {tuple(t.shape)}, expected {tuple(own[k].shape)}")
+        own[k].copy_(t)
+
+
+def save_checkpoint(model: Llama, path: str) -> None:
+    import json
+
+    from safetensors.torch import save_file
+
+    from engine.config import to_hf_config
+    Path(path).mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in ours_to_hf(model).items()}, str(Path(path, "model.safetensors")))
+    Path(path, "config.json").write_text(json.dumps(to_hf_config(model.spec), indent=2))

@@ -10,6 +10,7 @@ per generated token). Roofline: (weight bytes + KV bytes read per step) / copy b
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import statistics
 import sys
@@ -51,7 +52,10 @@ def hf_generate(model, batch: int, prompt_len: int, new: int) -> float:
     import transformers
 
     from engine.config import to_hf_config
-    cfg = transformers.LlamaConfig(**{k: v for k, v in to_hf_config(model.spec).items() if k != "architectures"})
+    import tempfile
+    d = tempfile.mkdtemp()
+    Path(d, "config.json").write_text(json.dumps(to_hf_config(model.spec)))
+    cfg = transformers.LlamaConfig.from_pretrained(d)
     with torch.device("cuda"):
         hf = transformers.LlamaForCausalLM(cfg).to(torch.bfloat16).eval()
     with torch.no_grad():
@@ -69,13 +73,15 @@ def hf_generate(model, batch: int, prompt_len: int, new: int) -> float:
     torch.cuda.synchronize()
     dt = time.perf_counter() - t
     del hf
+    gc.collect()
     torch.cuda.empty_cache()
     return batch * new / dt
 
 
 def ours(model, batch: int, prompt_len: int, new: int, **kw) -> dict:
-    llm = LLM(EngineConfig(model=model.spec.name, max_num_seqs=max(batch, 1), max_num_batched_tokens=16384, **kw),
-              model=model)
+    blocks = batch * (-(-(prompt_len + new) // 16) + 1) + 64  # what the run needs, not 90% of the GPU
+    llm = LLM(EngineConfig(model=model.spec.name, max_num_seqs=max(batch, 1), max_num_batched_tokens=16384,
+                           num_blocks=blocks, **kw), model=model)
     g = torch.Generator().manual_seed(batch)
     prompts = [torch.randint(0, model.spec.vocab_size, (prompt_len,), generator=g).tolist() for _ in range(batch)]
     llm.generate(prompts[:1], SamplingParams(max_tokens=4))  # warm-up, graph capture
@@ -95,6 +101,7 @@ def ours(model, batch: int, prompt_len: int, new: int, **kw) -> dict:
     out = {"step_ms": step * 1e3, "decode_tok_s": batch / step, "generate_tok_s": batch * new / total,
            "decode_steps_timed": len(steps), "kv_blocks": llm.num_blocks}
     del llm
+    gc.collect()
     torch.cuda.empty_cache()
     return out
 
@@ -143,13 +150,15 @@ def main():
             from engine.quant import quantize_model
             g = torch.Generator().manual_seed(7)
             prompts = [torch.randint(0, spec.vocab_size, (a.prompt,), generator=g).tolist() for _ in range(8)]
-            ref = LLM(EngineConfig(model=name), model=model).generate(prompts, SamplingParams(max_tokens=32))
+            ref = LLM(EngineConfig(model=name, num_blocks=1024), model=model).generate(prompts, SamplingParams(
+                max_tokens=32))
             ref = [s.output for s in ref]
             q = build_model(spec, seed=0, dtype=torch.bfloat16, device="cuda")
             rep = quantize_model(q)
             del model
+            gc.collect()
             torch.cuda.empty_cache()
-            outs = [s.output for s in LLM(EngineConfig(model=name), model=q).generate(prompts, SamplingParams(
+            outs = [s.output for s in LLM(EngineConfig(model=name, num_blocks=1024), model=q).generate(prompts, SamplingParams(
                 max_tokens=32))]
             agree = sum(x == y for p, r in zip(outs, ref) for x, y in zip(p, r)) / sum(len(r) for r in ref)
             first = sum(p[0] == r[0] for p, r in zip(outs, ref)) / len(ref)
@@ -163,6 +172,7 @@ def main():
                   f"{row['batch1']['step_ms']:.2f} ms", flush=True)
             model = q
         del model
+        gc.collect()
         torch.cuda.empty_cache()
     if a.out:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)

@@ -37,6 +37,7 @@ class EngineConfig:
     enable_chunked_prefill: bool = True
     enable_prefix_caching: bool = True
     cuda_graphs: bool = True
+    fuse_elementwise: bool = True  # torch.compile'd RMSNorm / RoPE / SiLU*mul on CUDA
     kernels: bool = False  # use the CuPy kernels where available
     seed: int = 0
 
@@ -61,15 +62,17 @@ class LLM:
         self.num_blocks = cfg.num_blocks or self._size_kv_pool(dev)
         self.bm = BlockManager(self.num_blocks, cfg.block_size, cfg.enable_prefix_caching)
         self.t0 = time.perf_counter()
+        t0 = self._t0 = [self.t0]  # a shared cell, so the scheduler's clock holds no reference to the LLM
         self.sched = Scheduler(SchedulerConfig(cfg.max_num_seqs, cfg.max_num_batched_tokens,
-                                               cfg.enable_chunked_prefill), self.bm, self.clock)
+                                               cfg.enable_chunked_prefill), self.bm,
+                               lambda: time.perf_counter() - t0[0])
         self.runner = ModelRunner(self.model, self.num_blocks, cfg.block_size, cuda_graphs=cfg.cuda_graphs,
-                                  max_graph_batch=min(512, cfg.max_num_seqs))
+                                  max_graph_batch=min(512, cfg.max_num_seqs), fuse=cfg.fuse_elementwise)
         self.generators: dict = {}
         self.steps = 0
 
     def clock(self) -> float:
-        return time.perf_counter() - self.t0
+        return time.perf_counter() - self._t0[0]
 
     def _size_kv_pool(self, dev) -> int:
         """vLLM's rule: total memory x utilization, minus what is in use, minus an activation reserve."""
@@ -132,7 +135,7 @@ class LLM:
             self.bm.commit(s)
         done = []
         for s, t in zip(samplers, toks):
-            s.output.append(t)
+            s.append(t)
             if s.first_token is None:
                 s.first_token = now
             if s.done:
@@ -158,7 +161,7 @@ class LLM:
         order = sorted(range(len(arrivals)), key=lambda i: arrivals[i])
         prompts = [torch.randint(0, self.spec.vocab_size, (int(prompt_lens[i]),), generator=g).tolist() for i in order]
         pending = [(float(arrivals[i]), prompts[k], int(output_lens[i])) for k, i in enumerate(order)]
-        self.t0 = time.perf_counter()
+        self._t0[0] = time.perf_counter()
         seqs, j = [], 0
         while j < len(pending) or self.sched.has_work:
             now = self.clock()

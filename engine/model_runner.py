@@ -12,7 +12,7 @@ WIDTH_STEP = 16  # block-table width buckets for graphs, in blocks
 
 class ModelRunner:
     def __init__(self, model: Llama, num_blocks: int, block_size: int, *, cuda_graphs: bool = True,
-                 max_graph_batch: int = 256, kv_dtype=None):
+                 max_graph_batch: int = 256, kv_dtype=None, fuse: bool = True):
         self.model, self.bs = model, block_size
         p = model.embed.weight
         self.device, self.dtype = p.device, kv_dtype or p.dtype
@@ -21,6 +21,9 @@ class ModelRunner:
         self.kv = [(torch.zeros(shape, dtype=self.dtype, device=self.device),
                     torch.zeros(shape, dtype=self.dtype, device=self.device)) for _ in model.layers]
         self.use_graphs = cuda_graphs and self.device.type == "cuda"
+        if self.device.type == "cuda" and fuse:
+            from engine.model import enable_fusion
+            enable_fusion()
         self.max_graph_batch = max_graph_batch
         self.graphs: dict = {}
         self.vocab = model.spec.vocab_size

@@ -57,7 +57,7 @@ class Scheduler:
         decodes = [s for s in self.running if s.uncomputed == 1]
         prefills = [s for s in self.running if s.uncomputed > 1]
         for s in decodes + prefills:
-            if s not in self.running:
+            if s.status != "running":
                 continue  # preempted to make room for an earlier one
             n = 1 if s.uncomputed == 1 else min(s.uncomputed, budget)
             if n <= 0:

@@ -17,7 +17,7 @@ class SamplingParams:
     seed: int | None = None
 
 
-@dataclass
+@dataclass(eq=False)  # identity semantics: `seq in running` must not compare token lists
 class Sequence:
     prompt: list[int]
     params: SamplingParams
@@ -34,14 +34,18 @@ class Sequence:
     scheduled: float | None = None
     preemptions: int = 0
     prefix_hit_tokens: int = 0
+    tokens: list[int] = field(default_factory=list)  # prompt + output, kept in step with `output`
 
-    @property
-    def tokens(self) -> list[int]:
-        return self.prompt + self.output
+    def __post_init__(self):
+        self.tokens = list(self.prompt) + list(self.output)
+
+    def append(self, token: int) -> None:
+        self.output.append(token)
+        self.tokens.append(token)
 
     @property
     def num_tokens(self) -> int:
-        return len(self.prompt) + len(self.output)
+        return len(self.tokens)
 
     @property
     def uncomputed(self) -> int:

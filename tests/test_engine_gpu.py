@@ -16,19 +16,20 @@ pytestmark = pytest.mark.gpu
 
 @pytest.fixture(scope="module")
 def model_1b():
-    m = build_model(MODELS["llama-3.2-1b"], seed=0, dtype=torch.bfloat16, device="cuda")
-    with torch.no_grad():
-        for n, p in m.named_parameters():
-            if not n.endswith("norm.weight"):
-                p.mul_(4)  # peakier logits than the 0.02 init, so bf16 rounding rarely flips argmax
-    return m
+    return build_model(MODELS["llama-3.2-1b"], seed=0, dtype=torch.bfloat16, device="cuda")
 
 
-def hf_twin(model):
+def hf_twin(model, dtype=torch.bfloat16):
+    """transformers' Llama with our weights, its config read the way a checkpoint's config.json is."""
+    import json
+    import tempfile
     transformers = pytest.importorskip("transformers")
-    cfg = transformers.LlamaConfig(**{k: v for k, v in to_hf_config(model.spec).items() if k != "architectures"})
+    d = tempfile.mkdtemp()
+    with open(f"{d}/config.json", "w") as fh:
+        json.dump(to_hf_config(model.spec), fh)
+    cfg = transformers.LlamaConfig.from_pretrained(d)
     with torch.device("cuda"):
-        hf = transformers.LlamaForCausalLM(cfg).to(torch.bfloat16).eval()
+        hf = transformers.LlamaForCausalLM(cfg).to(dtype).eval()
     with torch.no_grad():
         own = dict(hf.named_parameters())
         for k, v in ours_to_hf(model).items():
@@ -36,36 +37,51 @@ def hf_twin(model):
     return hf
 
 
-def test_bf16_1b_logits_close_and_greedy_tokens_equal_transformers(model_1b):
-    hf = hf_twin(model_1b)
-    g = torch.Generator().manual_seed(0)
-    prompts = [torch.randint(0, 128256, (n,), generator=g).tolist() for n in (200, 37)]
-    llm = LLM(EngineConfig(model="llama-3.2-1b", num_blocks=2048, cuda_graphs=False), model=model_1b)
-    s = llm.add(prompts[0], SamplingParams(max_tokens=1))
-    logits, _ = llm.runner.forward(llm.sched.schedule())
+def test_fp32_1b_matches_transformers_exactly():
+    m = build_model(MODELS["llama-3.2-1b"], seed=3, dtype=torch.float32, device="cuda")
     with torch.no_grad():
-        ref = hf(torch.tensor([prompts[0]], device="cuda")).logits[0, -1].float()
-    rel = ((logits[0] - ref).norm() / ref.norm()).item()
-    print(f"bf16 1B last-position logits: relative L2 error {rel:.2e}")
-    assert rel < 2e-2  # stated tolerance for bf16: two independent bf16 pipelines
-    for p in prompts:
-        ours = LLM(EngineConfig(model="llama-3.2-1b", num_blocks=2048), model=model_1b).generate(
-            [p], SamplingParams(max_tokens=8))[0].output
-        theirs = hf.generate(torch.tensor([p], device="cuda"), attention_mask=torch.ones(1, len(p), dtype=torch.long,
-                             device="cuda"), max_new_tokens=8, do_sample=False)[0, len(p):].tolist()
-        print("ours", ours, "hf", theirs)
-        assert ours[:4] == theirs[:4]  # the first steps; later bf16 rounding may legitimately diverge
+        for n, p in m.named_parameters():
+            if not n.endswith("norm.weight"):
+                p.mul_(3)  # peaky logits: argmax is decided by margins far above fp32 rounding
+    hf = hf_twin(m, torch.float32)
+    p = torch.randint(0, 128256, (120,), generator=torch.Generator().manual_seed(2)).tolist()
+    ours = LLM(EngineConfig(model="llama-3.2-1b", dtype="float32", num_blocks=1024), model=m).generate(
+        [p], SamplingParams(max_tokens=12))[0].output
+    theirs = hf.generate(torch.tensor([p], device="cuda"), attention_mask=torch.ones(1, len(p), dtype=torch.long,
+                         device="cuda"), max_new_tokens=12, do_sample=False)[0, len(p):].tolist()
+    print("fp32 ours", ours, "hf", theirs)
+    assert ours == theirs
 
 
-def test_cuda_graph_decode_equals_eager(model_1b):
+def test_bf16_1b_logits_as_close_to_fp32_as_transformers_bf16_is(model_1b):
+    """Stated tolerance: against an fp32 reference with the same weights, our bf16 logits err no more than
+    1.5x transformers' own bf16 logits do (random-init logits are near-ties, so bf16 tokens are compared
+    only as agreement rates)."""
+    import copy
+    ref32 = copy.deepcopy(model_1b).float()
+    hf16, hf32 = hf_twin(model_1b), hf_twin(ref32, torch.float32)
+    p = torch.randint(0, 128256, (200,), generator=torch.Generator().manual_seed(0)).tolist()
+    llm = LLM(EngineConfig(model="llama-3.2-1b", num_blocks=2048, cuda_graphs=False), model=model_1b)
+    llm.add(p, SamplingParams(max_tokens=1))
+    ours, _ = llm.runner.forward(llm.sched.schedule())
+    with torch.no_grad():
+        x = torch.tensor([p], device="cuda")
+        ref = hf32(x).logits[0, -1].float()
+        theirs = hf16(x).logits[0, -1].float()
+    e_ours = ((ours[0] - ref).norm() / ref.norm()).item()
+    e_hf = ((theirs - ref).norm() / ref.norm()).item()
+    print(f"bf16 logits vs fp32: ours {e_ours:.3e}, transformers {e_hf:.3e}")
+    assert e_ours <= 1.5 * e_hf + 1e-3
+
+
+def test_cuda_graph_decode_equals_eager():
+    m = build_model(MODELS["llama-3.2-1b"], seed=4, dtype=torch.float32, device="cuda")
     g = torch.Generator().manual_seed(1)
     prompts = [torch.randint(0, 128256, (n,), generator=g).tolist() for n in (5, 70, 300, 17, 129)]
-    a = LLM(EngineConfig(model="llama-3.2-1b", num_blocks=4096, cuda_graphs=True), model=model_1b)
-    b = LLM(EngineConfig(model="llama-3.2-1b", num_blocks=4096, cuda_graphs=False), model=model_1b)
-    sp = SamplingParams(max_tokens=24)
+    a = LLM(EngineConfig(model="llama-3.2-1b", dtype="float32", num_blocks=4096, cuda_graphs=True), model=m)
+    b = LLM(EngineConfig(model="llama-3.2-1b", dtype="float32", num_blocks=4096, cuda_graphs=False), model=m)
+    sp = SamplingParams(max_tokens=16)
     oa = [s.output for s in a.generate(prompts, sp)]
     ob = [s.output for s in b.generate(prompts, sp)]
     assert a.runner.graphs, "no CUDA graph was captured"
-    agree = sum(x == y for p, q in zip(oa, ob) for x, y in zip(p, q)) / sum(len(p) for p in oa)
-    print(f"graph vs eager token agreement {agree:.3f}")
-    assert agree > 0.95 and all(p[:4] == q[:4] for p, q in zip(oa, ob))
+    assert oa == ob

@@ -115,6 +115,8 @@ def main():
     ap.add_argument("--hf-new", type=int, default=48)
     ap.add_argument("--int8", action="store_true", help="also time INT8 weights at batch 1 and 64")
     ap.add_argument("--kernels", action="store_true", help="also time with the CuPy kernels")
+    ap.add_argument("--fuse", action="store_true", help="torch.compile'd elementwise ops (EngineConfig.fuse_elementwise)")
+    ap.add_argument("--no-hf", action="store_true")
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
     res = {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__, "prompt": a.prompt, "new": a.new,
@@ -130,7 +132,8 @@ def main():
         for b in map(int, a.batches.split(",")):
             row = {"model": name, "batch": b}
             try:
-                row.update(ours(model, b, a.prompt, a.new))
+                row["fuse_elementwise"] = a.fuse
+                row.update(ours(model, b, a.prompt, a.new, fuse_elementwise=a.fuse))
                 ctx = a.prompt + a.new / 2
                 roof_step = (weight_bytes_read(spec) + b * ctx * kv_bytes_per_token(spec)) / bw
                 row["roofline_tok_s"] = b / roof_step
@@ -138,6 +141,8 @@ def main():
             except Exception as e:  # keep the other rows
                 row["error"] = repr(e)
             try:
+                if a.no_hf:
+                    raise RuntimeError("skipped (--no-hf)")
                 row["hf_tok_s"] = hf_generate(model, b, a.prompt, a.hf_new)
                 row["speedup_vs_hf"] = row.get("decode_tok_s", 0) / row["hf_tok_s"]
             except Exception as e:

@@ -37,7 +37,7 @@ class EngineConfig:
     enable_chunked_prefill: bool = True
     enable_prefix_caching: bool = True
     cuda_graphs: bool = True
-    fuse_elementwise: bool = True  # torch.compile'd RMSNorm / RoPE / SiLU*mul on CUDA
+    fuse_elementwise: bool = False  # torch.compile'd RMSNorm / RoPE / SiLU*mul (opt-in, see enable_fusion)
     kernels: bool = False  # use the CuPy kernels where available
     seed: int = 0
 

@@ -36,14 +36,14 @@ def rotate_half(x: torch.Tensor) -> torch.Tensor:
     return torch.cat((-b, a), dim=-1)
 
 
-def _rms(x, residual, weight, eps: float):
-    """(residual add,) RMSNorm in float32, scaled in the model dtype -- transformers' exact arithmetic."""
-    if residual is not None:
-        x = x + residual
-        residual = x
-    h = x.float()
-    h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)
-    return weight * h.to(x.dtype), residual
+def _rms(x, weight, eps: float):
+    """RMSNorm in float32, scaled in the model dtype: transformers' arithmetic."""
+    return weight * F.rms_norm(x.float(), (x.shape[-1],), eps=eps).to(x.dtype)
+
+
+def _add_rms(x, residual, weight, eps: float):
+    s = x + residual
+    return weight * F.rms_norm(s.float(), (s.shape[-1],), eps=eps).to(s.dtype), s
 
 
 def _rope(q, k, cos, sin):
@@ -55,23 +55,26 @@ def _silu_mul(gu, ff: int):
     return F.silu(g) * u
 
 
-FUSED = {"rms": _rms, "rope": _rope, "silu_mul": _silu_mul}
+FUSED = {"rms": _rms, "add_rms": _add_rms, "rope": _rope, "silu_mul": _silu_mul}
 
 
 def enable_fusion() -> None:
-    """Compile the elementwise chains into one kernel each (triton): a decode step is launch-bound
-    otherwise -- some 45 tiny kernels per layer. Same arithmetic, fewer launches."""
+    """Compile the elementwise chains into one kernel each (triton). Opt-in: on torch 2.11 it hit the
+    recompile limit and gave wrong decode tokens inside CUDA-graph capture (measured; see README)."""
+    import torch._dynamo
+    torch._dynamo.config.recompile_limit = 64
     if FUSED["rms"] is not _rms:
         return
     try:
         rms = torch.compile(_rms, dynamic=True, fullgraph=True)
         x = torch.randn(3, 64, device="cuda", dtype=torch.bfloat16)
-        rms(x, x, torch.ones(64, device="cuda", dtype=torch.bfloat16), 1e-5)  # compiles now, or fails here
+        rms(x, torch.ones(64, device="cuda", dtype=torch.bfloat16), 1e-5)  # compiles now, or fails here
     except Exception as e:  # no compiler toolchain: keep the eager path, say so
         import warnings
         warnings.warn(f"elementwise fusion unavailable, running eager: {e!r}")
         return
     FUSED["rms"] = rms
+    FUSED["add_rms"] = torch.compile(_add_rms, dynamic=True, fullgraph=True)
     FUSED["rope"] = torch.compile(_rope, dynamic=True, fullgraph=True)
     FUSED["silu_mul"] = torch.compile(_silu_mul, dynamic=True, fullgraph=True)
 
@@ -83,8 +86,9 @@ class RMSNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None):
-        out, res = FUSED["rms"](x, residual, self.weight, self.eps)
-        return out if residual is None else (out, res)
+        if residual is None:
+            return FUSED["rms"](x, self.weight, self.eps)
+        return FUSED["add_rms"](x, residual, self.weight, self.eps)
 
 
 @dataclass
@@ -98,7 +102,6 @@ class AttnMeta:
     context_lens: torch.Tensor | None  # [B]
     # prefill part: per chunk (start in packed batch, length, context before it, block table)
     prefills: list
-    decode_mask: torch.Tensor | None = None  # [B, 1, 1, max_blocks*bs], built once per step
 
 class Attention(nn.Module):
     def __init__(self, spec: ModelSpec, tp: int = 1):
@@ -110,14 +113,14 @@ class Attention(nn.Module):
         self.o = nn.Linear(self.nh * self.hd, spec.hidden_size, bias=False)
         self.scale = self.hd ** -0.5
 
-    def forward(self, x, cos, sin, k_cache, v_cache, meta: AttnMeta, backend=None):
+    def forward(self, x, cos, sin, k_cache, v_cache, meta: AttnMeta, backend=None, dmask=None):
         T = x.shape[0]
         qkv = self.qkv(x)
         q, k, v = qkv.split([self.nh * self.hd, self.nkv * self.hd, self.nkv * self.hd], dim=-1)
-        q = q.view(T, self.nh, self.hd)
-        k = k.view(T, self.nkv, self.hd)
         v = v.view(T, self.nkv, self.hd)
-        q, k = FUSED["rope"](q, k, cos, sin)
+        qk = qkv[:, : (self.nh + self.nkv) * self.hd].view(T, self.nh + self.nkv, self.hd)
+        qk, _ = FUSED["rope"](qk, qk[:, :0], cos, sin)  # q and k rotated together: one set of kernels
+        q, k = qk[:, : self.nh], qk[:, self.nh:]
         nb, bs = k_cache.shape[0], k_cache.shape[1]
         k_cache.view(nb * bs, self.nkv, self.hd).index_copy_(0, meta.slot_mapping, k)
         v_cache.view(nb * bs, self.nkv, self.hd).index_copy_(0, meta.slot_mapping, v)
@@ -129,7 +132,7 @@ class Attention(nn.Module):
                                                 self.scale)
             else:
                 out[:nd] = decode_attention(q[:nd], k_cache, v_cache, meta.block_tables, meta.context_lens,
-                                            self.scale, meta.decode_mask)
+                                            self.scale, dmask)
         for start, n, ctx, table in meta.prefills:
             out[start:start + n] = prefill_attention(q[start:start + n], k_cache, v_cache, table, ctx + n, ctx,
                                                      self.scale)
@@ -211,8 +214,8 @@ class Llama(nn.Module):
     def forward(self, input_ids, positions, kv_caches, meta: AttnMeta, logits_idx: torch.Tensor):
         x = self.embed(input_ids)
         cos, sin = self.rope(positions, x.dtype)
-        if meta.n_decode and meta.decode_mask is None:
-            meta.decode_mask = decode_mask(meta.block_tables, meta.context_lens, kv_caches[0][0].shape[1])
+        # computed in every forward (never cached on meta: a CUDA graph must recompute it from its inputs)
+        dmask = decode_mask(meta.block_tables, meta.context_lens, kv_caches[0][0].shape[1]) if meta.n_decode else None
         residual = None
         for layer, (kc, vc) in zip(self.layers, kv_caches):
             if residual is None:
@@ -220,7 +223,7 @@ class Llama(nn.Module):
                 h = layer.attn_norm(x)
             else:
                 h, residual = layer.attn_norm(x, residual)
-            x = layer.attn(h, cos, sin, kc, vc, meta, self.backend)
+            x = layer.attn(h, cos, sin, kc, vc, meta, self.backend, dmask)
             h, residual = layer.mlp_norm(x, residual)
             x = layer.mlp(h)
         x, _ = self.norm(x, residual)

@@ -12,7 +12,7 @@ WIDTH_STEP = 16  # block-table width buckets for graphs, in blocks
 
 class ModelRunner:
     def __init__(self, model: Llama, num_blocks: int, block_size: int, *, cuda_graphs: bool = True,
-                 max_graph_batch: int = 256, kv_dtype=None, fuse: bool = True):
+                 max_graph_batch: int = 256, kv_dtype=None, fuse: bool = False):
         self.model, self.bs = model, block_size
         p = model.embed.weight
         self.device, self.dtype = p.device, kv_dtype or p.dtype

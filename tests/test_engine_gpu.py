@@ -74,11 +74,17 @@ def test_bf16_1b_logits_as_close_to_fp32_as_transformers_bf16_is(model_1b):
     assert e_ours <= 1.5 * e_hf + 1e-3
 
 
-def test_cuda_graph_decode_equals_eager():
+@pytest.mark.parametrize("fuse", [False, True])
+def test_cuda_graph_decode_equals_eager(fuse):
     m = build_model(MODELS["llama-3.2-1b"], seed=4, dtype=torch.float32, device="cuda")
+    with torch.no_grad():
+        for n, p in m.named_parameters():
+            if not n.endswith("norm.weight"):
+                p.mul_(3)
     g = torch.Generator().manual_seed(1)
     prompts = [torch.randint(0, 128256, (n,), generator=g).tolist() for n in (5, 70, 300, 17, 129)]
-    a = LLM(EngineConfig(model="llama-3.2-1b", dtype="float32", num_blocks=4096, cuda_graphs=True), model=m)
+    a = LLM(EngineConfig(model="llama-3.2-1b", dtype="float32", num_blocks=4096, cuda_graphs=True,
+                         fuse_elementwise=fuse), model=m)
     b = LLM(EngineConfig(model="llama-3.2-1b", dtype="float32", num_blocks=4096, cuda_graphs=False), model=m)
     sp = SamplingParams(max_tokens=16)
     oa = [s.output for s in a.generate(prompts, sp)]

@@ -46,8 +46,8 @@ def _add_rms(x, residual, weight, eps: float):
     return weight * F.rms_norm(s.float(), (s.shape[-1],), eps=eps).to(s.dtype), s
 
 
-def _rope(q, k, cos, sin):
-    return q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+def _rope(x, cos, sin):
+    return x * cos + rotate_half(x) * sin
 
 
 def _silu_mul(gu, ff: int):
@@ -119,7 +119,7 @@ class Attention(nn.Module):
         q, k, v = qkv.split([self.nh * self.hd, self.nkv * self.hd, self.nkv * self.hd], dim=-1)
         v = v.view(T, self.nkv, self.hd)
         qk = qkv[:, : (self.nh + self.nkv) * self.hd].view(T, self.nh + self.nkv, self.hd)
-        qk, _ = FUSED["rope"](qk, qk[:, :0], cos, sin)  # q and k rotated together: one set of kernels
+        qk = FUSED["rope"](qk, cos, sin)  # q and k rotated together: one set of kernels
         q, k = qk[:, : self.nh], qk[:, self.nh:]
         nb, bs = k_cache.shape[0], k_cache.shape[1]
         k_cache.view(nb * bs, self.nkv, self.hd).index_copy_(0, meta.slot_mapping, k)

@@ -106,13 +106,14 @@ def simulate(scenario: str = typer.Argument(..., help="scenario YAML/JSON, or a 
 def experiment(name: str = typer.Argument(..., help="batching | paged"),
                scenario: str = typer.Option("seed-100-a100", help="scenario to run it on"),
                duration: float = typer.Option(600.0, help="simulated seconds per point"),
+               cv: Optional[float] = typer.Option(None, help="batching: lognormal lengths with this CV"),
                json_out: bool = typer.Option(False, "--json")):
     """The seeds' claims, tested: continuous vs static batching; paged vs contiguous KV allocation."""
     from planner import experiments
     try:
         sc = _load(scenario)
         if name == "batching":
-            res = experiments.batching(sc, duration=duration)
+            res = experiments.batching(sc, duration=duration, cv=cv)
         elif name == "paged":
             res = experiments.paged(sc)
         else:
@@ -123,6 +124,24 @@ def experiment(name: str = typer.Argument(..., help="batching | paged"),
         print(json.dumps(res, indent=2, default=float))
     else:
         experiments.render(name, res, console)
+
+
+@app.command()
+def validate(data: Path = typer.Option(Path("data/validation"), help="engine runs (trace, records, meta)"),
+             profile: Optional[str] = typer.Option("data/profiles/h100.json", help="calibration profile"),
+             json_out: bool = typer.Option(False, "--json")):
+    """Compare the simulator (calibrated and roofline) with the engine's measured runs, run for run."""
+    from planner import validate as v
+    try:
+        if not data.exists() or not any(data.glob("*.meta.json")):
+            raise ScenarioError([("--data", f"no engine runs (*.meta.json) in {data}")])
+        rows = v.validate(data, profile if profile and Path(profile).exists() else None)
+    except (ScenarioError, ValueError) as e:
+        _fail(e)
+    if json_out:
+        print(json.dumps(rows, indent=2, default=float))
+    else:
+        v.render(rows, console)
 
 
 @app.command()

@@ -432,7 +432,7 @@ class Replica:
                     k = min(k, self._deadline_steps(n_dec, S0, k))
                 if k > 1:
                     k = max(1, self._ff_block_horizon(k))
-            dt = cost.decode_run_time(n_dec, S0, k) if k > 1 else cost.time(n_dec, n_dec, S0)
+            dt = cost.decode_run_time(n_dec, S0, k) if k > 1 else cost.decode_time(n_dec, S0)
             if k > 1:
                 self.mode = "ff"
                 self.ff_jumps += 1

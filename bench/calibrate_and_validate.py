@@ -1,0 +1,38 @@
+"""On a GPU: measure the calibration profile, then replay the validation traces (no CLI deps needed).
+
+    python bench/calibrate_and_validate.py --gpu H100-SXM --profile data/profiles/h100.json \
+        [--skip-calibrate] [--models llama-3.2-1b,llama-3.1-8b] [--out data/validation]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--gpu", required=True)
+    ap.add_argument("--profile", required=True)
+    ap.add_argument("--skip-calibrate", action="store_true")
+    ap.add_argument("--models", default="llama-3.2-1b,llama-3.1-8b")
+    ap.add_argument("--out", default="data/validation")
+    ap.add_argument("--duration", type=float, default=30.0)
+    ap.add_argument("--azure", default="data/traces/azure_conv_first60s.csv")
+    ap.add_argument("--no-runs", action="store_true")
+    a = ap.parse_args()
+    if not a.skip_calibrate:
+        from engine.calibrate import calibrate
+        prof = calibrate(a.gpu, log=lambda m: print(m, flush=True))
+        prof.save(a.profile)
+        print(f"wrote {a.profile}", flush=True)
+    if not a.no_runs:
+        from engine.validation_runs import run_all
+        run_all(Path(a.out), models=tuple(a.models.split(",")), profile=a.profile, azure=a.azure,
+                duration=a.duration, gpu=a.gpu, log=lambda m: print(m, flush=True))
+
+
+if __name__ == "__main__":
+    main()

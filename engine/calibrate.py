@@ -1,0 +1,223 @@
+"""`engine calibrate`: measure the operator tables of the calibration profile on this GPU.
+
+GEMMs over the catalog models' layer shapes and a range of token counts (bf16, and INT8 W8A16 for the
+engine's own models); paged decode attention by (batch, context) and prefill attention by (chunk,
+context) through the engine's own attention path; whole decode and prefill steps of the engine's models,
+CUDA graphs on and off; the CPU + launch overhead per step. GPU times are CUDA-event medians over back-to-
+back calls (launch latency hidden, as inside a graph); whole steps are wall-clock medians.
+"""
+from __future__ import annotations
+
+import gc
+import platform
+import statistics
+import time
+from datetime import datetime, timezone
+
+import torch
+import torch.nn.functional as F
+
+from engine.llm import LLM, EngineConfig
+from engine.model import decode_attention, prefill_attention
+from engine.quant import Int8Linear, quantize_int8
+from engine.sequence import SamplingParams
+from engine.weights import build_model
+from planner.calibration import AttnRow, GemmRow, Profile, StepRow
+from planner.catalog import MODELS
+
+M_GRID = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
+
+
+def gpu_time(fn, reps: int = 10, inner: int = 10) -> float:
+    """Median seconds per call of fn, timed in batches of `inner` back-to-back calls."""
+    for _ in range(3):
+        fn()
+    ts = []
+    for _ in range(reps):
+        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        s.record()
+        for _ in range(inner):
+            fn()
+        e.record()
+        e.synchronize()
+        ts.append(s.elapsed_time(e) / 1e3 / inner)
+    return statistics.median(ts)
+
+
+def gemm_shapes(models, tps=(1,)) -> set[tuple[int, int]]:
+    out = set()
+    for name in models:
+        m = MODELS[name]
+        for tp in tps:
+            if m.num_attention_heads % tp:
+                continue
+            out |= {((m.q_dim + 2 * m.kv_dim) // tp, m.hidden_size), (m.hidden_size, m.q_dim // tp),
+                    (2 * m.intermediate_size // tp, m.hidden_size), (m.hidden_size, m.intermediate_size // tp),
+                    (m.vocab_size // tp, m.hidden_size)}
+    return out
+
+
+def measure_gemms(shapes, dtype=torch.bfloat16, int8_shapes=(), m_grid=M_GRID, log=print) -> list[GemmRow]:
+    rows = []
+    for n, k in sorted(shapes):
+        w = torch.randn(n, k, device="cuda", dtype=dtype) * 0.02
+        for m in m_grid:
+            x = torch.randn(m, k, device="cuda", dtype=dtype)
+            rows.append(GemmRow(m=m, n=n, k=k, seconds=gpu_time(lambda: F.linear(x, w))))
+        if (n, k) in int8_shapes:
+            lin = Int8Linear(*quantize_int8(w))
+            for m in m_grid:
+                x = torch.randn(m, k, device="cuda", dtype=dtype)
+                rows.append(GemmRow(m=m, n=n, k=k, quantization="int8", seconds=gpu_time(lambda: lin(x), inner=3)))
+        log(f"  gemm {n}x{k}: M=1 {rows[-len(m_grid)].seconds * 1e6:.1f} us")
+        del w
+    return rows
+
+
+def measure_attention(layouts, batches=(1, 4, 16, 64, 256), contexts=(128, 512, 2048, 8192),
+                      chunks=(16, 64, 256, 1024, 4096), before=(0, 1024, 4096), bs: int = 16, log=print):
+    rows = []
+    for heads, kvh, hd in layouts:
+        scale = hd ** -0.5
+        for b in batches:
+            for c in contexts:
+                width = -(-c // bs)
+                width = -(-width // 16) * 16  # the model runner's table-width bucket
+                nb = b * width + 1
+                if nb * bs * kvh * hd * 2 * 2 > 24 * 2**30:
+                    continue
+                kc = torch.randn(nb, bs, kvh, hd, device="cuda", dtype=torch.bfloat16)
+                vc = torch.randn_like(kc)
+                tables = torch.arange(1, nb, device="cuda").view(b, width)
+                lens = torch.full((b,), c, device="cuda")
+                q = torch.randn(b, heads, hd, device="cuda", dtype=torch.bfloat16)
+                t = gpu_time(lambda: decode_attention(q, kc, vc, tables, lens, scale), reps=5, inner=5)
+                rows.append(AttnRow(kind="decode", heads=heads, kv_heads=kvh, head_dim=hd, a=b, context=c, seconds=t))
+                del kc, vc
+        for n in chunks:
+            for p in before:
+                total = n + p
+                nb = -(-total // bs) + 1
+                kc = torch.randn(nb, bs, kvh, hd, device="cuda", dtype=torch.bfloat16)
+                vc = torch.randn_like(kc)
+                table = torch.arange(1, nb, device="cuda")
+                q = torch.randn(n, heads, hd, device="cuda", dtype=torch.bfloat16)
+                t = gpu_time(lambda: prefill_attention(q, kc, vc, table, total, p, scale), reps=5, inner=3)
+                rows.append(AttnRow(kind="prefill", heads=heads, kv_heads=kvh, head_dim=hd, a=n, context=p,
+                                    seconds=t))
+        torch.cuda.empty_cache()
+        log(f"  attention {heads}/{kvh}x{hd}: {len(rows)} rows")
+    return rows
+
+
+def _decode_steps(llm: LLM, batch: int, ctx: int, n: int = 12) -> tuple[float, float]:
+    """(median wall seconds, median GPU seconds) of pure decode steps at this batch and context."""
+    g = torch.Generator().manual_seed(batch * 7 + ctx)
+    for _ in range(batch):
+        llm.add(torch.randint(0, llm.spec.vocab_size, (ctx,), generator=g).tolist(), SamplingParams(max_tokens=n + 40))
+    while any(s.uncomputed > 1 for s in llm.sched.running) or llm.sched.waiting:
+        llm.step()
+    walls, gpus = [], []
+    orig = llm.runner.forward
+
+    def timed(batch_):
+        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        s.record()
+        out = orig(batch_)
+        e.record()
+        timed.ev = (s, e)
+        return out
+    llm.runner.forward = timed
+    for _ in range(n):
+        a = time.perf_counter()
+        llm.step()
+        walls.append(time.perf_counter() - a)
+        s, e = timed.ev
+        gpus.append(s.elapsed_time(e) / 1e3)
+    llm.runner.forward = orig
+    for s in list(llm.sched.running) + list(llm.sched.waiting):
+        llm.sched.finish(s)
+    return statistics.median(walls[2:]), statistics.median(gpus[2:])
+
+
+def measure_steps(model_name: str, batches=(1, 8, 32, 64, 128, 256), contexts=(256, 1024),
+                  prefills=(128, 512, 2048, 8192), log=print) -> tuple[list[StepRow], dict]:
+    spec = MODELS[model_name]
+    model = build_model(spec, seed=0, dtype=torch.bfloat16, device="cuda")
+    rows, ovh = [], {}
+    for graphs in (True, False):
+        llm = LLM(EngineConfig(model=model_name, num_blocks=max(batches) * (max(contexts) // 16 + 8) + 64,
+                               max_num_seqs=max(batches), max_num_batched_tokens=16384, cuda_graphs=graphs),
+                  model=model)
+        for c in contexts:
+            for b in batches if graphs else (1, 32):
+                wall, gpu = _decode_steps(llm, b, c)
+                rows.append(StepRow(model=model_name, kind="decode", batch=b, tokens=b, context=c, seconds=wall,
+                                    cuda_graphs=graphs))
+                if b == 1 and c == contexts[0]:
+                    ovh["graph" if graphs else "eager"] = wall - gpu
+        if graphs:
+            for t in prefills:
+                g = torch.Generator().manual_seed(t)
+                ws = []
+                for _ in range(4):
+                    llm.add(torch.randint(0, spec.vocab_size, (t,), generator=g).tolist(), SamplingParams(max_tokens=1))
+                    torch.cuda.synchronize()
+                    a = time.perf_counter()
+                    llm.step()
+                    ws.append(time.perf_counter() - a)
+                rows.append(StepRow(model=model_name, kind="prefill", batch=1, tokens=t, context=0,
+                                    seconds=statistics.median(ws[1:])))
+        log(f"  steps {model_name} graphs={graphs}: {len(rows)} rows")
+        del llm
+        gc.collect()
+        torch.cuda.empty_cache()
+    del model
+    gc.collect()
+    torch.cuda.empty_cache()
+    return rows, ovh
+
+
+def copy_bandwidth() -> float:
+    a = torch.empty(1 << 30, dtype=torch.uint8, device="cuda")
+    b = torch.empty_like(a)
+    t = gpu_time(lambda: b.copy_(a), reps=10, inner=3)
+    return 2 * (1 << 30) / t
+
+
+def calibrate(gpu: str, models=("llama-3.2-1b", "llama-3.1-8b"), gemm_models=("llama-3.2-1b", "llama-3.1-8b",
+              "llama-3.1-70b"), tps=(1, 2, 4, 8), log=print) -> Profile:
+    if not torch.cuda.is_available():
+        raise RuntimeError("engine calibrate needs a CUDA GPU")
+    import engine
+    t0 = time.time()
+    prof = Profile(gpu=gpu, device_name=torch.cuda.get_device_name(), torch=torch.__version__,
+                   cuda=torch.version.cuda or "", engine_version=getattr(engine, "__version__", "0.1.0"),
+                   created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                   driver=_driver())
+    prof.copy_bandwidth_gbps = copy_bandwidth() / 1e9
+    log(f"copy bandwidth {prof.copy_bandwidth_gbps:.0f} GB/s")
+    own = gemm_shapes(models)
+    prof.gemm = measure_gemms(gemm_shapes(gemm_models, tps), int8_shapes=own, log=log)
+    log(f"gemm: {len(prof.gemm)} rows, {time.time() - t0:.0f} s")
+    layouts = sorted({(MODELS[m].num_attention_heads, MODELS[m].num_key_value_heads, MODELS[m].hd) for m in models})
+    prof.attention = measure_attention(layouts, log=log)
+    log(f"attention: {len(prof.attention)} rows, {time.time() - t0:.0f} s")
+    for m in models:
+        rows, ovh = measure_steps(m, log=log)
+        prof.steps += rows
+        if m == models[0]:
+            prof.overhead_graph_s, prof.overhead_eager_s = ovh.get("graph"), ovh.get("eager")
+    if torch.cuda.device_count() > 1:
+        log("several GPUs present: all-reduce timing is done by engine.parallel (TP issue)")
+    log(f"calibration done in {time.time() - t0:.0f} s")
+    return prof
+
+
+def _driver() -> str:
+    try:
+        import subprocess
+        return subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                              capture_output=True, text=True, timeout=10).stdout.strip()
+    except Exception:
+        return platform.platform()

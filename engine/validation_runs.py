@@ -1,0 +1,95 @@
+"""Engine runs for `planner validate`: seeded Poisson traces below, near and above saturation (and a
+slice of the Azure conversation trace) replayed in real time; each run leaves its trace, its request
+records and the engine's knobs, so the planner can simulate exactly the same thing on a CPU."""
+from __future__ import annotations
+
+import csv
+import gc
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from engine.llm import LLM, EngineConfig, records
+from engine.weights import build_model
+from planner.catalog import MODELS
+
+KNOBS = dict(max_num_seqs=64, max_num_batched_tokens=2048, block_size=16, enable_chunked_prefill=True,
+             enable_prefix_caching=True, max_model_len=16384)
+LENGTHS = dict(input=(128, 1024), output=(32, 256))  # uniform ranges of the synthetic traces
+
+
+def poisson_trace(rate: float, duration: float, seed: int) -> dict:
+    rng = np.random.default_rng(seed)
+    t = np.cumsum(rng.exponential(1 / rate, size=int(rate * duration * 2) + 50))
+    t = t[t < duration]
+    return {"t": t, "in": rng.integers(*LENGTHS["input"], size=len(t), endpoint=True),
+            "out": rng.integers(*LENGTHS["output"], size=len(t), endpoint=True)}
+
+
+def azure_slice(path: str, duration: float, max_in: int = 8000) -> dict:
+    from planner.sim.traces import load_trace
+    tr = load_trace(path)
+    keep = tr.timestamps < duration
+    return {"t": tr.timestamps[keep], "in": np.minimum(tr.input_tokens[keep], max_in).clip(1),
+            "out": tr.output_tokens[keep].clip(1, 1024)}
+
+
+def write_trace(path: Path, tr: dict) -> None:
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["TIMESTAMP", "ContextTokens", "GeneratedTokens"])
+        w.writerows(zip(np.round(tr["t"], 6), tr["in"], tr["out"]))
+
+
+def capacity_estimate(model_name: str, num_blocks: int, profile_path: str | None) -> float:
+    """Saturation req/s of one engine at these knobs, from the planner's analytic model (calibrated when a
+    profile is at hand)."""
+    from planner.scenario import scenario_from_dict
+    from planner.sizing import size
+    doc = {"model": model_name, "workload": {"arrival": {"process": "poisson", "rate": 1},
+           "input_tokens": {"dist": "uniform", "low": LENGTHS["input"][0], "high": LENGTHS["input"][1]},
+           "output_tokens": {"dist": "uniform", "low": LENGTHS["output"][0], "high": LENGTHS["output"][1]}},
+           "fleet": {"gpu": "H100-SXM", **{k: v for k, v in KNOBS.items()}}}
+    if profile_path:
+        doc["cost_model"] = {"kind": "calibrated", "profile": profile_path}
+    return size(scenario_from_dict(doc), with_alternatives=False).instance.capacity_req_s
+
+
+def run_all(out: Path, models=("llama-3.2-1b", "llama-3.1-8b"), loads=(0.4, 0.8, 1.3), duration: float = 30.0,
+            profile: str | None = None, azure: str | None = None, gpu: str = "H100-SXM", log=print) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    for name in models:
+        model = build_model(MODELS[name], seed=0, dtype=torch.bfloat16, device="cuda")
+        llm = LLM(EngineConfig(model=name, **KNOBS), model=model)
+        blocks = llm.num_blocks
+        cap = capacity_estimate(name, blocks, profile)
+        runs = [(f"poisson-{load:g}", poisson_trace(cap * load, duration, seed=int(load * 100))) for load in loads]
+        if azure:
+            runs.append(("azure-conv", azure_slice(azure, duration)))
+        for label, tr in runs:
+            llm = LLM(EngineConfig(model=name, num_blocks=blocks, **KNOBS), model=model)
+            llm.generate([[1] * 64] * 2)  # warm-up: graphs for small batches
+            seqs = llm.replay(tr["t"], tr["in"], tr["out"])
+            stem = f"{name}_{gpu}_{label}"
+            write_trace(out / f"{stem}.trace.csv", tr)
+            recs = records(seqs)
+            with (out / f"{stem}.records.csv").open("w", newline="") as fh:
+                w = csv.DictWriter(fh, fieldnames=list(recs[0]))
+                w.writeheader()
+                w.writerows(recs)
+            meta = {"model": name, "gpu": gpu, "device_name": torch.cuda.get_device_name(), "label": label,
+                    "num_blocks": blocks, "knobs": KNOBS, "requests": len(recs),
+                    "offered_req_s": len(tr["t"]) / duration, "capacity_estimate_req_s": cap,
+                    "duration_s": duration}
+            (out / f"{stem}.meta.json").write_text(json.dumps(meta, indent=1))
+            done = [r for r in recs if r["status"] == "completed"]
+            e2e = sorted(r["finish"] - r["arrival"] for r in done)
+            log(f"  {stem}: {len(done)}/{len(recs)} completed, P50 e2e {e2e[len(e2e) // 2]:.3f} s")
+            del llm
+            gc.collect()
+            torch.cuda.empty_cache()
+        del model
+        gc.collect()
+        torch.cuda.empty_cache()

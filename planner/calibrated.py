@@ -1,0 +1,210 @@
+"""Calibrated step cost: operator times measured by the engine, interpolated, composed like the roofline.
+
+GEMMs are interpolated in log(M) per measured (N, K) (and scaled by N*K from the nearest measured shape
+when a shape is new); attention per layer from the (batch, context) and (tokens, context) tables,
+bilinear in log space, scaled by KV heads x head dim for other head layouts; the rest of a step --
+norms, RoPE, sampling, launch and CPU scheduling -- is fitted from the engine's own whole-step times as
+overhead(tokens) = a + b * tokens. On a GPU the profile was not measured on, each operator is scaled by
+the roofline ratio of the resource that bounds it there, and the model says so.
+"""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+
+import numpy as np
+
+from planner.calibration import Profile
+from planner.catalog import GPUS
+from planner.cost_model import RooflineCostModel, StepCostModel
+
+
+def _interp_log(xs: np.ndarray, ys: np.ndarray, x: float) -> float:
+    """Piecewise-linear in (log x, log y); linear extrapolation in log space beyond the ends."""
+    lx, ly = np.log(xs), np.log(ys)
+    v = math.log(max(x, 1e-9))
+    if len(xs) == 1:
+        return float(ys[0] * x / xs[0])
+    if v <= lx[0]:
+        i = 0
+    elif v >= lx[-1]:
+        i = len(lx) - 2
+    else:
+        i = int(np.searchsorted(lx, v) - 1)
+    t = (v - lx[i]) / (lx[i + 1] - lx[i])
+    return float(math.exp(ly[i] + t * (ly[i + 1] - ly[i])))
+
+
+class _Table2D:
+    """y(a, c) on a grid, bilinear in log space (in c + 1: a prefill's context before may be 0)."""
+
+    def __init__(self, rows):
+        self.a = np.array(sorted({r[0] for r in rows}), dtype=float)
+        self.c = np.array(sorted({r[1] + 1 for r in rows}), dtype=float)
+        grid = {(r[0], r[1] + 1): r[2] for r in rows}
+        self.y = np.array([[grid.get((a, c), np.nan) for c in self.c] for a in self.a])
+        if np.isnan(self.y).any():  # fill holes along context
+            for i in range(len(self.a)):
+                ok = ~np.isnan(self.y[i])
+                self.y[i] = np.interp(self.c, self.c[ok], self.y[i, ok])
+
+    def __call__(self, a: float, c: float) -> float:
+        col = np.array([_interp_log(self.a, self.y[:, j], a) for j in range(len(self.c))])
+        return _interp_log(self.c, col, c + 1.0)
+
+
+class CalibratedCostModel(StepCostModel):
+    kind = "calibrated"
+
+    def __init__(self, profile: Profile, model, gpu, **roofline_kw):
+        self.profile, self.model, self.gpu = profile, model, gpu
+        self.roof = RooflineCostModel(model, gpu, **roofline_kw)
+        self.tp, self.L = self.roof.tp, model.num_layers
+        src = GPUS.get(profile.gpu)
+        self.extrapolated = src is not None and src.name != gpu.name
+        self.src_roof = RooflineCostModel(model, src, **roofline_kw) if self.extrapolated else self.roof
+        self.description = (f"calibrated ({profile.device_name}, {len(profile.gemm)} GEMM / "
+                            f"{len(profile.attention)} attention rows) {model.name} on {self.tp}x {gpu.name}"
+                            + (f" -- EXTRAPOLATED from {profile.gpu} by roofline ratios" if self.extrapolated
+                               else ""))
+        quant = roofline_kw.get("quantization", "bf16")
+        by_shape = defaultdict(list)
+        for r in profile.gemm:
+            if r.quantization == quant:
+                by_shape[(r.n, r.k)].append((r.m, r.seconds))
+        if not by_shape:
+            for r in profile.gemm:  # no table for this quantization: bf16 times, scaled by bytes later
+                by_shape[(r.n, r.k)].append((r.m, r.seconds))
+        self.gemm_tables = {k: (np.array([m for m, _ in sorted(v)], float), np.array([s for _, s in sorted(v)], float))
+                            for k, v in by_shape.items()}
+        kvh = max(1, model.num_key_value_heads // self.tp)
+        self.layout = (model.num_attention_heads // self.tp, kvh, model.hd)
+        self.dec = self._attn_table("decode")
+        self.pre = self._attn_table("prefill")
+        self._fit_overhead(roofline_kw.get("step_overhead_s", 1.5e-4))
+        self._cache: dict = {}
+
+    # ---------------------------------------------------------------- tables
+    def _attn_table(self, kind: str):
+        rows = [r for r in self.profile.attention if r.kind == kind]
+        if not rows:
+            return None
+        layouts = {(r.heads, r.kv_heads, r.head_dim) for r in rows}
+        # the measured layout closest in KV width (what decode attention streams)
+        want = self.layout[1] * self.layout[2]
+        best = min(layouts, key=lambda l: (abs(math.log(l[1] * l[2] / want)), abs(l[0] - self.layout[0])))
+        scale = (self.layout[1] * self.layout[2]) / (best[1] * best[2]) if kind == "decode" else \
+            (self.layout[0] * self.layout[2]) / (best[0] * best[2])
+        tab = _Table2D([(r.a, r.context, r.seconds) for r in rows if (r.heads, r.kv_heads, r.head_dim) == best])
+        return tab, scale
+
+    def _gemm_time(self, m: int, n: int, k: int) -> float:
+        t = self.gemm_tables.get((n, k))
+        if t is not None:
+            v = _interp_log(t[0], t[1], m)
+        else:  # nearest measured shape by weight size, scaled by N*K (bandwidth) / 2MNK (compute) alike
+            (n0, k0) = min(self.gemm_tables, key=lambda s: abs(math.log(s[0] * s[1] / (n * k))))
+            t = self.gemm_tables[(n0, k0)]
+            v = _interp_log(t[0], t[1], m) * (n * k) / (n0 * k0)
+        return v
+
+    def _fit_overhead(self, default: float) -> None:
+        """overhead(T) = a + b*T from the engine's whole steps minus the composed operator times."""
+        pts = []
+        for s in self.profile.steps:
+            if s.model != self.model.name or not s.cuda_graphs and s.kind == "decode":
+                continue
+            if s.kind == "decode":
+                ops = self._ops(s.batch, s.batch, s.batch * s.context, (), scaled=False)
+            else:
+                ops = self._ops(s.tokens, s.batch, 0, [(s.tokens // s.batch, 0)] * s.batch, scaled=False)
+            pts.append((s.tokens, s.seconds - ops))
+        if len(pts) >= 2:
+            x = np.array([p[0] for p in pts], float)
+            y = np.array([p[1] for p in pts], float)
+            b, a = np.polyfit(x, y, 1)
+            self.ovh_a, self.ovh_b = max(float(a), 0.0), max(float(b), 0.0)
+            self.fit_points = len(pts)
+            # the per-token part is elementwise memory traffic: it moves with bandwidth; the fixed part
+            # (CPU scheduling, launches) stays as measured
+            self.ovh_b *= self._scale("bandwidth")
+        else:  # model not measured: the directly measured graph overhead, else the roofline's constant
+            self.ovh_a, self.ovh_b = self.profile.overhead_graph_s or default, 0.0
+            self.fit_points = 0
+
+    def _scale(self, roof_part: str, scaled: bool = True) -> float:
+        """Roofline ratio target/source for an operator bound by compute or bandwidth on the target."""
+        if not self.extrapolated or not scaled:
+            return 1.0
+        t, s = self.roof, self.src_roof
+        return (s.flops / t.flops) if roof_part == "compute" else (s.bw / t.bw)
+
+    def _ops(self, T: int, S: int, ctx_sum: int, prefill, scaled: bool = True) -> float:
+        """Measured operator times of one step (no overhead); `scaled` applies the cross-GPU ratios."""
+        g = 0.0
+        for n, k in self.roof.gemms:
+            v = self._gemm_time(T, n, k)
+            bound = "compute" if 2.0 * T * n * k / self.roof.flops > n * k * self.roof.wbytes / self.roof.bw else "bandwidth"
+            g += v * self._scale(bound, scaled)
+        g *= self.L
+        if S:
+            m = self.model
+            g += self._gemm_time(S, m.vocab_size // self.tp, m.hidden_size) * self._scale("bandwidth", scaled)
+        a = 0.0
+        if ctx_sum and self.dec:
+            tab, sc = self.dec
+            n_seq = max(S - len(prefill), 1)
+            a += tab(n_seq, ctx_sum / n_seq) * sc * self.L * self._scale("bandwidth", scaled)
+        elif ctx_sum:
+            a += ctx_sum * self.roof.decode_attn_per_ctx
+        for c, p in prefill:
+            if self.pre:
+                tab, sc = self.pre
+                a += tab(c, p) * sc * self.L * self._scale("compute", scaled)
+            else:
+                a += self.roof._prefill_attn([(c, p)])
+        return g + a + self.roof._allreduce(T)
+
+    # ---------------------------------------------------------------- interface
+    def time(self, num_tokens, num_sampled, decode_ctx_sum, prefill=()):
+        if num_tokens == 0:
+            return 0.0
+        if not prefill:
+            key = (num_tokens, num_sampled, decode_ctx_sum)
+            v = self._cache.get(key)
+            if v is None:
+                v = self._ops(num_tokens, num_sampled, decode_ctx_sum, ()) + self.ovh_a + self.ovh_b * num_tokens
+                if len(self._cache) < 200000:
+                    self._cache[key] = v
+            return v
+        return self._ops(num_tokens, num_sampled, decode_ctx_sum, list(prefill)) + self.ovh_a + self.ovh_b * num_tokens
+
+    def _dec_line(self, b: int) -> tuple[float, float]:
+        """Decode step time at batch b as intercept + slope * total context: two table points, so runs
+        of decode steps have the closed-form sums fast-forward needs."""
+        v = self._cache.get(("line", b))
+        if v is None:
+            c1, c2 = b * 256, b * 4096
+            t1 = self.time(b, b, c1)
+            t2 = self.time(b, b, c2)
+            slope = max((t2 - t1) / (c2 - c1), 0.0)
+            v = (t1 - slope * c1, slope)
+            self._cache[("line", b)] = v
+        return v
+
+    def decode_time(self, batch_size, ctx_sum):
+        i, s = self._dec_line(batch_size)
+        return i + s * ctx_sum
+
+    def decode_run_time(self, batch_size, ctx_sum, steps):
+        if steps <= 0:
+            return 0.0
+        i, s = self._dec_line(batch_size)
+        return steps * i + s * (steps * ctx_sum + batch_size * steps * (steps - 1) // 2)
+
+    @classmethod
+    def from_profile(cls, path, model, gpu, **kw) -> "CalibratedCostModel":
+        if path is None:
+            from planner.scenario import ScenarioError
+            raise ScenarioError([("cost_model.profile", "kind 'calibrated' needs a profile file")])
+        return cls(Profile.load(path), model, gpu, **kw)

@@ -1,0 +1,90 @@
+"""The calibration profile (DESIGN.md contract 3): what `engine calibrate` measured, as a versioned schema.
+
+Times are seconds per call of one operator on one GPU. GEMM rows are (M tokens, N, K); attention rows are
+per layer for one head configuration; whole-step rows are the engine's own measured iterations, used to
+fit the per-step overhead and to validate the composition.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+
+
+class _S(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class GemmRow(_S):
+    m: int
+    n: int
+    k: int
+    dtype: str = "bf16"
+    quantization: str = "bf16"
+    seconds: float = Field(gt=0)
+
+
+class AttnRow(_S):
+    kind: str  # "decode" (batch, context) or "prefill" (tokens, context before)
+    heads: int
+    kv_heads: int
+    head_dim: int
+    a: int  # batch (decode) or chunk tokens (prefill)
+    context: int
+    seconds: float = Field(gt=0)
+
+
+class AllReduceRow(_S):
+    bytes: int
+    tp: int
+    seconds: float = Field(gt=0)
+
+
+class StepRow(_S):
+    model: str
+    kind: str  # "decode" or "prefill"
+    batch: int
+    tokens: int  # tokens in the step
+    context: int  # decode: context per sequence; prefill: 0
+    seconds: float = Field(gt=0)
+    cuda_graphs: bool = True
+
+
+class Profile(_S):
+    schema_version: int = SCHEMA_VERSION
+    gpu: str  # catalog name the profile stands for
+    device_name: str
+    driver: str = ""
+    torch: str = ""
+    cuda: str = ""
+    engine_version: str = ""
+    created: str = ""
+    copy_bandwidth_gbps: float | None = None
+    gemm: list[GemmRow] = []
+    attention: list[AttnRow] = []
+    allreduce: list[AllReduceRow] = []
+    steps: list[StepRow] = []
+    overhead_graph_s: float | None = None  # per-step CPU + launch cost measured directly
+    overhead_eager_s: float | None = None
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Profile":
+        from planner.scenario import ScenarioError
+        p = Path(path)
+        if not p.exists():
+            raise ScenarioError([("cost_model.profile", f"calibration profile '{p}' does not exist")])
+        try:
+            prof = cls.model_validate(json.loads(p.read_text()))
+        except Exception as e:  # pydantic or JSON
+            raise ScenarioError([("cost_model.profile", f"{p}: not a valid calibration profile: {e}")])
+        if prof.schema_version != SCHEMA_VERSION:
+            raise ScenarioError([("cost_model.profile", f"{p}: schema version {prof.schema_version}, "
+                                                        f"this planner reads {SCHEMA_VERSION}")])
+        return prof
+
+    def save(self, path: str | Path) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(self.model_dump_json(indent=1))

@@ -1,0 +1,113 @@
+"""`planner validate`: the engine's measured runs against the simulator, run for run.
+
+For every run under the data folder (trace + engine records + the engine's knobs and KV block count),
+simulate the same trace with the same knobs on the calibrated and the roofline cost models and compare
+TTFT, TPOT and end-to-end P50/P95 and throughput.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+
+from planner.scenario import scenario_from_dict
+
+METRICS = ("ttft_p50", "ttft_p95", "tpot_p50", "tpot_p95", "e2e_p50", "e2e_p95", "throughput_tok_s")
+
+
+def metrics_from(arrival, first, finish, out_tokens, ok) -> dict:
+    a, f, e, n = (np.asarray(x, float) for x in (arrival, first, finish, out_tokens))
+    ok = np.asarray(ok, bool)
+    a, f, e, n = a[ok], f[ok], e[ok], n[ok]
+    ttft, e2e = f - a, e - a
+    tpot = np.where(n > 1, (e - f) / np.maximum(n - 1, 1), np.nan)
+    tpot = tpot[~np.isnan(tpot)]
+    span = e.max() - a.min() if len(a) else np.nan
+    return {"ttft_p50": np.percentile(ttft, 50), "ttft_p95": np.percentile(ttft, 95),
+            "tpot_p50": np.percentile(tpot, 50), "tpot_p95": np.percentile(tpot, 95),
+            "e2e_p50": np.percentile(e2e, 50), "e2e_p95": np.percentile(e2e, 95),
+            "throughput_tok_s": n.sum() / span, "completed": int(ok.sum())}
+
+
+def engine_metrics(records_csv: Path) -> dict:
+    rows = list(csv.DictReader(records_csv.open()))
+    return metrics_from([float(r["arrival"]) for r in rows], [float(r["first_token"]) for r in rows],
+                        [float(r["finish"]) for r in rows], [int(r["output_tokens"]) for r in rows],
+                        [r["status"] == "completed" for r in rows])
+
+
+def scenario_for(meta: dict, trace: Path, cost_model: dict):
+    k = meta["knobs"]
+    return scenario_from_dict({
+        "name": f"validate-{meta['model']}-{meta['label']}", "model": meta["model"],
+        "workload": {"arrival": {"process": "trace", "trace": str(trace)}},
+        "fleet": {"gpu": meta["gpu"], "replicas": 1, "max_num_seqs": k["max_num_seqs"],
+                  "max_num_batched_tokens": k["max_num_batched_tokens"], "block_size": k["block_size"],
+                  "enable_chunked_prefill": k["enable_chunked_prefill"],
+                  "enable_prefix_caching": k["enable_prefix_caching"], "max_model_len": k["max_model_len"]},
+        "router": {"policy": "round_robin"},
+        "cost_model": cost_model,
+        "sim": {"duration_s": meta["duration_s"] + 1e-6, "warmup_s": 0, "drain_limit_s": 3600}})
+
+
+def sim_metrics(meta: dict, trace: Path, cost_model: dict) -> dict:
+    from planner.sim import simulate
+    from planner.sim.metrics import columns
+    sc = scenario_for(meta, trace, cost_model)
+    cl, _ = simulate(sc, num_blocks=meta["num_blocks"])
+    c = columns(cl.records)
+    return metrics_from(c["arrival"], c["first_token"], c["finish"], c["output_tokens"], c["status"] == "completed")
+
+
+def validate(data: Path, profile: str | None) -> list[dict]:
+    rows = []
+    for meta_path in sorted(data.glob("*.meta.json")):
+        meta = json.loads(meta_path.read_text())
+        stem = meta_path.name[: -len(".meta.json")]
+        trace, recs = data / f"{stem}.trace.csv", data / f"{stem}.records.csv"
+        eng = engine_metrics(recs)
+        row = {"model": meta["model"], "gpu": meta["gpu"], "run": meta["label"],
+               "offered_req_s": meta["offered_req_s"], "load": meta["offered_req_s"] / meta["capacity_estimate_req_s"],
+               "engine": eng}
+        models = {"roofline": {"kind": "roofline"}}
+        if profile:
+            models["calibrated"] = {"kind": "calibrated", "profile": profile}
+        for name, cm in models.items():
+            sm = sim_metrics(meta, trace, cm)
+            row[name] = sm
+            row[f"{name}_err"] = {m: (sm[m] - eng[m]) / eng[m] for m in METRICS}
+        rows.append(row)
+    return rows
+
+
+def render(rows: list[dict], con) -> None:
+    from rich.table import Table
+    for cm in ("calibrated", "roofline"):
+        if not rows or cm not in rows[0]:
+            continue
+        t = Table(title=f"simulator ({cm} cost model) vs the engine: relative error per metric")
+        t.add_column("model")
+        t.add_column("run")
+        t.add_column("load")
+        for m in METRICS:
+            t.add_column(m.replace("_", " "))
+        for r in rows:
+            cells = []
+            for m in METRICS:
+                e = r[f"{cm}_err"][m]
+                lim = 0.10 if (m.startswith("ttft") or r["load"] > 1.0) else 0.05
+                style = "green" if abs(e) <= lim else "red"
+                cells.append(f"[{style}]{e * 100:+.1f}%[/]")
+            t.add_row(r["model"], r["run"], f"{r['load']:.2f}", *cells)
+        con.print(t)
+    t = Table(title="engine measurements (the reference)")
+    for c in ("model", "run", "req/s", "TTFT p50", "TTFT p95", "TPOT p50", "E2E p50", "E2E p95", "tok/s"):
+        t.add_column(c)
+    for r in rows:
+        e = r["engine"]
+        t.add_row(r["model"], r["run"], f"{r['offered_req_s']:.2f}", f"{e['ttft_p50'] * 1e3:.0f} ms",
+                  f"{e['ttft_p95'] * 1e3:.0f} ms", f"{e['tpot_p50'] * 1e3:.1f} ms", f"{e['e2e_p50']:.2f} s",
+                  f"{e['e2e_p95']:.2f} s", f"{e['throughput_tok_s']:.0f}")
+    con.print(t)

@@ -1,0 +1,95 @@
+"""The calibrated cost model: fitting and composition, on synthetic and on committed real profiles."""
+from pathlib import Path
+
+import pytest
+
+from planner.calibrated import CalibratedCostModel, _interp_log
+from planner.calibration import AttnRow, GemmRow, Profile, StepRow
+from planner.catalog import GPUS, MODELS
+from planner.cost_model import RooflineCostModel
+from tests.conftest import ROOT
+
+M8, H100, H200 = MODELS["llama-3.1-8b"], GPUS["H100-SXM"], GPUS["H200"]
+MS = (1, 4, 16, 64, 256, 1024, 4096)
+
+
+def synthetic_profile(overhead=2e-4, per_token=1e-7) -> Profile:
+    """Tables filled with the roofline's own operator times, and steps = roofline + a known overhead."""
+    r = RooflineCostModel(M8, H100, step_overhead_s=0)
+    gemm = []
+    for n, k in r.gemms + [(M8.vocab_size, M8.hidden_size)]:
+        for m in MS:
+            t = max(2.0 * m * n * k / r.flops, (n * k * 2 + m * (n + k) * 2) / r.bw)
+            gemm.append(GemmRow(m=m, n=n, k=k, seconds=t))
+    attn = []
+    for b in (1, 4, 16, 64, 256):
+        for c in (128, 512, 2048, 8192):
+            attn.append(AttnRow(kind="decode", heads=32, kv_heads=8, head_dim=128, a=b, context=c,
+                                seconds=b * c * r.decode_attn_per_ctx / r.L))
+    for n in (16, 64, 256, 1024, 4096):
+        for p in (0, 1024, 4096):
+            attn.append(AttnRow(kind="prefill", heads=32, kv_heads=8, head_dim=128, a=n, context=p,
+                                seconds=r._prefill_attn([(n, p)]) / r.L))
+    steps = []
+    for b in (1, 8, 64, 256):
+        for c in (256, 1024):
+            steps.append(StepRow(model=M8.name, kind="decode", batch=b, tokens=b, context=c,
+                                 seconds=r.decode_time(b, b * c) + overhead + per_token * b))
+    return Profile(gpu="H100-SXM", device_name="synthetic", gemm=gemm, attention=attn, steps=steps)
+
+
+def test_log_interpolation_is_exact_on_power_laws():
+    import numpy as np
+    xs = np.array([1.0, 10.0, 100.0])
+    assert _interp_log(xs, 3 * xs ** 1.5, 31.6) == pytest.approx(3 * 31.6 ** 1.5, rel=1e-9)
+
+
+def test_calibrated_reproduces_the_model_its_profile_was_made_from():
+    prof = synthetic_profile()
+    roof = RooflineCostModel(M8, H100, step_overhead_s=0)
+    cal = CalibratedCostModel(prof, M8, H100)
+    # the fit absorbs what the composition leaves out: the fixed overhead, and per token the planted
+    # 1e-7 s plus the elementwise traffic the roofline charges
+    assert cal.ovh_a == pytest.approx(2e-4, rel=0.05)
+    assert cal.ovh_b == pytest.approx(1e-7 + roof.elem_bytes_per_token / roof.bw, rel=0.1)
+    for b, ctx in [(1, 300), (32, 700), (200, 3000)]:
+        want = roof.decode_time(b, b * ctx) + 2e-4 + 1e-7 * b
+        assert cal.decode_time(b, b * ctx) == pytest.approx(want, rel=0.03)
+    pre = cal.time(2048, 1, 0, [(2048, 0)])
+    assert pre == pytest.approx(roof.time(2048, 1, 0, [(2048, 0)]) + 2e-4 + 1e-7 * 2048, rel=0.03)
+
+
+def test_extrapolation_to_another_gpu_scales_by_the_bounding_resource_and_says_so():
+    prof = synthetic_profile(overhead=0, per_token=0)
+    h200 = CalibratedCostModel(prof, M8, H200)
+    assert "EXTRAPOLATED from H100-SXM" in h200.description
+    cal = CalibratedCostModel(prof, M8, H100)
+    # batch-1 decode is bandwidth-bound: H200/H100 = 3350/4800 of the time
+    ratio = h200.decode_time(1, 500) / cal.decode_time(1, 500)
+    assert ratio == pytest.approx(3350 / 4800, rel=0.05)
+
+
+def test_fast_forward_sums_match_step_sums_for_the_calibrated_model():
+    cal = CalibratedCostModel(synthetic_profile(), M8, H100)
+    for b, s, k in [(3, 900, 40), (64, 64 * 700, 100)]:
+        assert cal.decode_run_time(b, s, k) == pytest.approx(sum(cal.decode_time(b, s + j * b) for j in range(k)),
+                                                             rel=1e-9)
+
+
+PROFILES = sorted((ROOT / "data" / "profiles").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", PROFILES, ids=lambda p: p.stem)
+def test_committed_profile_loads_and_predicts_its_own_steps(path):
+    prof = Profile.load(path)
+    for name in {s.model for s in prof.steps}:
+        cal = CalibratedCostModel(prof, MODELS[name], GPUS[prof.gpu])
+        errs = []
+        for s in prof.steps:
+            if s.model != name or not s.cuda_graphs:
+                continue
+            pred = cal.decode_time(s.batch, s.batch * s.context) if s.kind == "decode" else \
+                cal.time(s.tokens, 1, 0, [(s.tokens, 0)])
+            errs.append(abs(pred - s.seconds) / s.seconds)
+        assert max(errs) < 0.15, (name, errs)
+        assert sorted(errs)[len(errs) // 2] < 0.05

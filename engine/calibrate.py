@@ -29,15 +29,33 @@ M_GRID = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
 
 
 def gpu_time(fn, reps: int = 10, inner: int = 10) -> float:
-    """Median seconds per call of fn, timed in batches of `inner` back-to-back calls."""
-    for _ in range(3):
-        fn()
+    """Median GPU seconds per call of fn: `inner` calls captured in a CUDA graph and replayed, as the
+    engine's decode graphs run them (no Python launch gaps). Falls back to back-to-back eager calls."""
+    st = torch.cuda.Stream()
+    st.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(st):
+        for _ in range(3):
+            fn()
+    torch.cuda.current_stream().wait_stream(st)
+    run = None
+    try:
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g):
+            for _ in range(inner):
+                fn()
+        run = g.replay
+    except Exception:
+        torch.cuda.synchronize()
+
+        def run():
+            for _ in range(inner):
+                fn()
+    run()
     ts = []
     for _ in range(reps):
         s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         s.record()
-        for _ in range(inner):
-            fn()
+        run()
         e.record()
         e.synchronize()
         ts.append(s.elapsed_time(e) / 1e3 / inner)
@@ -69,7 +87,8 @@ def measure_gemms(shapes, dtype=torch.bfloat16, int8_shapes=(), m_grid=M_GRID, l
             for m in m_grid:
                 x = torch.randn(m, k, device="cuda", dtype=dtype)
                 rows.append(GemmRow(m=m, n=n, k=k, quantization="int8", seconds=gpu_time(lambda: lin(x), inner=3)))
-        log(f"  gemm {n}x{k}: M=1 {rows[-len(m_grid)].seconds * 1e6:.1f} us")
+        m1 = next(r for r in rows if (r.n, r.k, r.m, r.quantization) == (n, k, 1, "bf16"))
+        log(f"  gemm {n}x{k}: bf16 M=1 {m1.seconds * 1e6:.1f} us")
         del w
     return rows
 
@@ -147,7 +166,8 @@ def measure_steps(model_name: str, batches=(1, 8, 32, 64, 128, 256), contexts=(2
     rows, ovh = [], {}
     for graphs in (True, False):
         llm = LLM(EngineConfig(model=model_name, num_blocks=max(batches) * (max(contexts) // 16 + 8) + 64,
-                               max_num_seqs=max(batches), max_num_batched_tokens=16384, cuda_graphs=graphs),
+                               max_num_seqs=max(batches), max_num_batched_tokens=16384, cuda_graphs=graphs,
+                               max_model_len=16384),
                   model=model)
         for c in contexts:
             for b in batches if graphs else (1, 32):
@@ -161,7 +181,10 @@ def measure_steps(model_name: str, batches=(1, 8, 32, 64, 128, 256), contexts=(2
                 g = torch.Generator().manual_seed(t)
                 ws = []
                 for _ in range(4):
-                    llm.add(torch.randint(0, spec.vocab_size, (t,), generator=g).tolist(), SamplingParams(max_tokens=1))
+                    s = llm.add(torch.randint(0, spec.vocab_size, (t,), generator=g).tolist(),
+                                SamplingParams(max_tokens=1))
+                    if s.status == "failed":
+                        raise RuntimeError(f"calibration prefill of {t} tokens refused: {s.reason}")
                     torch.cuda.synchronize()
                     a = time.perf_counter()
                     llm.step()

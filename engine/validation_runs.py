@@ -63,7 +63,10 @@ def run_all(out: Path, models=("llama-3.2-1b", "llama-3.1-8b"), loads=(0.4, 0.8,
     for name in models:
         model = build_model(MODELS[name], seed=0, dtype=torch.bfloat16, device="cuda")
         llm = LLM(EngineConfig(model=name, **KNOBS), model=model)
-        blocks = llm.num_blocks
+        blocks = llm.num_blocks  # what the engine sizes from free memory; each run gets exactly this
+        del llm
+        gc.collect()
+        torch.cuda.empty_cache()
         cap = capacity_estimate(name, blocks, profile)
         runs = [(f"poisson-{load:g}", poisson_trace(cap * load, duration, seed=int(load * 100))) for load in loads]
         if azure:

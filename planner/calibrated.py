@@ -109,28 +109,31 @@ class CalibratedCostModel(StepCostModel):
         return v
 
     def _fit_overhead(self, default: float) -> None:
-        """overhead(T) = a + b*T from the engine's whole steps minus the composed operator times."""
-        pts = []
-        for s in self.profile.steps:
-            if s.model != self.model.name or not s.cuda_graphs and s.kind == "decode":
-                continue
-            if s.kind == "decode":
-                ops = self._ops(s.batch, s.batch, s.batch * s.context, (), scaled=False)
-            else:
-                ops = self._ops(s.tokens, s.batch, 0, [(s.tokens // s.batch, 0)] * s.batch, scaled=False)
-            pts.append((s.tokens, s.seconds - ops))
-        if len(pts) >= 2:
-            x = np.array([p[0] for p in pts], float)
-            y = np.array([p[1] for p in pts], float)
-            b, a = np.polyfit(x, y, 1)
-            self.ovh_a, self.ovh_b = max(float(a), 0.0), max(float(b), 0.0)
-            self.fit_points = len(pts)
-            # the per-token part is elementwise memory traffic: it moves with bandwidth; the fixed part
-            # (CPU scheduling, launches) stays as measured
-            self.ovh_b *= self._scale("bandwidth")
-        else:  # model not measured: the directly measured graph overhead, else the roofline's constant
-            self.ovh_a, self.ovh_b = self.profile.overhead_graph_s or default, 0.0
-            self.fit_points = 0
+        """overhead(T) = a + b*T from the engine's whole steps minus the composed operator times, fitted
+        separately for pure-decode steps (CUDA-graph replay) and steps with a prefill (eager launches)."""
+        fits = {}
+        for kind in ("decode", "prefill"):
+            pts = []
+            for s in self.profile.steps:
+                if s.model != self.model.name or s.kind != kind or (kind == "decode" and not s.cuda_graphs):
+                    continue
+                if kind == "decode":
+                    ops = self._ops(s.batch, s.batch, s.batch * s.context, (), scaled=False)
+                else:
+                    ops = self._ops(s.tokens, s.batch, 0, [(s.tokens // s.batch, 0)] * s.batch, scaled=False)
+                pts.append((s.tokens, s.seconds - ops))
+            if len(pts) >= 2:
+                x = np.array([p[0] for p in pts], float)
+                y = np.array([p[1] for p in pts], float)
+                b, a = np.polyfit(x, y, 1)
+                # per-token part: elementwise memory traffic, moves with bandwidth; fixed part (CPU, launches)
+                # stays as measured on another GPU
+                fits[kind] = (max(float(a), 0.0), max(float(b), 0.0) * self._scale("bandwidth"))
+        graph = self.profile.overhead_graph_s or default
+        eager = self.profile.overhead_eager_s or graph
+        self.ovh = {"decode": fits.get("decode", (graph, 0.0)), "prefill": fits.get("prefill", (eager, 0.0))}
+        self.fit_points = len(fits)
+        self.ovh_a, self.ovh_b = self.ovh["decode"]
 
     def _scale(self, roof_part: str, scaled: bool = True) -> float:
         """Roofline ratio target/source for an operator bound by compute or bandwidth on the target."""
@@ -173,11 +176,13 @@ class CalibratedCostModel(StepCostModel):
             key = (num_tokens, num_sampled, decode_ctx_sum)
             v = self._cache.get(key)
             if v is None:
-                v = self._ops(num_tokens, num_sampled, decode_ctx_sum, ()) + self.ovh_a + self.ovh_b * num_tokens
+                a, b = self.ovh["decode"]
+                v = self._ops(num_tokens, num_sampled, decode_ctx_sum, ()) + a + b * num_tokens
                 if len(self._cache) < 200000:
                     self._cache[key] = v
             return v
-        return self._ops(num_tokens, num_sampled, decode_ctx_sum, list(prefill)) + self.ovh_a + self.ovh_b * num_tokens
+        a, b = self.ovh["prefill"]
+        return self._ops(num_tokens, num_sampled, decode_ctx_sum, list(prefill)) + a + b * num_tokens
 
     def _dec_line(self, b: int) -> tuple[float, float]:
         """Decode step time at batch b as intercept + slope * total context: two table points, so runs

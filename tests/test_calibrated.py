@@ -35,6 +35,9 @@ def synthetic_profile(overhead=2e-4, per_token=1e-7) -> Profile:
         for c in (256, 1024):
             steps.append(StepRow(model=M8.name, kind="decode", batch=b, tokens=b, context=c,
                                  seconds=r.decode_time(b, b * c) + overhead + per_token * b))
+    for t in (128, 512, 2048, 8192):
+        steps.append(StepRow(model=M8.name, kind="prefill", batch=1, tokens=t, context=0,
+                             seconds=r.time(t, 1, 0, [(t, 0)]) + 5 * overhead + per_token * t))
     return Profile(gpu="H100-SXM", device_name="synthetic", gemm=gemm, attention=attn, steps=steps)
 
 
@@ -56,7 +59,8 @@ def test_calibrated_reproduces_the_model_its_profile_was_made_from():
         want = roof.decode_time(b, b * ctx) + 2e-4 + 1e-7 * b
         assert cal.decode_time(b, b * ctx) == pytest.approx(want, rel=0.03)
     pre = cal.time(2048, 1, 0, [(2048, 0)])
-    assert pre == pytest.approx(roof.time(2048, 1, 0, [(2048, 0)]) + 2e-4 + 1e-7 * 2048, rel=0.03)
+    assert cal.ovh["prefill"][0] == pytest.approx(1e-3, rel=0.1)  # eager steps: their own fixed cost
+    assert pre == pytest.approx(roof.time(2048, 1, 0, [(2048, 0)]) + 1e-3 + 1e-7 * 2048, rel=0.03)
 
 
 def test_extrapolation_to_another_gpu_scales_by_the_bounding_resource_and_says_so():

@@ -159,6 +159,27 @@ def _decode_steps(llm: LLM, batch: int, ctx: int, n: int = 12) -> tuple[float, f
     return statistics.median(walls[2:]), statistics.median(gpus[2:])
 
 
+def _mixed_step(llm: LLM, batch: int, ctx: int, prompt: int, reps: int = 5) -> float:
+    """Median wall seconds of a step holding `batch` decodes at `ctx` and one `prompt`-token prefill."""
+    g = torch.Generator().manual_seed(batch + prompt)
+    for _ in range(batch):
+        llm.add(torch.randint(0, llm.spec.vocab_size, (ctx,), generator=g).tolist(), SamplingParams(max_tokens=200))
+    while any(s.uncomputed > 1 for s in llm.sched.running) or llm.sched.waiting:
+        llm.step()
+    for _ in range(2):
+        llm.step()
+    ws = []
+    for _ in range(reps):
+        llm.add(torch.randint(0, llm.spec.vocab_size, (prompt,), generator=g).tolist(), SamplingParams(max_tokens=1))
+        torch.cuda.synchronize()
+        a = time.perf_counter()
+        llm.step()
+        ws.append(time.perf_counter() - a)
+    for s in list(llm.sched.running) + list(llm.sched.waiting):
+        llm.sched.finish(s)
+    return statistics.median(ws[1:])
+
+
 def measure_steps(model_name: str, batches=(1, 8, 32, 64, 128, 256), contexts=(256, 1024),
                   prefills=(128, 512, 2048, 8192), log=print) -> tuple[list[StepRow], dict]:
     spec = MODELS[model_name]
@@ -176,7 +197,12 @@ def measure_steps(model_name: str, batches=(1, 8, 32, 64, 128, 256), contexts=(2
                                     cuda_graphs=graphs))
                 if b == 1 and c == contexts[0]:
                     ovh["graph" if graphs else "eager"] = wall - gpu
-        if graphs:
+        if graphs:  # mixed steps, as the scheduler runs them when a request arrives: decodes + one prompt
+            for b in (8, 32):
+                for t in (256, 1024):
+                    wall = _mixed_step(llm, b, 512, t)
+                    rows.append(StepRow(model=model_name, kind="mixed", batch=b, tokens=b + t, context=512,
+                                        seconds=wall, cuda_graphs=False))
             for t in prefills:
                 g = torch.Generator().manual_seed(t)
                 ws = []

@@ -70,6 +70,8 @@ class LLM:
                                   max_graph_batch=min(512, cfg.max_num_seqs), fuse=cfg.fuse_elementwise)
         self.generators: dict = {}
         self.steps = 0
+        self.step_log: list[tuple] = []  # (start, end, prefill tokens, decodes, graph) when log_steps
+        self.log_steps = False
 
     def clock(self) -> float:
         return time.perf_counter() - self._t0[0]
@@ -127,9 +129,13 @@ class LLM:
                 s.finish = self.clock()
                 return [s]
             return []
+        t_start = self.clock() if self.log_steps else 0.0
         logits, samplers = self.runner.forward(batch)
         toks = sample(logits, samplers, self.generators)
         now = self.clock()
+        if self.log_steps:
+            pre = sum(n for _, n in batch if n > 1)
+            self.step_log.append((t_start, now, pre, sum(1 for _, n in batch if n == 1), pre == 0))
         for s, n in batch:
             s.num_computed += n
             self.bm.commit(s)

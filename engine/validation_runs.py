@@ -74,6 +74,7 @@ def run_all(out: Path, models=("llama-3.2-1b", "llama-3.1-8b"), loads=(0.4, 0.8,
         for label, tr in runs:
             llm = LLM(EngineConfig(model=name, num_blocks=blocks, **KNOBS), model=model)
             llm.generate([[1] * 64] * 2)  # warm-up: graphs for small batches
+            llm.log_steps = True
             seqs = llm.replay(tr["t"], tr["in"], tr["out"])
             stem = f"{name}_{gpu}_{label}"
             write_trace(out / f"{stem}.trace.csv", tr)
@@ -87,6 +88,17 @@ def run_all(out: Path, models=("llama-3.2-1b", "llama-3.1-8b"), loads=(0.4, 0.8,
                     "offered_req_s": len(tr["t"]) / duration, "capacity_estimate_req_s": cap,
                     "duration_s": duration}
             (out / f"{stem}.meta.json").write_text(json.dumps(meta, indent=1))
+            with (out / f"{stem}.steps.csv").open("w", newline="") as fh:
+                w = csv.writer(fh)
+                w.writerow(["start", "end", "prefill_tokens", "decodes", "graph"])
+                w.writerows((round(a, 6), round(b, 6), p, d, int(g)) for a, b, p, d, g in llm.step_log)
+            lg = llm.step_log
+            dec = sorted(b - a for a, b, p, d, g in lg if g)
+            mix = sorted(b - a for a, b, p, d, g in lg if not g)
+            if dec and mix:
+                log(f"    steps: {len(dec)} decode (median {dec[len(dec) // 2] * 1e3:.2f} ms), {len(mix)} with "
+                    f"prefill (median {mix[len(mix) // 2] * 1e3:.2f} ms), busy {sum(b - a for a, b, *_ in lg):.1f} s "
+                    f"of {lg[-1][1] - lg[0][0]:.1f} s")
             done = [r for r in recs if r["status"] == "completed"]
             e2e = sorted(r["finish"] - r["arrival"] for r in done)
             log(f"  {stem}: {len(done)}/{len(recs)} completed, P50 e2e {e2e[len(e2e) // 2]:.3f} s")

@@ -112,13 +112,16 @@ class CalibratedCostModel(StepCostModel):
         """overhead(T) = a + b*T from the engine's whole steps minus the composed operator times, fitted
         separately for pure-decode steps (CUDA-graph replay) and steps with a prefill (eager launches)."""
         fits = {}
-        for kind in ("decode", "prefill"):
+        for kind, kinds in (("decode", ("decode",)), ("prefill", ("prefill", "mixed"))):
             pts = []
             for s in self.profile.steps:
-                if s.model != self.model.name or s.kind != kind or (kind == "decode" and not s.cuda_graphs):
+                if s.model != self.model.name or s.kind not in kinds or (kind == "decode" and not s.cuda_graphs):
                     continue
-                if kind == "decode":
+                if s.kind == "decode":
                     ops = self._ops(s.batch, s.batch, s.batch * s.context, (), scaled=False)
+                elif s.kind == "mixed":  # `batch` decodes at `context` plus one prompt of tokens - batch
+                    ops = self._ops(s.tokens, s.batch + 1, s.batch * s.context, [(s.tokens - s.batch, 0)],
+                                    scaled=False)
                 else:
                     ops = self._ops(s.tokens, s.batch, 0, [(s.tokens // s.batch, 0)] * s.batch, scaled=False)
                 pts.append((s.tokens, s.seconds - ops))

@@ -147,15 +147,22 @@ def gather_kv(cache: torch.Tensor, table: torch.Tensor, length: int) -> torch.Te
 
 
 def prefill_attention(q, k_cache, v_cache, table, total_len: int, ctx_before: int, scale: float):
-    """Causal attention of a chunk of n queries at positions [ctx_before, total_len) over all its KV."""
+    """Causal attention of a chunk of n queries at positions [ctx_before, total_len) over all its KV.
+
+    A lower-right-aligned causal bias (not a boolean mask) and K/V expanded to every query head keep
+    SDPA on its flash / memory-efficient kernels; a dense mask forces the math path, which materializes
+    the whole score matrix (measured: 862 ms for an 8192-token 1B prefill, against ~30 ms)."""
+    from torch.nn.attention.bias import causal_lower_right
+    n = q.shape[0]
     k = gather_kv(k_cache, table, total_len).transpose(0, 1)  # [kvh, L, hd]
     v = gather_kv(v_cache, table, total_len).transpose(0, 1)
-    n = q.shape[0]
-    qpos = torch.arange(ctx_before, total_len, device=q.device)
-    mask = torch.arange(total_len, device=q.device)[None, :] <= qpos[:, None]  # [n, L]
-    o = F.scaled_dot_product_attention(q.transpose(0, 1), k, v, attn_mask=mask, scale=scale,
-                                       enable_gqa=q.shape[1] != k.shape[0])
-    return o.transpose(0, 1)
+    rep = q.shape[1] // k.shape[0]
+    if rep > 1:
+        k = k.repeat_interleave(rep, dim=0)
+        v = v.repeat_interleave(rep, dim=0)
+    o = F.scaled_dot_product_attention(q.transpose(0, 1)[None], k[None], v[None],
+                                       attn_mask=causal_lower_right(n, total_len), scale=scale)
+    return o[0].transpose(0, 1)
 
 
 def decode_mask(block_tables, context_lens, block_size: int) -> torch.Tensor:

@@ -39,6 +39,7 @@ class EngineConfig:
     cuda_graphs: bool = True
     fuse_elementwise: bool = False  # torch.compile'd RMSNorm / RoPE / SiLU*mul (opt-in, see enable_fusion)
     kernels: bool = False  # use the CuPy kernels where available
+    pad_tokens_to: int | None = None  # eager-step token padding (default 64 on CUDA, none on CPU)
     seed: int = 0
 
 
@@ -67,7 +68,8 @@ class LLM:
                                                cfg.enable_chunked_prefill), self.bm,
                                lambda: time.perf_counter() - t0[0])
         self.runner = ModelRunner(self.model, self.num_blocks, cfg.block_size, cuda_graphs=cfg.cuda_graphs,
-                                  max_graph_batch=min(512, cfg.max_num_seqs), fuse=cfg.fuse_elementwise)
+                                  max_graph_batch=min(512, cfg.max_num_seqs), fuse=cfg.fuse_elementwise,
+                                  pad_tokens_to=cfg.pad_tokens_to)
         self.generators: dict = {}
         self.steps = 0
         self.step_log: list[tuple] = []  # (start, end, prefill tokens, decodes, graph) when log_steps

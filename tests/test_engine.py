@@ -66,6 +66,10 @@ def test_checkpoint_round_trip_loads_the_same_model(model):
     assert [s.output for s in llm.generate(PROMPTS, SamplingParams(max_tokens=20))] == gen(model)
 
 
+def test_padding_the_flat_batch_changes_nothing(model):
+    assert gen(model, pad_tokens_to=64) == gen(model)
+
+
 def test_chunked_prefill_and_whole_prefill_agree(model):
     ref = gen(model, max_num_batched_tokens=512)
     assert gen(model, max_num_batched_tokens=8) == ref

@@ -24,14 +24,30 @@ def main():
     ap.add_argument("--no-runs", action="store_true")
     a = ap.parse_args()
     if not a.skip_calibrate:
-        from engine.calibrate import calibrate
-        prof = calibrate(a.gpu, log=lambda m: print(m, flush=True))
-        prof.save(a.profile)
-        print(f"wrote {a.profile}", flush=True)
+        try:
+            from engine.calibrate import calibrate
+            prof = calibrate(a.gpu, log=lambda m: print(m, flush=True))
+            prof.save(a.profile)
+            print(f"wrote {a.profile}", flush=True)
+        except Exception as e:  # keep the runs: they are worth having against the previous profile
+            import traceback
+            traceback.print_exc()
+            print(f"calibration failed ({e!r}); validation runs use the existing {a.profile}", flush=True)
+            import gc
+
+            import torch
+            gc.collect()
+            torch.cuda.empty_cache()
     if not a.no_runs:
         from engine.validation_runs import run_all
-        run_all(Path(a.out), models=tuple(a.models.split(",")), profile=a.profile, azure=a.azure,
-                duration=a.duration, gpu=a.gpu, log=lambda m: print(m, flush=True))
+        for m in a.models.split(","):
+            try:
+                run_all(Path(a.out), models=(m,), profile=a.profile, azure=a.azure, duration=a.duration,
+                        gpu=a.gpu, log=lambda s: print(s, flush=True))
+            except Exception as e:
+                import traceback
+                traceback.print_exc()
+                print(f"validation runs for {m} failed: {e!r}", flush=True)
 
 
 if __name__ == "__main__":

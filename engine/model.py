@@ -152,6 +152,7 @@ def prefill_attention(q, k_cache, v_cache, table, total_len: int, ctx_before: in
     A lower-right-aligned causal bias (not a boolean mask) and K/V expanded to every query head keep
     SDPA on its flash / memory-efficient kernels; a dense mask forces the math path, which materializes
     the whole score matrix (measured: 862 ms for an 8192-token 1B prefill, against ~30 ms)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.nn.attention.bias import causal_lower_right
     n = q.shape[0]
     k = gather_kv(k_cache, table, total_len).transpose(0, 1)  # [kvh, L, hd]
@@ -160,8 +161,10 @@ def prefill_attention(q, k_cache, v_cache, table, total_len: int, ctx_before: in
     if rep > 1:
         k = k.repeat_interleave(rep, dim=0)
         v = v.repeat_interleave(rep, dim=0)
-    o = F.scaled_dot_product_attention(q.transpose(0, 1)[None], k[None], v[None],
-                                       attn_mask=causal_lower_right(n, total_len), scale=scale)
+    # chunk sizes vary step to step: keep to kernels without per-shape plans (cuDNN builds one per shape)
+    with sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]):
+        o = F.scaled_dot_product_attention(q.transpose(0, 1)[None], k[None], v[None],
+                                           attn_mask=causal_lower_right(n, total_len), scale=scale)
     return o[0].transpose(0, 1)
 
 

@@ -26,7 +26,6 @@ class ModelRunner:
         # so pad the flat batch to a multiple of 64 tokens: a few dozen shapes per run instead of hundreds
         self.pad = pad_tokens_to or (64 if self.device.type == "cuda" else 1)
         if self.device.type == "cuda":
-            torch.backends.cuda.enable_cudnn_sdp(False)  # per-shape plan building; flash/efficient need none
             try:
                 torch.cuda.tunable.enable(False)
             except Exception:

@@ -180,16 +180,6 @@ def decode_attention(q, k_cache, v_cache, block_tables, context_lens, scale: flo
     v = v_cache[block_tables].flatten(1, 2).transpose(1, 2)
     if mask is None:
         mask = decode_mask(block_tables, context_lens, k_cache.shape[1])
-    if q.is_cuda and not torch.cuda.is_current_stream_capturing():
-        # eager steps (those with a prefill) see a new (batch, width) almost every time; SDPA's cuDNN
-        # backend builds a plan per shape (measured ~40 ms each), so use the memory-efficient kernel,
-        # which needs K/V expanded per query head. Graph capture keeps the default: it runs once per shape.
-        from torch.nn.attention import SDPBackend, sdpa_kernel
-        rep = q.shape[1] // k.shape[1]
-        if rep > 1:
-            k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
-        with sdpa_kernel([SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]):
-            return F.scaled_dot_product_attention(q[:, :, None, :], k, v, attn_mask=mask, scale=scale)[:, :, 0, :]
     o = F.scaled_dot_product_attention(q[:, :, None, :], k, v, attn_mask=mask, scale=scale,
                                        enable_gqa=q.shape[1] != k.shape[1])
     return o[:, :, 0, :]

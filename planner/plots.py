@@ -24,11 +24,15 @@ def plot_all(cluster, summary: dict, out: Path) -> list[Path]:
         x = np.sort(lat[key][inw & ~np.isnan(lat[key])])
         if len(x):
             ax.plot(x, np.arange(1, len(x) + 1) / len(x))
-        for s in summary["slas"]:
+        slas = list(summary["slas"]) + [dict(t["sla"], tier=name) for name, t in summary.get("tiers", {}).items()]
+        colors = iter(["red", "darkorange", "purple", "green", "brown"])
+        for s in slas:
             if s["metric"] == key:
-                ax.axvline(s["target_s"], color="red", ls="--", label=f"SLA P{s['percentile']:g} < {s['target_s']} s")
-                ax.axhline(s["percentile"] / 100, color="red", ls=":", lw=0.8)
-                ax.legend(loc="lower right")
+                tier = "" if s.get("tier", "default") == "default" else f"{s['tier']}: "
+                col = next(colors, "red")
+                ax.axvline(s["target_s"], color=col, ls="--", label=f"{tier}SLA P{s['percentile']:g} < {s['target_s']} s")
+                ax.axhline(s["percentile"] / 100, color=col, ls=":", lw=0.8)
+                ax.legend(loc="lower right", fontsize=8)
         ax.set_xlabel(f"{name} (s)")
         ax.set_ylabel("fraction of requests")
         ax.set_title(f"{name} CDF")

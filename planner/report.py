@@ -138,6 +138,20 @@ def render_summary(s: dict, console: Console | None = None) -> None:
     t.add_row("cost", f"${c['per_hour']:,.2f}/hour; ${_f(c['per_million_tokens'])} per 1M tokens "
                       f"(${_f(c['per_million_output_tokens'])} per 1M output)")
     con.print(t)
+    if s.get("tiers"):
+        t = Table(title="Per tier", title_justify="left")
+        for c in ("tier", "requests", "SLA", "P50", "P95", "P99", "attainment", "goodput req/s", "preemptions"):
+            t.add_column(c)
+        for name, v in s["tiers"].items():
+            sl = v["sla"]
+            p = v[sl["metric"]]
+            ok = p["p95"] is not None and p[f"p{int(sl['percentile'])}"] <= sl["target_s"] \
+                if int(sl["percentile"]) in (50, 95, 99) and p["p95"] is not None else None
+            t.add_row(name, f"{v['requests']:,}", f"P{sl['percentile']:g} {sl['metric']} < {sl['target_s']} s",
+                      _ms(p["p50"]), _ms(p["p95"]), _ms(p["p99"]),
+                      (f"[green]{v['attainment'] * 100:.1f}%[/]" if ok else f"[red]{v['attainment'] * 100:.1f}%[/]"),
+                      _f(v["goodput_req_s"]), f"{v['preemptions']:,}")
+        con.print(t)
     for sla in s["slas"]:
         key = {"ttft": "ttft_s", "tpot": "tpot_s", "e2e": "e2e_s"}[sla["metric"]]
         p = s[key].get(f"p{int(sla['percentile'])}") if int(sla["percentile"]) in (50, 95, 99) else None

@@ -27,8 +27,21 @@ def variant(name: str, duration: float):
     if name != "as stated":
         sc.workload.arrival = sc.workload.arrival.model_copy(
             update={"process": "poisson", "rate": 10000 / 60, "users": None, "think_time_s": None})
-    if name == "open loop, H200 FP8":
+    if name.startswith("open loop, H200 FP8"):
         sc.fleet.gpu, sc.fleet.quantization, sc.fleet.price_per_gpu_hour = "H200", "fp8", None
+    if name == "open loop, H200 FP8, 3 tiers":  # the same load split premium/standard/budget, tier budgets on
+        from planner.scenario import Tenant, Tier
+        wl = sc.workload
+        a = wl.arrival
+        wl.tenants = [Tenant(name=n, tier=n, arrival=a.model_copy(update={"rate": a.rate * f}),
+                             input_tokens=wl.input_tokens, output_tokens=wl.output_tokens)
+                      for n, f in (("premium", 0.2), ("standard", 0.3), ("budget", 0.5))]
+        wl.arrival = None
+        sc.tiers = [Tier(name="premium", priority=0, sla={"metric": "ttft", "target_s": 0.5}, token_budget_share=0.6),
+                    Tier(name="standard", priority=1, sla={"metric": "ttft", "target_s": 2}, token_budget_share=0.9,
+                         preemptible=True),
+                    Tier(name="budget", priority=2, sla={"metric": "ttft", "target_s": 5}, preemptible=True)]
+        sc.fleet.scheduling_policy = "tier_budget"
     return sc
 
 
@@ -36,11 +49,13 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--duration", type=float, default=3600.0)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--variants", default="as stated,open loop,open loop, H200 FP8,open loop, H200 FP8, 3 tiers")
     a = ap.parse_args()
     rows = []
-    print(f"{'variant':24} {'ff':>3} {'requests':>9} {'wall s':>7} {'sim s/wall s':>12} {'req/wall s':>10} "
+    print(f"{'variant':30} {'ff':>3} {'requests':>9} {'wall s':>7} {'sim s/wall s':>12} {'req/wall s':>10} "
           f"{'steps':>9} {'ff jumps':>8}", flush=True)
-    for name in ("as stated", "open loop", "open loop, H200 FP8"):
+    names = ["as stated", "open loop", "open loop, H200 FP8", "open loop, H200 FP8, 3 tiers"]
+    for name in [n for n in names if n in a.variants]:
         for ff in (True, False):
             sc = variant(name, a.duration)
             sc.sim.fast_forward = ff
@@ -52,11 +67,11 @@ def main():
                    "steps": s["engine"]["steps"], "ff_jumps": s["engine"]["fast_forward_jumps"],
                    "status": s["status"], "p95_e2e_s": s["e2e_s"]["p95"]}
             rows.append(row)
-            print(f"{name:24} {'on' if ff else 'off':>3} {row['requests']:9,} {wall:7.1f} "
+            print(f"{name:30} {'on' if ff else 'off':>3} {row['requests']:9,} {wall:7.1f} "
                   f"{row['sim_s_per_wall_s']:12.1f} {row['requests_per_wall_s']:10,.0f} {row['steps']:9,} "
                   f"{row['ff_jumps']:8,}", flush=True)
         on, off = rows[-2], rows[-1]
-        print(f"{'':24} fast-forward speedup: {off['wall_s'] / on['wall_s']:.2f}x", flush=True)
+        print(f"{'':30} fast-forward speedup: {off['wall_s'] / on['wall_s']:.2f}x", flush=True)
     if a.out:
         Path(a.out).write_text(json.dumps(rows, indent=2))
 

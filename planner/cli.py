@@ -127,6 +127,22 @@ def experiment(name: str = typer.Argument(..., help="batching | paged"),
 
 
 @app.command()
+def tiers(scenario: str = typer.Argument("seed-multi-tenant"),
+          duration: float = typer.Option(600.0, help="simulated seconds per run"),
+          json_out: bool = typer.Option(False, "--json")):
+    """The multi-tenant question: smallest fleet per policy meeting every tier's SLA; 2x peak per tier."""
+    from planner import tiers as tq
+    try:
+        res = tq.answer(_load(scenario), duration=duration)
+    except (ScenarioError, ValueError) as e:
+        _fail(e)
+    if json_out:
+        print(json.dumps(res, indent=2, default=float))
+    else:
+        tq.render(res, console)
+
+
+@app.command()
 def validate(data: Path = typer.Option(Path("data/validation"), help="engine runs (trace, records, meta)"),
              profile: Optional[str] = typer.Option("data/profiles/h100.json", help="calibration profile"),
              json_out: bool = typer.Option(False, "--json")):

@@ -184,8 +184,8 @@ def write_outputs(cluster, summary: dict, out: Path) -> list[Path]:
     p = out / "timeseries.csv"
     with p.open("w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["t", "waiting", "running", "kv_util", "live_replicas"])
-        w.writerows(zip(s.t, s.waiting, s.running, s.kv_util, s.live_replicas))
+        w.writerow(["t", "waiting", "running", "kv_util", "serving_replicas", "active_replicas"])
+        w.writerows(zip(s.t, s.waiting, s.running, s.kv_util, s.live_replicas, s.active_replicas))
     paths.append(p)
     from planner.plots import plot_all
     paths += plot_all(cluster, summary, out)

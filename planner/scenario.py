@@ -69,9 +69,11 @@ class LengthDist(_Strict):
 class RateProfile(_Strict):
     """How load varies over time. `peak_factor` is the ratio of peak to average rate."""
 
-    kind: Literal["constant", "diurnal"] = "constant"
+    kind: Literal["constant", "diurnal", "step"] = "constant"
     peak_factor: float = Field(default=1.0, ge=1.0)
     period_s: float = Field(default=86400.0, gt=0, description="diurnal period")
+    step_at_s: float = Field(default=0.0, ge=0, description="step: the rate multiplies by step_factor from here")
+    step_factor: float = Field(default=1.0, gt=0)
 
 
 class Arrival(_Strict):
@@ -157,9 +159,43 @@ class Fleet(_Strict):
     block_size: int = Field(default=16, ge=1)
     enable_prefix_caching: bool = True
     enable_chunked_prefill: bool = True
-    scheduling_policy: Literal["fcfs", "priority"] = "fcfs"
+    scheduling_policy: Literal["fcfs", "priority", "tier_budget"] = "fcfs"
+    tier_preemption: bool = Field(default=True, description="preempt preemptible lower tiers when a higher "
+                                  "tier's wait puts its SLA at risk (priority and tier_budget policies)")
+    sla_risk_fraction: float = Field(default=0.5, gt=0, le=1, description="at-risk when a waiting request has "
+                                     "waited this fraction of its tier's target")
+    preemption_mode: Literal["recompute", "swap"] = "recompute"
     batching: Literal["continuous", "static"] = "continuous"
     price_per_gpu_hour: float | None = Field(default=None, gt=0, description="override the catalog price")
+
+
+class Failures(_Strict):
+    """GPU failures: a replica fails when any of its GPUs does; detected after a health check; replaced."""
+
+    mtbf_hours_per_gpu: float | None = Field(default=None, gt=0, description="None = no failures")
+    health_check_interval_s: float = Field(default=10.0, ge=0)
+    replacement_warmup_s: float = Field(default=120.0, ge=0)
+    max_reroutes: int = Field(default=3, ge=0, description="times a request is moved off failed replicas")
+
+
+class Autoscaling(_Strict):
+    enabled: bool = False
+    metric: Literal["queue_depth", "kv_utilization"] = "queue_depth"
+    scale_up_threshold: float = Field(default=8.0, gt=0, description="mean waiting per replica (or KV fraction)")
+    scale_down_threshold: float = Field(default=1.0, ge=0)
+    interval_s: float = Field(default=10.0, gt=0)
+    cooldown_s: float = Field(default=60.0, ge=0)
+    min_replicas: int = Field(default=1, ge=1)
+    max_replicas: int = Field(default=8, ge=1)
+    warmup_s: float = Field(default=120.0, ge=0, description="'Warm-up time: ~2 minutes' (seed)")
+
+    @model_validator(mode="after")
+    def _order(self) -> "Autoscaling":
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(f"min_replicas ({self.min_replicas}) is above max_replicas ({self.max_replicas})")
+        if self.scale_down_threshold >= self.scale_up_threshold:
+            raise ValueError("scale_down_threshold must be below scale_up_threshold")
+        return self
 
 
 class Router(_Strict):
@@ -216,6 +252,7 @@ class Efficiency(_Strict):
     compute: float = Field(default=0.766, gt=0, le=1)
     attention_compute: float = Field(default=0.5, gt=0, le=1, description="prefill attention vs GEMM peak")
     interconnect: float = Field(default=0.8, gt=0, le=1)
+    host_link_gbps: float = Field(default=25.0, gt=0, description="GPU<->host bandwidth for KV swap")
     allreduce_latency_s: float = Field(default=1e-5, ge=0)
     step_overhead_s: float = Field(default=1.5e-4, ge=0, description="per-iteration launch/scheduling cost")
     workspace_gib: float = Field(default=1.5, ge=0, description="CUDA context, graphs, allocator slack")
@@ -260,6 +297,10 @@ class Catalog(_Strict):
     models: list[ModelSpec] = []
 
 
+class Metering(_Strict):
+    tenant_cost_by: Literal["tokens", "gpu_time"] = "tokens"
+
+
 class Scenario(_Strict):
     name: str = "scenario"
     description: str = ""
@@ -268,6 +309,8 @@ class Scenario(_Strict):
     fleet: Fleet = Fleet()
     router: Router = Router()
     client: Client = Client()
+    failures: Failures = Failures()
+    autoscaling: Autoscaling = Autoscaling()
     slas: list[SLA] = []
     tiers: list[Tier] = []
     search: Search = Search()
@@ -275,6 +318,7 @@ class Scenario(_Strict):
     sim: Sim = Sim()
     claims: Claims = Claims()
     catalog: Catalog = Catalog()
+    metering: Metering = Metering()
 
     # ------------------------------------------------ catalog resolution
     def gpu_spec(self) -> GPUSpec:
@@ -324,6 +368,12 @@ def _semantic_problems(sc: Scenario) -> list[tuple[str, str]]:
     for g_name in sc.search.gpus or []:
         if g_name not in gpus:
             probs.append(("search.gpus", f"unknown GPU '{g_name}'"))
+    a = sc.autoscaling
+    if a.enabled and not a.min_replicas <= sc.fleet.replicas <= a.max_replicas:
+        probs.append(("fleet.replicas", f"{sc.fleet.replicas} is outside autoscaling's "
+                                        f"[{a.min_replicas}, {a.max_replicas}]"))
+    if sc.fleet.scheduling_policy != "fcfs" and not sc.tiers:
+        probs.append(("fleet.scheduling_policy", f"'{sc.fleet.scheduling_policy}' needs tiers"))
     if probs:
         return probs
     m, g, tp = sc.model_spec(), sc.gpu_spec(), sc.fleet.tensor_parallel_size

@@ -27,7 +27,8 @@ class Series:
     waiting: list = field(default_factory=list)
     running: list = field(default_factory=list)
     kv_util: list = field(default_factory=list)
-    live_replicas: list = field(default_factory=list)
+    live_replicas: list = field(default_factory=list)  # serving (routable)
+    active_replicas: list = field(default_factory=list)  # paid for (serving, warming up or draining)
 
 
 class Cluster:
@@ -36,13 +37,32 @@ class Cluster:
         self.env = simpy.Environment()
         self.rng = np.random.default_rng(sc.sim.seed)
         f = sc.fleet
-        blocks = num_blocks if num_blocks is not None else memory_plan(sc).num_blocks
+        plan = memory_plan(sc)
+        blocks = num_blocks if num_blocks is not None else plan.num_blocks
+        tiers = sorted(sc.tiers, key=lambda t: t.priority)
+        self.tier_of = {t.name: t for t in sc.tiers}
+        prios = sorted({t.priority for t in tiers})
+        shares = tuple(max([t.token_budget_share or 1.0 for t in tiers if t.priority == p]) for p in prios)
+        self.prio_index = {p: i for i, p in enumerate(prios)}
         self.rcfg = ReplicaConfig(
             max_num_seqs=f.max_num_seqs, max_num_batched_tokens=f.max_num_batched_tokens, block_size=f.block_size,
             num_blocks=blocks, enable_prefix_caching=f.enable_prefix_caching,
             enable_chunked_prefill=f.enable_chunked_prefill, static=f.batching == "static",
-            fast_forward=sc.sim.fast_forward)
-        self.replicas = [Replica(self.env, i, self.rcfg, cost, self._on_end) for i in range(f.replicas)]
+            fast_forward=sc.sim.fast_forward, policy=f.scheduling_policy,
+            tier_preemption=f.tier_preemption and f.scheduling_policy != "fcfs", tier_token_share=shares,
+            swap=f.preemption_mode == "swap",
+            swap_s_per_token=plan.kv_bytes_per_token_gpu / (sc.cost_model.efficiency.host_link_gbps * 1e9))
+        a = sc.autoscaling
+        n_max = a.max_replicas if a.enabled else f.replicas
+        self.replicas = [Replica(self.env, i, self.rcfg, cost, self._on_end) for i in range(n_max)]
+        self.active_since: dict[int, float] = {}
+        self.gpu_seconds = 0.0
+        for r in self.replicas:
+            if r.idx < f.replicas:
+                self.active_since[r.idx] = 0.0
+            else:
+                r.alive = r.routable = False
+        self.scale_events: list[tuple[float, str, int]] = []
         self.router = Router(sc.router.policy, self.replicas)
         self.records: list[Request] = []
         self.all: list[Request] = []
@@ -84,7 +104,12 @@ class Cluster:
         if q is not None and rep.num_waiting >= q:
             return self._attempt_failed(req, "rejected", "queue full")
         req.replica = rep.idx
-        rep.submit(req, self.env.now + self.deadline_after)
+        t = self.tier_of.get(req.tier)
+        if t is None or self.rcfg.policy == "fcfs":
+            rep.submit(req, self.env.now + self.deadline_after)
+        else:
+            risk = t.sla.target_s * self.sc.fleet.sla_risk_fraction if t.sla.metric in ("ttft", "e2e") else math.inf
+            rep.submit(req, self.env.now + self.deadline_after, self.prio_index[t.priority], t.preemptible, risk)
 
     def _on_end(self, rep, seq, status: str, reason: str) -> None:
         req = seq.req
@@ -95,6 +120,13 @@ class Cluster:
 
     def _attempt_failed(self, req: Request, status: str, reason: str) -> None:
         c = self.sc.client
+        if reason == "replica failure":  # the server side moves it at once; the client never saw an error
+            if req.retries < self.sc.failures.max_reroutes:
+                req.retries += 1
+                req.first_token = None
+                self.submit(req)
+                return
+            return self._final(req, "failed", "replica failure: reroutes exhausted")
         if status in RETRYABLE and req.retries < c.max_retries:
             req.retries += 1
             req.first_token = None  # a retry starts over from the client's point of view
@@ -184,6 +216,69 @@ class Cluster:
         if self.in_flight == 0 and not self._done_ev.triggered:
             self._done_ev.succeed()
 
+    # ------------------------------------------------------------ failures and autoscaling
+    def _failures(self, rep):
+        """One replica's life: fail after Exp(MTBF of its TP GPUs), detected after a health-check
+        interval (its requests move elsewhere), replaced after a warm-up."""
+        fl, env = self.sc.failures, self.env
+        tp = self.sc.fleet.tensor_parallel_size
+        while True:
+            yield env.timeout(self.rng.exponential(fl.mtbf_hours_per_gpu * 3600 / tp))
+            if not rep.routable and not rep.alive:
+                continue  # inactive (scaled in): nothing to fail
+            rep.fail()
+            self.scale_events.append((env.now, "failure", rep.idx))
+            yield env.timeout(fl.health_check_interval_s)
+            rep.routable = False
+            for s in rep.evacuate():
+                self._attempt_failed(s.req, "failed", "replica failure")
+            self.scale_events.append((env.now, "detected", rep.idx))
+            yield env.timeout(fl.replacement_warmup_s)
+            rep.routable = True
+            rep.restore()
+            self.scale_events.append((env.now, "replaced", rep.idx))
+
+    def _activate(self, rep):
+        """Scale out: GPUs are paid for from now; the replica serves after its warm-up."""
+        self.active_since[rep.idx] = self.env.now
+        self.scale_events.append((self.env.now, "scale_up", rep.idx))
+        yield self.env.timeout(self.sc.autoscaling.warmup_s)
+        rep.alive = rep.routable = True
+        rep.restore()
+
+    def _autoscaler(self):
+        a, env = self.sc.autoscaling, self.env
+        last = -math.inf
+        while True:
+            yield env.timeout(a.interval_s)
+            serving = [r for r in self.replicas if r.routable]
+            active = [r for r in self.replicas if r.idx in self.active_since]
+            if not serving:
+                continue
+            if a.metric == "queue_depth":
+                m = sum(r.num_waiting for r in serving) / len(serving)
+            else:
+                m = sum(r.bm.used for r in serving) / (len(serving) * self.rcfg.num_blocks)
+            if env.now - last < a.cooldown_s:
+                continue
+            warming = any(not r.alive for r in active)  # paid for, not yet serving (or being replaced)
+            if m > a.scale_up_threshold and len(active) < a.max_replicas:
+                rep = next(r for r in self.replicas if r.idx not in self.active_since)
+                env.process(self._activate(rep))
+                last = env.now
+            elif m < a.scale_down_threshold and len(active) > a.min_replicas and len(serving) > 1 and not warming:
+                rep = max(serving, key=lambda r: r.idx)
+                rep.routable = False  # drain: no new work; paid for until empty
+                env.process(self._drain(rep))
+                last = env.now
+
+    def _drain(self, rep):
+        while rep.num_waiting or rep.num_running:
+            yield self.env.timeout(1.0)
+        rep.alive = False
+        self.gpu_seconds += self.env.now - self.active_since.pop(rep.idx)
+        self.scale_events.append((self.env.now, "scale_down", rep.idx))
+
     # ------------------------------------------------------------ monitor
     def _monitor(self):
         env, s, dt = self.env, self.series, self.sc.sim.sample_interval_s
@@ -194,9 +289,10 @@ class Cluster:
             s.t.append(env.now)
             s.waiting.append(sum(r.num_waiting for r in reps))
             s.running.append(sum(r.num_running for r in reps))
-            live = [r for r in reps if r.alive]
+            live = [r for r in reps if r.routable]
             s.kv_util.append(sum(r.bm.used for r in live) / (nb * len(live)) if live else 0.0)
             s.live_replicas.append(len(live))
+            s.active_replicas.append(len(self.active_since))
             if self.progress is not None:
                 self.progress(min(env.now, total), total)
             yield env.timeout(dt)
@@ -210,8 +306,16 @@ class Cluster:
         else:  # drawn before the clock starts: bad traces fail here, not inside a process
             env.process(self._open_loop(generate(self.sc, self.rng, self.load_scale)))
         env.process(self._monitor())
+        if self.sc.failures.mtbf_hours_per_gpu:
+            for r in self.replicas:
+                env.process(self._failures(r))
+        if self.sc.autoscaling.enabled:
+            env.process(self._autoscaler())
         env.run(until=simpy.AnyOf(env, [self._done_ev, env.timeout(self.end_time)]))
         self.stop_time = env.now
+        for i, t0 in self.active_since.items():
+            self.gpu_seconds += self.stop_time - t0
+        self.gpu_seconds *= self.sc.fleet.tensor_parallel_size
         for r in self.all:  # whatever is still in flight at the horizon is counted, not dropped
             if r.status is None:
                 r.status, r.reason, r.finish = "unfinished", "still in flight when the simulation stopped", None

@@ -92,11 +92,11 @@ def summarize(cluster, slas=None) -> dict:
     busy = sum(r.busy_time for r in reps)
     span = cluster.stop_time
     f = sc.fleet
-    gpu_hours = f.replicas * f.tensor_parallel_size * span / 3600
+    gpu_hours = cluster.gpu_seconds / 3600  # replicas' active time (autoscaling and warm-ups included)
     cost = gpu_hours * sc.price_per_gpu_hour
     out_tok = float(c["output_tokens"][done_in].sum())
     in_tok = float(c["input_tokens"][done_in].sum())
-    per_hour = f.replicas * f.tensor_parallel_size * sc.price_per_gpu_hour
+    per_hour = cost / (span / 3600) if span else 0.0  # average $/hour over the run
     tok_s = (out_tok + in_tok) / window
     summary = {
         "scenario": sc.name,
@@ -130,7 +130,41 @@ def summarize(cluster, slas=None) -> dict:
     }
     summary["utilization"] = _utilization(cluster, busy)
     summary["tiers"] = _per_tier(sc, c, lat, inw, window)
+    summary["tenants"] = _per_tenant(sc, c, lat, inw, cost, cluster)
+    for name, t in summary["tiers"].items():
+        toks = sum(v["tokens"] for v in summary["tenants"].values() if v["tier"] == name)
+        usd = sum(v["usd"] for v in summary["tenants"].values() if v["tier"] == name)
+        t["usd"] = usd
+        t["per_million_tokens"] = usd / toks * 1e6 if toks else None
+    summary["events"] = [{"t": t, "event": e, "replica": i} for t, e, i in cluster.scale_events]
     return summary
+
+
+def _per_tenant(sc, c, lat, inw, usd_total: float, cluster) -> dict:
+    """Each tenant's share of the run's cost, by tokens processed or by estimated GPU time."""
+    names = sorted(set(c["tenant"]))
+    done = c["status"] == "completed"
+    tok_in = {n: float(c["input_tokens"][(c["tenant"] == n) & done].sum()) for n in names}
+    tok_out = {n: float(c["output_tokens"][(c["tenant"] == n) & done].sum()) for n in names}
+    if sc.metering.tenant_cost_by == "gpu_time":  # prefill and decode tokens weighted by their step cost
+        cm = cluster.cost
+        w_p = cm.time(2048, 1, 0, [(2048, 0)]) / 2048
+        w_d = cm.decode_time(64, 64 * 1024) / 64
+        weight = {n: tok_in[n] * w_p + tok_out[n] * w_d for n in names}
+    else:
+        weight = {n: tok_in[n] + tok_out[n] for n in names}
+    total = sum(weight.values()) or 1.0
+    tiers = {t.name: t.tier for t in sc.workload.tenants}
+    out = {}
+    for n in names:
+        sel = inw & (c["tenant"] == n)
+        usd = usd_total * weight[n] / total
+        toks = tok_in[n] + tok_out[n]
+        out[n] = {"tier": tiers.get(n, "default"), "requests": int(sel.sum()), "tokens": toks, "usd": usd,
+                  "per_million_tokens": usd / toks * 1e6 if toks else None,
+                  "e2e_p95": pct(lat["e2e"][sel])["p95"], "ttft_p95": pct(lat["ttft"][sel])["p95"],
+                  "preemptions": int(c["preemptions"][sel].sum())}
+    return out
 
 
 def _per_tier(sc, c, lat, inw, window) -> dict:

@@ -25,6 +25,7 @@ import simpy
 
 from planner.sim.block_manager import BlockManager
 from planner.sim.request import Request, Seq
+from planner.sim.wait_queue import WaitQueue
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,11 @@ class ReplicaConfig:
     static: bool = False
     fast_forward: bool = True
     watermark: float = 0.01
+    policy: str = "fcfs"  # fcfs | priority | tier_budget
+    tier_preemption: bool = False
+    tier_token_share: tuple = ()  # by priority level: cumulative share of max_num_batched_tokens (tier_budget)
+    swap: bool = False  # preemption by swapping KV to the host instead of recomputing
+    swap_s_per_token: float = 0.0  # KV bytes per token / host link bandwidth
 
 
 class Replica:
@@ -46,8 +52,8 @@ class Replica:
         self.bm = BlockManager(cfg.num_blocks, cfg.block_size, cfg.enable_prefix_caching)
         self.bs = cfg.block_size
         self.watermark = int(cfg.watermark * cfg.num_blocks)
-        self.waiting: list[Seq] = []  # FIFO, head at index `whead`
-        self.whead = 0
+        self.waiting = WaitQueue()
+        self.pending_swap_s = 0.0  # swap traffic to charge to the next step
         self.prefilling: list[Seq] = []
         self.running: dict[int, Seq] = {}  # admission order -> seq (newest last)
         self._order = 0
@@ -61,8 +67,9 @@ class Replica:
         self._static_longest = 0
         # state for the cluster
         self.outstanding_tokens = 0
-        self.mode = "idle"  # idle | step | ff
-        self.alive = True
+        self.mode = "idle"  # idle | step | ff | down
+        self.alive = True  # processing
+        self.routable = True  # the router may send it work (false once a failure is detected, or draining)
         # accounting
         self.busy_time = 0.0
         self.steps = 0
@@ -76,19 +83,49 @@ class Replica:
     # ------------------------------------------------------------ intake
     @property
     def num_waiting(self) -> int:
-        return len(self.waiting) - self.whead
+        return len(self.waiting)
 
     @property
     def num_running(self) -> int:
         return len(self.running)
 
-    def submit(self, req: Request, deadline: float) -> None:
-        s = Seq(req, deadline)
-        self.waiting.append(s)
+    def submit(self, req: Request, deadline: float, prio: int = 0, preemptible: bool = True,
+               risk_after: float = math.inf) -> None:
+        now = self.env.now
+        s = Seq(req, deadline, prio, preemptible, now + risk_after, now)
+        self.waiting.push(s)
         self.outstanding_tokens += req.prompt_len + req.output_len
         if deadline != math.inf:
             heapq.heappush(self.dl_heap, (deadline, id(s), s))
         if self.mode in ("idle", "ff"):
+            self.mode = "step"
+            self.proc.interrupt()
+
+    def fail(self) -> None:
+        """The GPU is gone: stop processing now (the work in flight is lost)."""
+        self.alive = False
+        if self.mode in ("idle", "ff"):
+            self.mode = "down"
+            self.proc.interrupt()
+
+    def evacuate(self) -> list[Seq]:
+        """After a failure is detected: every request it held, and a clean slate for the replacement."""
+        seqs = list(self.waiting) + list(self.running.values())
+        for s in seqs:
+            s.state = "F"
+            s.epoch += 1
+        self.waiting = WaitQueue()
+        self.prefilling, self.running = [], {}
+        self.dec_n = self.dec_off = 0
+        self.fin_heap, self.cov_heap, self.dl_heap = [], [], []
+        self.bm = BlockManager(self.cfg.num_blocks, self.cfg.block_size, self.cfg.enable_prefix_caching)
+        self.outstanding_tokens = 0
+        self.pending_swap_s = 0.0
+        return seqs
+
+    def restore(self) -> None:
+        self.alive = True
+        if self.mode in ("down", "idle"):
             self.mode = "step"
             self.proc.interrupt()
 
@@ -181,27 +218,55 @@ class Replica:
         else:
             self.prefilling.remove(s)
         del self.running[s.order]
-        self._release(s)
-        s.target = s.req.prompt_len + s.generated
-        s.computed = 0
+        if self.cfg.swap and s.computed:
+            self.pending_swap_s += s.computed * self.cfg.swap_s_per_token  # copy out now, back in at readmission
+            s.swapped = True
+            self.bm.release(s.private, s.held)
+            s.private = s.nb = 0
+            s.held = []
+        else:
+            self._release(s)
+            s.target = s.req.prompt_len + s.generated
+            s.computed = 0
         s.reg = 0
         s.state = "W"
         s.epoch += 1
         s.req.preemptions += 1
         self.preemptions += 1
-        if self.whead > 0:
-            self.whead -= 1
-            self.waiting[self.whead] = s
-        else:
-            self.waiting.insert(0, s)
+        self.waiting.push_front(s)
+
+    def _victim(self) -> Seq:
+        """Who gives up its KV: FCFS takes the newest; with tiers, the newest of the least important
+        preemptible tier, and a non-preemptible sequence only when nothing else is left."""
+        if self.cfg.policy == "fcfs":
+            return self.running[next(reversed(self.running))]
+        return max(self.running.values(), key=lambda s: (s.preemptible, s.prio, s.order))
 
     def _make_room(self, need: int, protect: Seq | None) -> bool:
-        """Preempt newest running sequences until `need` blocks are available. False if `protect` went."""
+        """Preempt running sequences until `need` blocks are available. False if `protect` went."""
         while self.bm.available < need:
-            victim = self.running[next(reversed(self.running))]
+            victim = self._victim()
             self._preempt(victim)
             if victim is protect:
                 return False
+        return True
+
+    def _relieve_sla_risk(self, now: float) -> bool:
+        """A waiting request of a more important tier has waited past its at-risk point and cannot get in:
+        preempt one running sequence of a preemptible, less important tier."""
+        if not self.cfg.tier_preemption or not len(self.waiting):
+            return False
+        top = self.waiting.head()
+        if top.risk_at > now:
+            return False
+        cands = [s for s in self.running.values() if s.preemptible and s.prio > top.prio]
+        if not cands:
+            return False
+        full = len(self.running) >= self.cfg.max_num_seqs
+        need = -(-(top.target - top.computed) // self.bs)
+        if not full and need <= self.bm.available - self.watermark:
+            return False  # it will get in on its own
+        self._preempt(max(cands, key=lambda s: (s.prio, s.order)))
         return True
 
     def _expire(self, now: float) -> None:
@@ -210,14 +275,9 @@ class Replica:
             s = heapq.heappop(h)[2]
             if s.state == "F":
                 continue
-            if s.state == "W":  # rare (only at a timeout): search the live part of the queue only
-                del self.waiting[self.waiting.index(s, self.whead)]
+            if s.state == "W":  # rare (only at a timeout)
+                self.waiting.remove(s)
             self._end(s, "timed_out", "deadline")
-
-    def _compact_waiting(self) -> None:
-        if self.whead > 1024 and self.whead * 2 > len(self.waiting):
-            del self.waiting[: self.whead]
-            self.whead = 0
 
     # ------------------------------------------------------------ scheduling
     def _admit_prefix(self, s: Seq) -> None:
@@ -239,7 +299,6 @@ class Replica:
         cfg, bm = self.cfg, self.bm
         budget = cfg.max_num_batched_tokens
         chunks: list[tuple[Seq, int]] = []
-        preempted = False
 
         if cfg.static:
             if not self.running:
@@ -250,6 +309,7 @@ class Replica:
                 return ([], self.dec_n, False)
             return None
 
+        preempted = self._relieve_sla_risk(self.env.now)
         if not cfg.enable_chunked_prefill and self.num_waiting and len(self.running) < cfg.max_num_seqs:
             chunks = self._admit(budget, whole=True)
             if chunks:
@@ -260,7 +320,7 @@ class Replica:
             if self.dec_n > bm.available and self._blocks_needed(1) > bm.available:
                 preempted = True
                 while self.dec_n and self._blocks_needed(1) > bm.available:
-                    self._preempt(self.running[next(reversed(self.running))])
+                    self._preempt(self._victim())
             if self.dec_n:
                 self._grow_blocks(1)
         budget -= self.dec_n
@@ -290,33 +350,48 @@ class Replica:
         return (chunks, self.dec_n, preempted)
 
     def _admit(self, budget: int, whole: bool) -> list:
-        """FCFS admission from the waiting queue within the token budget, seq limit and free blocks."""
+        """Admission from the waiting queue, most important tier first (one level under FCFS), within the
+        token budget, the sequence limit and free blocks; under tier_budget each tier may only fill its
+        cumulative share of max_num_batched_tokens."""
         cfg, bm, out = self.cfg, self.bm, []
-        while self.whead < len(self.waiting) and budget > 0 and len(self.running) < cfg.max_num_seqs:
-            s = self.waiting[self.whead]
-            self._admit_prefix(s)
-            n = s.target - s.computed
-            if whole:
-                if n > budget:
-                    break
-            else:
-                n = min(n, budget)
-            need = -(-(s.computed + n) // self.bs) - s.nb
-            if need > bm.available - self.watermark:
-                if s.held:  # undo the prefix hold; it will be matched again next time
-                    self._release(s)
-                    s.computed = s.reg = 0
-                break
-            bm.allocate(need)
-            s.nb += need
-            s.private += need
-            self.whead += 1
-            self._start(s)
-            self.prefix_hit_tokens += s.computed
-            s.req.prefix_hit_tokens += s.computed
-            out.append((s, n))
-            budget -= n
-        self._compact_waiting()
+        mnbt = cfg.max_num_batched_tokens
+        shares = cfg.tier_token_share if cfg.policy == "tier_budget" else ()
+        for prio, q in list(self.waiting.by_priority()):
+            cap = budget
+            if shares:
+                cap = min(budget, int(shares[min(prio, len(shares) - 1)] * mnbt) - (mnbt - budget))
+            while q and cap > 0 and len(self.running) < cfg.max_num_seqs:
+                s = q[0]
+                self._admit_prefix(s)
+                n = s.target - s.computed
+                if whole:
+                    if n > cap:
+                        return out
+                else:
+                    n = min(n, cap)
+                need = -(-(s.computed + max(n, 0)) // self.bs) - s.nb
+                if need > bm.available - self.watermark:
+                    if s.held and not s.swapped:  # undo the prefix hold; it will be matched again
+                        self._release(s)
+                        s.computed = s.reg = 0
+                    return out  # the head waits for blocks: nobody jumps it
+                bm.allocate(need)
+                s.nb += need
+                s.private += need
+                self.waiting.pop_head(prio)
+                if s.swapped:  # bring its KV back from the host
+                    self.pending_swap_s += s.computed * cfg.swap_s_per_token
+                    s.swapped = False
+                self._start(s)
+                if s.generated and s.computed >= s.target:  # a swapped-out decoder resumes decoding
+                    self.prefilling.remove(s)
+                    self._dec_add(s)
+                    continue
+                self.prefix_hit_tokens += s.computed
+                s.req.prefix_hit_tokens += s.computed
+                out.append((s, n))
+                budget -= n
+                cap -= n
         return out
 
     def _start(self, s: Seq) -> None:
@@ -333,14 +408,14 @@ class Replica:
         """Static batching: a batch is formed only when the last one is done, KV reserved for its longest."""
         cfg, bm = self.cfg, self.bm
         batch = []
-        while self.whead < len(self.waiting) and len(batch) < cfg.max_num_seqs:
-            s = self.waiting[self.whead]
-            longest = max([b.req.output_len for b in batch] + [s.req.output_len])
-            need = sum(-(-(b.target + longest) // self.bs) for b in batch + [s])
-            if need > bm.num_blocks:
-                break
-            batch.append(s)
-            self.whead += 1
+        for prio, q in list(self.waiting.by_priority()):
+            while q and len(batch) < cfg.max_num_seqs:
+                s = q[0]
+                longest = max([b.req.output_len for b in batch] + [s.req.output_len])
+                need = sum(-(-(b.target + longest) // self.bs) for b in batch + [s])
+                if need > bm.num_blocks:
+                    break
+                batch.append(self.waiting.pop_head(prio))
         if not batch:
             return
         longest = max(b.req.output_len for b in batch)
@@ -351,7 +426,6 @@ class Replica:
             s.static_fin = None
             self._start(s)
         self._static_longest = longest
-        self._compact_waiting()
 
     # ------------------------------------------------------------ applying a step
     def _apply(self, chunks, steps: int, now: float) -> None:
@@ -400,7 +474,8 @@ class Replica:
                 try:
                     yield env.event()
                 except simpy.Interrupt:
-                    continue
+                    pass
+                continue
             self._expire(env.now)
             plan = self._schedule()
             if plan is None:
@@ -412,13 +487,16 @@ class Replica:
                 continue
             chunks, n_dec, preempted = plan
             start = env.now
+            swap, self.pending_swap_s = self.pending_swap_s, 0.0
             if chunks:
                 ntok = n_dec + sum(n for _, n in chunks)
                 sampled = n_dec + sum(1 for s, n in chunks if s.computed + n == s.target)
                 S = self.dec_off + n_dec * (self.t + 1)
-                dt = cost.time(ntok, sampled, S, [(n, s.computed) for s, n in chunks])
+                dt = cost.time(ntok, sampled, S, [(n, s.computed) for s, n in chunks]) + swap
                 self.mode = "step"
                 yield env.timeout(dt)
+                if not self.alive:
+                    continue  # failed mid-step: the step's work is lost with the GPU
                 self.busy_time += dt
                 self.steps += 1
                 self._apply(chunks, 1 if n_dec else 0, env.now)
@@ -426,13 +504,13 @@ class Replica:
             # decode-only step: how many identical steps can run back to back?
             S0 = self.dec_off + n_dec * (self.t + 1)
             k = 1
-            if cfg.fast_forward and not preempted:
+            if cfg.fast_forward and not preempted and not swap:
                 k = self.fin_heap[0][0] - self.t if self.fin_heap else 1
-                if self.dl_heap:
+                if self.dl_heap or (cfg.tier_preemption and len(self.waiting)):
                     k = min(k, self._deadline_steps(n_dec, S0, k))
                 if k > 1:
                     k = max(1, self._ff_block_horizon(k))
-            dt = cost.decode_run_time(n_dec, S0, k) if k > 1 else cost.decode_time(n_dec, S0)
+            dt = cost.decode_run_time(n_dec, S0, k) if k > 1 else cost.decode_time(n_dec, S0) + swap
             if k > 1:
                 self.mode = "ff"
                 self.ff_jumps += 1
@@ -440,6 +518,8 @@ class Replica:
                     yield env.timeout(dt)
                     done = k
                 except simpy.Interrupt:
+                    if not self.alive:
+                        continue
                     elapsed = env.now - start
                     j = cost.decode_steps_within(n_dec, S0, k, elapsed)
                     done = min(j + 1, k)
@@ -452,6 +532,8 @@ class Replica:
                 self.mode = "step"
                 yield env.timeout(dt)
                 done = 1
+            if not self.alive:
+                continue
             self.busy_time += dt
             self.steps += done
             self._grow_blocks(done)  # the horizon guaranteed these; nobody allocated meanwhile
@@ -462,9 +544,14 @@ class Replica:
         h = self.dl_heap
         while h and h[0][2].state == "F":
             heapq.heappop(h)
-        if not h:
+        at = h[0][0] if h else math.inf
+        if self.cfg.tier_preemption and len(self.waiting):  # an SLA-risk moment also changes the batch
+            at = min(at, min(q[0].risk_at for _, q in self.waiting.by_priority()))
+        if at == math.inf:
             return k
-        left = h[0][0] - self.env.now
+        left = at - self.env.now
+        if left <= 0:
+            return 1
         j = self.cost.decode_steps_within(n, S0, k, left)
         # the boundary after step j is still before the deadline; step j+1 crosses it
         return max(1, min(k, j + 1))

@@ -1,6 +1,8 @@
 """The request record (DESIGN.md contract 4) and the per-attempt sequence state a replica keeps."""
 from __future__ import annotations
 
+import math
+
 STATUSES = ("completed", "rejected", "timed_out", "failed", "unfinished")
 
 
@@ -59,10 +61,16 @@ class Seq:
     """A request's state inside one replica during one attempt."""
 
     __slots__ = ("req", "target", "computed", "generated", "nb", "private", "held", "reg", "order", "state",
-                 "off", "goff", "epoch", "deadline", "static_fin")
+                 "off", "goff", "epoch", "deadline", "static_fin", "prio", "preemptible", "risk_at", "swapped",
+                 "enqueued")
 
-    def __init__(self, req: Request, deadline: float):
+    def __init__(self, req: Request, deadline: float, prio: int = 0, preemptible: bool = True,
+                 risk_at: float = math.inf, now: float = 0.0):
         self.req = req
+        self.prio, self.preemptible = prio, preemptible  # tier priority (0 most important)
+        self.risk_at = risk_at  # when its wait puts its tier's SLA at risk
+        self.swapped = False  # KV swapped out to the host (preemption_mode: swap)
+        self.enqueued = now
         self.target = req.prompt_len  # tokens to prefill (prompt, or prompt + output after a preemption)
         self.computed = 0  # tokens whose KV is in cache
         self.generated = 0

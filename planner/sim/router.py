@@ -8,7 +8,7 @@ class Router:
         self._rr = 0
 
     def live(self) -> list:
-        return [r for r in self.replicas if r.alive]
+        return [r for r in self.replicas if r.routable]
 
     def choose(self, req):
         """The replica for this request, or None when none is up."""
@@ -17,15 +17,15 @@ class Router:
             for _ in range(len(reps)):
                 r = reps[self._rr % len(reps)]
                 self._rr += 1
-                if r.alive:
+                if r.routable:
                     return r
             return None
         if self.policy == "session_affinity" and req.session is not None:
             r = reps[hash(req.session) % len(reps)]
-            if r.alive:
+            if r.routable:
                 return r
         best, best_load = None, None
         for r in reps:  # least outstanding tokens (prompt + output of unfinished requests)
-            if r.alive and (best is None or r.outstanding_tokens < best_load):
+            if r.routable and (best is None or r.outstanding_tokens < best_load):
                 best, best_load = r, r.outstanding_tokens
         return best

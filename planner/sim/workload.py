@@ -50,6 +50,8 @@ def rate_multiplier(profile, t: np.ndarray) -> np.ndarray:
     """Instantaneous rate / mean rate. Diurnal: a sinusoid whose peak/mean is `peak_factor`."""
     if profile.kind == "constant":
         return np.ones_like(t)
+    if profile.kind == "step":
+        return np.where(t < profile.step_at_s, 1.0, profile.step_factor)
     amp = profile.peak_factor - 1.0
     return 1.0 + amp * np.sin(2 * np.pi * t / profile.period_s - np.pi / 2)  # trough at t=0, peak at period/2
 
@@ -57,6 +59,9 @@ def rate_multiplier(profile, t: np.ndarray) -> np.ndarray:
 def _cum_rate(profile, t: np.ndarray) -> np.ndarray:
     if profile.kind == "constant":
         return t
+    if profile.kind == "step":
+        a = profile.step_at_s
+        return np.where(t < a, t, a + profile.step_factor * (t - a))
     amp, w = profile.peak_factor - 1.0, 2 * np.pi / profile.period_s
     return t + amp * (np.cos(-np.pi / 2) - np.cos(w * t - np.pi / 2)) / w
 

@@ -124,7 +124,9 @@ class Attention(nn.Module):
         nb, bs = k_cache.shape[0], k_cache.shape[1]
         k_cache.view(nb * bs, self.nkv, self.hd).index_copy_(0, meta.slot_mapping, k)
         v_cache.view(nb * bs, self.nkv, self.hd).index_copy_(0, meta.slot_mapping, v)
-        out = torch.empty_like(q)
+        # zeros, not empty: padding rows must stay finite -- their K/V land in scratch block 0, which padded
+        # block-table entries also point at, and a masked NaN still poisons attention (0 * NaN = NaN)
+        out = torch.zeros_like(q)
         nd = meta.n_decode
         if nd:
             if backend is not None:

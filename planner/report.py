@@ -152,6 +152,14 @@ def render_summary(s: dict, console: Console | None = None) -> None:
                       (f"[green]{v['attainment'] * 100:.1f}%[/]" if ok else f"[red]{v['attainment'] * 100:.1f}%[/]"),
                       _f(v["goodput_req_s"]), f"{v['preemptions']:,}")
         con.print(t)
+    if len(s.get("tenants", {})) > 1:
+        t = Table(title="Per tenant", title_justify="left")
+        for c in ("tenant", "tier", "requests", "TTFT P95", "E2E P95", "preemptions", "cost", "$/1M tokens"):
+            t.add_column(c)
+        for name, v in s["tenants"].items():
+            t.add_row(name, v["tier"], f"{v['requests']:,}", _ms(v["ttft_p95"]), _ms(v["e2e_p95"]),
+                      f"{v['preemptions']:,}", f"${v['usd']:,.2f}", f"${_f(v['per_million_tokens'])}")
+        con.print(t)
     for sla in s["slas"]:
         key = {"ttft": "ttft_s", "tpot": "tpot_s", "e2e": "e2e_s"}[sla["metric"]]
         p = s[key].get(f"p{int(sla['percentile'])}") if int(sla["percentile"]) in (50, 95, 99) else None

@@ -372,6 +372,11 @@ def _semantic_problems(sc: Scenario) -> list[tuple[str, str]]:
     if a.enabled and not a.min_replicas <= sc.fleet.replicas <= a.max_replicas:
         probs.append(("fleet.replicas", f"{sc.fleet.replicas} is outside autoscaling's "
                                         f"[{a.min_replicas}, {a.max_replicas}]"))
+    res = sum(t.reserved_share for t in sc.tiers)
+    if res and res >= 1:
+        probs.append(("tiers", f"reserved shares add up to {res:g}: nothing would be left shared"))
+    elif res and sc.autoscaling.enabled:
+        probs.append(("tiers", "reserved_share with autoscaling is not modelled: reserve by fixed replicas"))
     if sc.fleet.scheduling_policy != "fcfs" and not sc.tiers:
         probs.append(("fleet.scheduling_policy", f"'{sc.fleet.scheduling_policy}' needs tiers"))
     if probs:

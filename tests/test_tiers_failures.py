@@ -104,3 +104,15 @@ def test_tenant_costs_add_up_and_follow_tokens():
     _, g = simulate(sc)
     assert g["tenants"]["bulk"]["usd"] / g["tenants"]["gold"]["usd"] != pytest.approx(ratio, rel=1e-3)
     assert s["tiers"]["premium"]["per_million_tokens"] > 0
+
+
+def test_reserved_capacity_is_used_only_by_its_tier():
+    sc = two_tiers(policy="priority")
+    sc.fleet.replicas = 4
+    sc.tiers[0].reserved_share = 0.5  # two replicas dedicated to premium
+    cl, s = simulate(sc)
+    own = {r.idx for r in cl.router.allowed["premium"]} - {r.idx for r in cl.router.allowed["*"]}
+    assert len(own) == 2
+    assert not any(r.replica in own for r in cl.records if r.tier == "budget")
+    assert any(r.replica in own for r in cl.records if r.tier == "premium")
+    assert s["tiers"]["premium"]["attainment"] > 0.95

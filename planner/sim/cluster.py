@@ -63,7 +63,9 @@ class Cluster:
             else:
                 r.alive = r.routable = False
         self.scale_events: list[tuple[float, str, int]] = []
-        self.router = Router(sc.router.policy, self.replicas)
+        reserved = {t.name: t.reserved_share for t in sc.tiers if t.reserved_share > 0}
+        self.router = Router(sc.router.policy, self.replicas[: f.replicas] if sc.autoscaling.enabled and reserved
+                             else self.replicas, reserved)
         self.records: list[Request] = []
         self.all: list[Request] = []
         self.in_flight = 0

@@ -3,16 +3,36 @@ from __future__ import annotations
 
 
 class Router:
-    def __init__(self, policy: str, replicas: list):
+    def __init__(self, policy: str, replicas: list, reserved: dict[str, float] | None = None):
+        """`reserved`: tier -> share of the replicas dedicated to it (guaranteed capacity). A tier with a
+        reservation uses its own replicas and the shared pool; nobody else uses its replicas."""
         self.policy, self.replicas = policy, replicas
         self._rr = 0
+        self.allowed: dict[str, list] = {}
+        if reserved:
+            n, i = len(replicas), 0
+            own = {}
+            for tier, share in reserved.items():
+                k = max(1, round(share * n)) if share > 0 else 0
+                own[tier] = replicas[i:i + k]
+                i += k
+            if i >= n:
+                raise ValueError(f"reserved shares {reserved} leave no shared replica out of {n}")
+            shared = replicas[i:]
+            self.allowed = {t: own[t] + shared for t in own}
+            self.allowed["*"] = shared
+
+    def candidates(self, req) -> list:
+        if not self.allowed:
+            return self.replicas
+        return self.allowed.get(req.tier, self.allowed["*"])
 
     def live(self) -> list:
         return [r for r in self.replicas if r.routable]
 
     def choose(self, req):
         """The replica for this request, or None when none is up."""
-        reps = self.replicas
+        reps = self.candidates(req)
         if self.policy == "round_robin":
             for _ in range(len(reps)):
                 r = reps[self._rr % len(reps)]

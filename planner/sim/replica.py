@@ -96,7 +96,7 @@ class Replica:
         self.waiting.push(s)
         self.outstanding_tokens += req.prompt_len + req.output_len
         if deadline != math.inf:
-            heapq.heappush(self.dl_heap, (deadline, id(s), s))
+            heapq.heappush(self.dl_heap, (deadline, req.rid, req.retries, s))  # no id(): deterministic ties
         if self.mode in ("idle", "ff"):
             self.mode = "step"
             self.proc.interrupt()
@@ -272,7 +272,7 @@ class Replica:
     def _expire(self, now: float) -> None:
         h = self.dl_heap
         while h and h[0][0] <= now:
-            s = heapq.heappop(h)[2]
+            s = heapq.heappop(h)[-1]
             if s.state == "F":
                 continue
             if s.state == "W":  # rare (only at a timeout)
@@ -542,7 +542,7 @@ class Replica:
     def _deadline_steps(self, n: int, S0: int, k: int) -> int:
         """Steps until the boundary at or after the earliest deadline (an abort changes the batch)."""
         h = self.dl_heap
-        while h and h[0][2].state == "F":
+        while h and h[0][-1].state == "F":
             heapq.heappop(h)
         at = h[0][0] if h else math.inf
         if self.cfg.tier_preemption and len(self.waiting):  # an SLA-risk moment also changes the batch

@@ -161,6 +161,15 @@ def validate(data: Path = typer.Option(Path("data/validation"), help="engine run
 
 
 @app.command()
+def web(port: int = typer.Option(8501, help="port on localhost")):
+    """Open the what-if dashboard (Streamlit) on localhost."""
+    import subprocess
+    app_py = Path(__file__).resolve().parent.parent / "web" / "app.py"
+    raise typer.Exit(subprocess.call([sys.executable, "-m", "streamlit", "run", str(app_py),
+                                      "--server.port", str(port), "--server.address", "127.0.0.1"]))
+
+
+@app.command()
 def catalog():
     """List the built-in GPUs and models."""
     from rich.table import Table

@@ -39,6 +39,19 @@ def load_doc(source: str, uploaded) -> dict:
     return yaml.safe_load(SCENARIOS[source].read_text())
 
 
+def with_trace(doc: dict, data: bytes) -> dict:
+    """An uploaded trace replaces the arrival process (its lengths come with it); saved by content hash."""
+    import hashlib
+    import tempfile
+    path = Path(tempfile.gettempdir()) / f"planner-trace-{hashlib.sha1(data).hexdigest()[:12]}.csv"
+    path.write_bytes(data)
+    doc = copy.deepcopy(doc)
+    wl = doc.setdefault("workload", {})
+    wl["arrival"] = {"process": "trace", "trace": str(path)}
+    wl.pop("tenants", None)
+    return doc
+
+
 @st.cache_data(show_spinner=False, max_entries=32)
 def run_sizing(doc_json: str) -> dict:
     from planner.sizing import size
@@ -57,10 +70,14 @@ def run_sim(doc_json: str) -> dict:
     lat = latencies(c)
     inw = (c["arrival"] >= sc.sim.warmup_s) & (c["arrival"] < sc.sim.duration_s)
     s = cl.series
+    done = c["status"] == "completed"
+    bins = np.arange(0, max(s.t[-1] if s.t else 1, 1) + 10, 10.0)
+    h, _ = np.histogram(c["finish"][done], bins=bins, weights=c["output_tokens"][done])
     records_csv = "\n".join([",".join(c)] + [",".join(str(c[k][i]) for k in c) for i in range(len(c["rid"]))])
     return {"summary": summ, "lat": {k: v[inw & ~np.isnan(v)].tolist() for k, v in lat.items()},
             "series": {"t": s.t, "waiting": s.waiting, "running": s.running, "kv_util": s.kv_util,
-                       "serving": s.live_replicas}, "records_csv": records_csv}
+                       "serving": s.live_replicas, "bins": bins[:-1].tolist(),
+                       "out_tok_s": (h / 10.0 / 100).tolist()}, "records_csv": records_csv}
 
 
 def sidebar(doc: dict, scope: str = "") -> dict:
@@ -77,10 +94,15 @@ def sidebar(doc: dict, scope: str = "") -> dict:
             elif a.get("process") == "closed_loop":
                 a["users"] = int(st.number_input("users", value=int(a["users"]), step=100, key=K("users")))
                 a["think_time_s"] = st.number_input("think time (s)", value=float(a["think_time_s"]), key=K("think"))
-            for k, label in (("input_tokens", "input tokens (mean)"), ("output_tokens", "output tokens (mean)")):
+            for k, label in (("input_tokens", "input tokens"), ("output_tokens", "output tokens")):
                 d = wl.setdefault(k, {"dist": "fixed", "mean": 200 if k == "input_tokens" else 150})
                 if d.get("dist", "fixed") in ("fixed", "lognormal"):
-                    d["mean"] = st.number_input(label, value=float(d.get("mean", 100)), key=K(k))
+                    dists = ["fixed", "lognormal"]
+                    d["dist"] = st.radio(f"{label}: distribution", dists, horizontal=True,
+                                         index=dists.index(d.get("dist", "fixed")), key=K(k + "_dist"))
+                    d["mean"] = st.number_input(f"{label} (mean)", value=float(d.get("mean", 100)), key=K(k))
+                    if d["dist"] == "lognormal":
+                        d["cv"] = st.number_input(f"{label} CV", value=float(d.get("cv", 0.5)), key=K(k + "_cv"))
         else:
             st.caption(f"{len(wl.get('tenants', []))} tenants, each with its own arrival process and lengths "
                        "(edit them in the scenario file)")
@@ -105,6 +127,13 @@ def sidebar(doc: dict, scope: str = "") -> dict:
         f["quantization"] = st.selectbox("quantization", qs, index=qs.index(f.get("quantization", "bf16")),
                                          key=K("quant"))
     with sb.expander("Engine"):
+        f["block_size"] = int(st.selectbox("block_size", [8, 16, 32], index=[8, 16, 32].index(f.get("block_size", 16)),
+                                           key=K("bs")))
+        f["gpu_memory_utilization"] = st.slider("gpu_memory_utilization", 0.5, 0.98,
+                                                float(f.get("gpu_memory_utilization", 0.9)), key=K("gmu"))
+        kvs = ["auto", "bf16", "fp16", "fp8"]
+        f["kv_cache_dtype"] = st.selectbox("kv_cache_dtype", kvs, index=kvs.index(f.get("kv_cache_dtype", "auto")),
+                                           key=K("kvdtype"))
         f["max_num_seqs"] = int(st.number_input("max_num_seqs", value=int(f.get("max_num_seqs", 256)), key=K("mns")))
         f["max_num_batched_tokens"] = int(st.number_input("max_num_batched_tokens",
                                                           value=int(f.get("max_num_batched_tokens", 8192)),
@@ -122,11 +151,65 @@ def sidebar(doc: dict, scope: str = "") -> dict:
                                                   index=pols.index(f.get("scheduling_policy", "fcfs")), key=K("policy"))
             f["tier_preemption"] = st.checkbox("preempt lower tiers at SLA risk", value=f.get("tier_preemption", True),
                                                key=K("preempt"))
+            modes = ["recompute", "swap"]
+            f["preemption_mode"] = st.radio("preemption", modes, horizontal=True,
+                                            index=modes.index(f.get("preemption_mode", "recompute")), key=K("pmode"))
+            for t in doc["tiers"]:
+                st.markdown(f"**{t['name']}** (priority {t.get('priority', 0)})")
+                t["sla"]["target_s"] = st.number_input(f"{t['name']}: P{t['sla'].get('percentile', 95):g} "
+                                                       f"{t['sla'].get('metric', 'e2e')} target (s)",
+                                                       value=float(t["sla"]["target_s"]), key=K("t_" + t["name"]))
+                t["token_budget_share"] = st.slider(f"{t['name']}: token budget share", 0.05, 1.0,
+                                                    float(t.get("token_budget_share") or 1.0),
+                                                    key=K("tb_" + t["name"]))
+                t["reserved_share"] = st.slider(f"{t['name']}: reserved share of replicas", 0.0, 0.9,
+                                                float(t.get("reserved_share", 0.0)), key=K("rs_" + t["name"]))
+                t["preemptible"] = st.checkbox(f"{t['name']}: preemptible", value=t.get("preemptible", False),
+                                               key=K("pe_" + t["name"]))
+    with sb.expander("Router and clients"):
+        r = doc.setdefault("router", {})
+        pols = ["round_robin", "least_outstanding_tokens", "session_affinity"]
+        r["policy"] = st.selectbox("routing", pols, index=pols.index(r.get("policy", "least_outstanding_tokens")),
+                                   key=K("router"))
+        c = doc.setdefault("client", {})
+        c["timeout_s"] = st.number_input("client timeout (s, 0 = none)", value=float(c.get("timeout_s") or 0),
+                                         key=K("cto")) or None
+        c["server_timeout_s"] = st.number_input("server timeout (s, 0 = none)",
+                                                value=float(c.get("server_timeout_s") or 0), key=K("sto")) or None
+        c["max_retries"] = int(st.number_input("client retries", min_value=0, value=int(c.get("max_retries", 0)),
+                                               key=K("retries")))
+        c["backoff_base_s"] = st.number_input("retry backoff base (s)", value=float(c.get("backoff_base_s", 1.0)),
+                                              key=K("backoff"))
+        q = st.number_input("reject when a replica has this many waiting (0 = never)",
+                            value=int(r.get("max_queue_per_replica") or 0), min_value=0, key=K("maxq"))
+        r["max_queue_per_replica"] = int(q) or None
     with sb.expander("Failures and autoscaling"):
         fl = doc.setdefault("failures", {})
         mtbf = st.number_input("MTBF per GPU (hours, 0 = none)", value=float(fl.get("mtbf_hours_per_gpu") or 0),
                                key=K("mtbf"))
         fl["mtbf_hours_per_gpu"] = mtbf or None
+        if mtbf:
+            fl["health_check_interval_s"] = st.number_input("health-check interval (s)",
+                                                            value=float(fl.get("health_check_interval_s", 10)),
+                                                            key=K("hc"))
+            fl["replacement_warmup_s"] = st.number_input("replacement warm-up (s)",
+                                                         value=float(fl.get("replacement_warmup_s", 120)), key=K("rw"))
+        au = doc.setdefault("autoscaling", {})
+        au["enabled"] = st.checkbox("autoscaling", value=au.get("enabled", False), key=K("auto"))
+        if au["enabled"]:
+            au["max_replicas"] = int(st.number_input("max replicas", min_value=1,
+                                                     value=int(au.get("max_replicas", max(8, f["replicas"]))),
+                                                     key=K("amax")))
+            au["min_replicas"] = int(st.number_input("min replicas", min_value=1,
+                                                     value=int(au.get("min_replicas", 1)), key=K("amin")))
+            au["scale_up_threshold"] = st.number_input("scale up above (waiting per replica)",
+                                                       value=float(au.get("scale_up_threshold", 8)), key=K("aup"))
+            au["warmup_s"] = st.number_input("warm-up (s)", value=float(au.get("warmup_s", 120)), key=K("awarm"))
+            au["scale_down_threshold"] = st.number_input("scale down below", value=float(au.get("scale_down_threshold", 1)),
+                                                         key=K("adown"))
+            au["cooldown_s"] = st.number_input("cooldown (s)", value=float(au.get("cooldown_s", 60)), key=K("acool"))
+            ms = ["queue_depth", "kv_utilization"]
+            au["metric"] = st.radio("scale on", ms, index=ms.index(au.get("metric", "queue_depth")), key=K("ametric"))
     with sb.expander("Cost and simulation"):
         price = st.number_input("$ per GPU-hour (0 = catalog)", value=float(f.get("price_per_gpu_hour") or 0),
                                 key=K("price"))
@@ -136,16 +219,28 @@ def sidebar(doc: dict, scope: str = "") -> dict:
                                             key=K("duration"))
         sim["warmup_s"] = min(float(sim.get("warmup_s", 60)), sim["duration_s"] / 5)
         sim["seed"] = int(st.number_input("seed", value=int(sim.get("seed", 0)), key=K("seed")))
+        sim["drain_limit_s"] = st.number_input("run on after arrivals stop, at most (s)",
+                                               value=float(sim.get("drain_limit_s", 600)), key=K("drain"))
+        me = doc.setdefault("metering", {})
+        by = ["tokens", "gpu_time"]
+        me["tenant_cost_by"] = st.radio("tenant cost by", by, index=by.index(me.get("tenant_cost_by", "tokens")),
+                                        horizontal=True, key=K("meter"))
+        eff = doc.setdefault("cost_model", {}).get("efficiency", {})
+        bw = st.slider("achievable bandwidth fraction", 0.3, 1.0, float(eff.get("bandwidth", 0.866)), key=K("effbw"))
+        fl_ = st.slider("achievable compute fraction", 0.3, 1.0, float(eff.get("compute", 0.766)), key=K("effc"))
+        ovh = st.number_input("per-step overhead (ms)", value=float(eff.get("step_overhead_s", 1.5e-4)) * 1e3,
+                              key=K("ovh"))
+        eff = dict(eff, bandwidth=bw, compute=fl_, step_overhead_s=ovh / 1e3)
         cms = ["roofline"] + list(PROFILES)
         cm = st.selectbox("cost model", cms, key=K("costmodel"))
-        doc["cost_model"] = {"kind": "roofline"} if cm == "roofline" else {
-            "kind": "calibrated", "profile": str(PROFILES[cm])}
+        doc["cost_model"] = {"kind": "roofline", "efficiency": eff} if cm == "roofline" else {
+            "kind": "calibrated", "profile": str(PROFILES[cm]), "efficiency": eff}
     return doc
 
 
 def cdf_figure(lat: dict, slas: list) -> go.Figure:
     fig = go.Figure()
-    for key, name in (("ttft", "TTFT"), ("e2e", "end-to-end")):
+    for key, name in (("ttft", "TTFT"), ("tpot", "TPOT"), ("e2e", "end-to-end")):
         x = np.sort(np.asarray(lat[key]))
         if len(x):
             fig.add_trace(go.Scatter(x=x, y=np.arange(1, len(x) + 1) / len(x), name=name, mode="lines"))
@@ -158,6 +253,9 @@ def cdf_figure(lat: dict, slas: list) -> go.Figure:
 
 def series_figure(ser: dict) -> go.Figure:
     fig = go.Figure()
+    if ser.get("out_tok_s"):
+        fig.add_trace(go.Scatter(x=ser["bins"], y=ser["out_tok_s"], name="output tok/s (/100)", mode="lines",
+                                 line_shape="hv"))
     for k in ("waiting", "running"):
         fig.add_trace(go.Scatter(x=ser["t"], y=ser[k], name=k, mode="lines"))
     fig.add_trace(go.Scatter(x=ser["t"], y=[100 * v for v in ser["kv_util"]], name="KV used %", mode="lines",
@@ -179,13 +277,17 @@ def main() -> None:
     st.title("LLM serving capacity planner")
     source = st.sidebar.selectbox("scenario", ["defaults"] + list(SCENARIOS), key="source")
     uploaded = st.sidebar.file_uploader("or upload a scenario (YAML/JSON)", type=["yaml", "yml", "json"])
+    trace = st.sidebar.file_uploader("or replay a trace (Azure CSV: TIMESTAMP, ContextTokens, GeneratedTokens)",
+                                     type=["csv"])
     try:
         doc = load_doc(source, uploaded)
     except yaml.YAMLError as e:
         st.error(f"the uploaded file is not valid YAML: {e}")
         return
-    doc = sidebar(doc, "" if uploaded is None and source == "defaults" else
-                  (uploaded.name if uploaded is not None else source))
+    if trace is not None:
+        doc = with_trace(doc, trace.getvalue())
+    doc = sidebar(doc, "" if uploaded is None and source == "defaults" and trace is None else
+                  (uploaded.name if uploaded is not None else source) + (f"+{trace.name}" if trace else ""))
     try:
         sc = scenario_from_dict(copy.deepcopy(doc), base_dir=ROOT / "scenarios")
     except ScenarioError as e:
@@ -228,6 +330,10 @@ def main() -> None:
                            "target": t["sla"]["target_s"], "preemptions": t["preemptions"],
                            "$ per 1M tokens": t.get("per_million_tokens")} for n, t in summ["tiers"].items()],
                          key="tiers_table")
+        if len(summ["tenants"]) > 1:
+            st.dataframe([{"tenant": n, "tier": t["tier"], "requests": t["requests"], "cost $": t["usd"],
+                           "$ per 1M tokens": t["per_million_tokens"], "P95 TTFT": t["ttft_p95"]}
+                          for n, t in summ["tenants"].items()], key="tenants_table")
         st.download_button("records (CSV)", res["records_csv"], "requests.csv", key="dl_csv")
         st.download_button("summary (JSON)", json.dumps(summ, default=float, indent=1), "summary.json",
                            key="dl_json")
@@ -245,4 +351,5 @@ def main() -> None:
                      key="compare_table")
 
 
-main()
+if __name__ == "__main__" or st.runtime.exists():
+    main()

@@ -127,6 +127,47 @@ def experiment(name: str = typer.Argument(..., help="batching | paged"),
 
 
 @app.command()
+def search(scenario: str = typer.Argument("seed-optimize-cost"),
+           backend: str = typer.Option("process", help="process | serial | ray"),
+           workers: int = typer.Option(2, help="local processes (or Ray CPUs)"),
+           address: Optional[str] = typer.Option(None, help="Ray cluster address (with --backend ray)"),
+           no_prune: bool = typer.Option(False, "--no-prune", help="start every bisection at 1 replica"),
+           duration: Optional[float] = typer.Option(None, help="simulated seconds per evaluation"),
+           json_out: bool = typer.Option(False, "--json")):
+    """The cheapest fleet meeting every SLA at peak: pruned candidates, bisection by simulation."""
+    from planner import search as sr
+    try:
+        sc = _load(scenario)
+        if duration:
+            sc.search.sim_duration_s = duration
+        t0 = time.perf_counter()
+        res = sr.search(sc, backend=backend, workers=workers, address=address, prune=not no_prune)
+        res["wall_s"] = time.perf_counter() - t0
+    except (ScenarioError, ValueError) as e:
+        _fail(e)
+    if json_out:
+        print(json.dumps(res, indent=2, default=float))
+        return
+    from rich.table import Table
+    t = Table(title=f"{res['scenario']}: {res['fit']} of {res['candidates']} candidates fit; "
+                    f"{res['evaluations']} simulations in {res['wall_s']:.0f} s")
+    for c in ("GPU", "TP", "quant", "max seqs", "prefix cache", "replicas", "GPUs", "$/hour", "$/1M tok", "P95 E2E",
+              "Pareto"):
+        t.add_column(c)
+    pareto = {id(r) for r in res["pareto"]}
+    for r in res["ranked"]:
+        c = r["candidate"]
+        t.add_row(c["gpu"], str(c["tp"]), c["quantization"], str(c["max_num_seqs"]), str(c["prefix_caching"]),
+                  str(r["replicas"]), str(r["gpus"]), f"{r['per_hour']:,.2f}", f"{r['per_million_tokens']:.3f}",
+                  f"{r['e2e_p95']:.2f} s", "*" if id(r) in pareto else "")
+    console.print(t)
+    infeasible = [r["candidate"] for r in res["results"] if not r["replicas"]]
+    if infeasible:
+        console.print(f"[dim]{len(infeasible)} candidates cannot meet the SLAs with any fleet up to "
+                      f"{sc.search.max_replicas} replicas[/]")
+
+
+@app.command()
 def tiers(scenario: str = typer.Argument("seed-multi-tenant"),
           duration: float = typer.Option(600.0, help="simulated seconds per run"),
           json_out: bool = typer.Option(False, "--json")):

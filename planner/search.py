@@ -1,0 +1,158 @@
+"""`planner search`: the cheapest fleet that meets every SLA at peak load.
+
+Candidates are GPU x TP x quantization x max_num_seqs x prefix caching from the scenario's `search`
+section. Pruning, in order: the model must fit (memory plan); the analytic capacity bound gives each
+candidate's smallest plausible replica count, from which the search starts (discounted by `bound_slack`, so
+an optimistic analytic estimate cannot skip the true optimum); then the smallest replica count meeting the
+SLAs is found by simulation with bisection (SLA attainment only improves with replicas at a fixed load).
+Candidates are independent simulations: a local process pool by default, Ray with `backend="ray"`.
+Every evaluation is a pure function of (scenario, candidate, replicas), so every backend gives the same
+answer.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import asdict, dataclass
+
+from planner.memory import memory_plan
+
+
+@dataclass(frozen=True)
+class Candidate:
+    gpu: str
+    tp: int
+    quantization: str
+    max_num_seqs: int
+    prefix_caching: bool
+
+    def label(self) -> str:
+        return f"{self.gpu} TP{self.tp} {self.quantization} seqs{self.max_num_seqs}" + \
+            ("" if self.prefix_caching else " no-prefix-cache")
+
+
+def configure(sc, c: Candidate, replicas: int | None = None):
+    s = sc.model_copy(deep=True)
+    f = s.fleet
+    if c.gpu != f.gpu:
+        f.price_per_gpu_hour = None  # a price given for one GPU does not carry to another
+    f.gpu, f.tensor_parallel_size, f.quantization = c.gpu, c.tp, c.quantization
+    f.max_num_seqs, f.enable_prefix_caching = c.max_num_seqs, c.prefix_caching
+    f.max_num_batched_tokens = max(f.max_num_batched_tokens, c.max_num_seqs)
+    if replicas is not None:
+        f.replicas = replicas
+    return s
+
+
+def candidates(sc) -> list[Candidate]:
+    sp, f = sc.search, sc.fleet
+    m = sc.model_spec()
+    out = []
+    for gpu, tp, q, mns, pc in itertools.product(sp.gpus or [f.gpu], sp.tensor_parallel_sizes, sp.quantizations,
+                                                 sp.max_num_seqs or [f.max_num_seqs],
+                                                 sp.enable_prefix_caching or [f.enable_prefix_caching]):
+        if m.num_attention_heads % tp or (tp > 1 and m.num_key_value_heads % tp and tp % m.num_key_value_heads):
+            continue
+        out.append(Candidate(gpu, tp, q, mns, pc))
+    return out
+
+
+def fits(sc, c: Candidate) -> bool:
+    plan = memory_plan(configure(sc, c))
+    return plan.kv_budget_bytes > 0 and plan.max_seq_blocks <= plan.num_blocks
+
+
+def lower_bound(sc, c: Candidate, slack: float) -> int:
+    """Replicas below which peak demand exceeds the analytic capacity (discounted by `slack`)."""
+    from planner.sizing import size
+    rep = size(configure(sc, c), with_alternatives=False)
+    peak = rep.demand["peak_req_s"]
+    return max(1, math.floor(peak / (rep.instance.capacity_req_s / slack)))
+
+
+def evaluate(sc, c: Candidate, replicas: int) -> dict:
+    """Simulate the candidate with `replicas` at peak load: does it meet every SLA?"""
+    from planner.sim import simulate
+    s = configure(sc, c, replicas)
+    s.sim.duration_s = sc.search.sim_duration_s
+    s.sim.warmup_s = min(s.sim.warmup_s, s.sim.duration_s / 5)
+    _, summ = simulate(s, load_scale=sc.workload.rate_profile.peak_factor)
+    ok = summ["status_in_window"]["completed"] >= 0.99 * max(sum(summ["status_in_window"].values()), 1)
+    p95 = {}
+    for sla in s.all_slas():
+        key = {"ttft": "ttft_s", "tpot": "tpot_s", "e2e": "e2e_s"}[sla.metric]
+        src = summ[key] if sla.tier == "default" or not summ["tiers"] else summ["tiers"][sla.tier][sla.metric]
+        v = src.get(f"p{int(sla.percentile)}") if int(sla.percentile) in (50, 95, 99) else None
+        p95[f"{sla.tier}:{sla.metric}"] = v
+        ok = ok and v is not None and v <= sla.target_s
+    return {"meets": ok, "per_hour": summ["cost"]["per_hour"], "per_million_tokens": summ["cost"]["per_million_tokens"],
+            "e2e_p95": summ["e2e_s"]["p95"], "sla_values": p95}
+
+
+def smallest(sc, c: Candidate, lo: int, hi_cap: int) -> dict:
+    """Bisection for the smallest replica count meeting the SLAs, starting from the analytic bound."""
+    evals = 0
+    n, hi, best = lo, None, None
+    while True:  # double until it meets
+        r = evaluate(sc, c, n)
+        evals += 1
+        if r["meets"]:
+            hi, best = n, r
+            break
+        if n >= hi_cap:
+            return {"candidate": asdict(c), "replicas": None, "evaluations": evals}
+        lo, n = n + 1, min(hi_cap, n * 2)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        r = evaluate(sc, c, mid)
+        evals += 1
+        if r["meets"]:
+            hi, best = mid, r
+        else:
+            lo = mid + 1
+    return {"candidate": asdict(c), "replicas": hi, "gpus": hi * c.tp, "evaluations": evals, **best}
+
+
+def _job(args):
+    sc, c, lo, cap = args
+    return smallest(sc, c, lo, cap)
+
+
+def search(sc, backend: str = "process", workers: int | None = None, address: str | None = None,
+           prune: bool = True, bound_slack: float = 1.5, progress=None) -> dict:
+    cands = candidates(sc)
+    fit = [c for c in cands if fits(sc, c)]
+    jobs = [(sc, c, lower_bound(sc, c, bound_slack) if prune else 1, sc.search.max_replicas) for c in fit]
+    if backend == "ray":
+        import ray
+        if not ray.is_initialized():
+            ray.init(address=address, num_cpus=workers if address is None else None, include_dashboard=False,
+                     log_to_driver=False, ignore_reinit_error=True)
+        remote = ray.remote(_job)
+        results = ray.get([remote.remote(j) for j in jobs])
+    elif backend == "process" and (workers or 2) > 1 and len(jobs) > 1:
+        from concurrent.futures import ProcessPoolExecutor
+        with ProcessPoolExecutor(max_workers=workers or 2) as ex:
+            results = []
+            for r in ex.map(_job, jobs):
+                results.append(r)
+                if progress:
+                    progress(len(results), len(jobs))
+    elif backend in ("process", "serial"):
+        results = []
+        for j in jobs:
+            results.append(_job(j))
+            if progress:
+                progress(len(results), len(jobs))
+    else:
+        raise ValueError(f"backend '{backend}': choose process, serial or ray")
+    feasible = sorted([r for r in results if r["replicas"]], key=lambda r: (r["per_hour"], r["gpus"]))
+    # Pareto frontier of $/hour vs P95 end-to-end: nothing both cheaper and faster
+    frontier, best_p95 = [], math.inf
+    for r in feasible:
+        if r["e2e_p95"] is not None and r["e2e_p95"] < best_p95:
+            frontier.append(r)
+            best_p95 = r["e2e_p95"]
+    return {"scenario": sc.name, "candidates": len(cands), "fit": len(fit),
+            "evaluations": sum(r["evaluations"] for r in results), "results": results, "ranked": feasible,
+            "pareto": frontier, "best": feasible[0] if feasible else None}

@@ -1,0 +1,62 @@
+"""The configuration search: same optimum as brute force, pruning keeps it, backends agree."""
+import pytest
+
+from planner.scenario import scenario_from_dict
+from planner.search import candidates, evaluate, fits, search
+
+
+@pytest.fixture(scope="module")
+def small():
+    return scenario_from_dict({
+        "name": "small", "model": "llama-3.1-8b",
+        "workload": {"arrival": {"process": "poisson", "rate": 30},
+                     "rate_profile": {"peak_factor": 1.5},
+                     "input_tokens": {"dist": "fixed", "mean": 400}, "output_tokens": {"dist": "fixed", "mean": 120}},
+        "fleet": {"gpu": "H100-SXM"}, "slas": [{"metric": "e2e", "percentile": 95, "target_s": 2.5}],
+        "search": {"gpus": ["H100-SXM", "L40S", "L4"], "tensor_parallel_sizes": [1, 2],
+                   "quantizations": ["bf16", "fp8"], "max_replicas": 12, "sim_duration_s": 60},
+        "sim": {"duration_s": 60, "warmup_s": 10}})
+
+
+def brute_force(sc):
+    """Every fitting candidate at every replica count: the true cheapest feasible fleet."""
+    best = None
+    for c in candidates(sc):
+        if not fits(sc, c):
+            continue
+        for n in range(1, sc.search.max_replicas + 1):
+            r = evaluate(sc, c, n)
+            if r["meets"]:
+                if best is None or (r["per_hour"], n * c.tp) < (best[0], best[2]):
+                    best = (r["per_hour"], c, n * c.tp, n)
+                break
+    return best
+
+
+def test_search_finds_the_brute_force_optimum_and_pruning_keeps_it(small):
+    bf = brute_force(small)
+    assert bf is not None
+    pruned = search(small, backend="serial")
+    full = search(small, backend="serial", prune=False)
+    for res in (pruned, full):
+        b = res["best"]
+        assert b["per_hour"] == pytest.approx(bf[0]) and b["gpus"] == bf[2]
+        assert b["candidate"]["gpu"] == bf[1].gpu and b["replicas"] == bf[3]
+    assert pruned["evaluations"] < full["evaluations"]  # pruning saves simulations
+
+
+def test_process_pool_and_ray_give_identical_results(small):
+    ray = pytest.importorskip("ray")
+    local = search(small, backend="process", workers=2)
+    try:
+        viaray = search(small, backend="ray", workers=2)
+    finally:
+        ray.shutdown()
+    key = lambda res: [(r["candidate"], r["replicas"], r.get("per_hour"), r.get("e2e_p95")) for r in res["results"]]  # noqa
+    assert key(local) == key(viaray)
+
+
+def test_pareto_frontier_is_cheaper_or_faster(small):
+    res = search(small, backend="serial")
+    fr = res["pareto"]
+    assert fr and all(a["per_hour"] <= b["per_hour"] and a["e2e_p95"] > b["e2e_p95"] for a, b in zip(fr, fr[1:]))

@@ -133,6 +133,7 @@ def search(scenario: str = typer.Argument("seed-optimize-cost"),
            address: Optional[str] = typer.Option(None, help="Ray cluster address (with --backend ray)"),
            no_prune: bool = typer.Option(False, "--no-prune", help="start every bisection at 1 replica"),
            duration: Optional[float] = typer.Option(None, help="simulated seconds per evaluation"),
+           out: Optional[Path] = typer.Option(None, help="write results JSON and the Pareto plot here"),
            json_out: bool = typer.Option(False, "--json")):
     """The cheapest fleet meeting every SLA at peak: pruned candidates, bisection by simulation."""
     from planner import search as sr
@@ -141,10 +142,23 @@ def search(scenario: str = typer.Argument("seed-optimize-cost"),
         if duration:
             sc.search.sim_duration_s = duration
         t0 = time.perf_counter()
-        res = sr.search(sc, backend=backend, workers=workers, address=address, prune=not no_prune)
+        if not json_out and sys.stderr.isatty() and backend != "ray":
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+            with Progress(TextColumn("candidates"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                          console=err, transient=True) as bar:
+                task = bar.add_task("search", total=None)
+                res = sr.search(sc, backend=backend, workers=workers, address=address, prune=not no_prune,
+                                progress=lambda d, n: bar.update(task, completed=d, total=n))
+        else:
+            res = sr.search(sc, backend=backend, workers=workers, address=address, prune=not no_prune)
         res["wall_s"] = time.perf_counter() - t0
     except (ScenarioError, ValueError) as e:
         _fail(e)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "search.json").write_text(json.dumps(res, indent=2, default=float))
+        if res["ranked"]:
+            sr.plot_pareto(res, out / "pareto.png")
     if json_out:
         print(json.dumps(res, indent=2, default=float))
         return
@@ -152,14 +166,15 @@ def search(scenario: str = typer.Argument("seed-optimize-cost"),
     t = Table(title=f"{res['scenario']}: {res['fit']} of {res['candidates']} candidates fit; "
                     f"{res['evaluations']} simulations in {res['wall_s']:.0f} s")
     for c in ("GPU", "TP", "quant", "max seqs", "prefix cache", "replicas", "GPUs", "$/hour", "$/1M tok", "P95 E2E",
-              "Pareto"):
+              "Pareto", "binds (analytic)"):
         t.add_column(c)
     pareto = {id(r) for r in res["pareto"]}
     for r in res["ranked"]:
         c = r["candidate"]
         t.add_row(c["gpu"], str(c["tp"]), c["quantization"], str(c["max_num_seqs"]), str(c["prefix_caching"]),
                   str(r["replicas"]), str(r["gpus"]), f"{r['per_hour']:,.2f}", f"{r['per_million_tokens']:.3f}",
-                  f"{r['e2e_p95']:.2f} s", "*" if id(r) in pareto else "")
+                  f"{r['e2e_p95']:.2f} s", "*" if id(r) in pareto else "",
+                  "; ".join(b.split(":")[0] for b in r.get("binding", [])))
     console.print(t)
     infeasible = [r["candidate"] for r in res["results"] if not r["replicas"]]
     if infeasible:

@@ -240,7 +240,6 @@ class Search(_Strict):
     quantizations: list[Quantization] = ["bf16", "fp8", "int8", "int4"]
     max_num_seqs: list[int] | None = None
     enable_prefix_caching: list[bool] | None = None
-    spot_price_multiplier: float | None = Field(default=None, gt=0, le=1)
     max_replicas: int = Field(default=256, ge=1, description="largest fleet the search considers per candidate")
     sim_duration_s: float = Field(default=300.0, gt=0, description="simulated seconds per evaluation")
 

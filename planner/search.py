@@ -62,12 +62,13 @@ def fits(sc, c: Candidate) -> bool:
     return plan.kv_budget_bytes > 0 and plan.max_seq_blocks <= plan.num_blocks
 
 
-def lower_bound(sc, c: Candidate, slack: float) -> int:
-    """Replicas below which peak demand exceeds the analytic capacity (discounted by `slack`)."""
+def lower_bound(sc, c: Candidate, slack: float) -> tuple[int, list[str]]:
+    """Replicas below which peak demand exceeds the analytic capacity (discounted by `slack`), and what
+    binds for this candidate according to the analytic model."""
     from planner.sizing import size
     rep = size(configure(sc, c), with_alternatives=False)
     peak = rep.demand["peak_req_s"]
-    return max(1, math.floor(peak / (rep.instance.capacity_req_s / slack)))
+    return max(1, math.floor(peak / (rep.instance.capacity_req_s / slack))), rep.binding
 
 
 def evaluate(sc, c: Candidate, replicas: int) -> dict:
@@ -114,15 +115,18 @@ def smallest(sc, c: Candidate, lo: int, hi_cap: int) -> dict:
 
 
 def _job(args):
-    sc, c, lo, cap = args
-    return smallest(sc, c, lo, cap)
+    sc, c, lo, cap, binding = args
+    return {**smallest(sc, c, lo, cap), "binding": binding}
 
 
 def search(sc, backend: str = "process", workers: int | None = None, address: str | None = None,
            prune: bool = True, bound_slack: float = 1.5, progress=None) -> dict:
     cands = candidates(sc)
     fit = [c for c in cands if fits(sc, c)]
-    jobs = [(sc, c, lower_bound(sc, c, bound_slack) if prune else 1, sc.search.max_replicas) for c in fit]
+    jobs = []
+    for c in fit:
+        lo, binding = lower_bound(sc, c, bound_slack)
+        jobs.append((sc, c, lo if prune else 1, sc.search.max_replicas, binding))
     if backend == "ray":
         import ray
         if not ray.is_initialized():
@@ -156,3 +160,27 @@ def search(sc, backend: str = "process", workers: int | None = None, address: st
     return {"scenario": sc.name, "candidates": len(cands), "fit": len(fit),
             "evaluations": sum(r["evaluations"] for r in results), "results": results, "ranked": feasible,
             "pareto": frontier, "best": feasible[0] if feasible else None}
+
+
+def plot_pareto(res: dict, path) -> None:
+    """Cost vs P95 end-to-end for every feasible fleet, the Pareto frontier drawn through."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(8, 5))
+    pts = res["ranked"]
+    ax.scatter([r["e2e_p95"] for r in pts], [r["per_hour"] for r in pts], s=18, alpha=0.6, label="feasible fleets")
+    fr = res["pareto"]
+    ax.plot([r["e2e_p95"] for r in fr], [r["per_hour"] for r in fr], "r-o", label="Pareto frontier")
+    for r in fr:
+        c = r["candidate"]
+        ax.annotate(f"{r['replicas']}x {c['gpu']} TP{c['tp']} {c['quantization']}", (r["e2e_p95"], r["per_hour"]),
+                    fontsize=7, xytext=(4, 4), textcoords="offset points")
+    ax.set_xlabel("P95 end-to-end at peak (s)")
+    ax.set_ylabel("$ / hour")
+    ax.set_title(f"{res['scenario']}: cost vs latency")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -60,3 +60,16 @@ def test_pareto_frontier_is_cheaper_or_faster(small):
     res = search(small, backend="serial")
     fr = res["pareto"]
     assert fr and all(a["per_hour"] <= b["per_hour"] and a["e2e_p95"] > b["e2e_p95"] for a, b in zip(fr, fr[1:]))
+
+
+def test_search_cli_writes_results_and_a_pareto_plot(small, tmp_path):
+    import yaml
+    from typer.testing import CliRunner
+
+    from planner.cli import app
+    f = tmp_path / "s.yaml"
+    f.write_text(yaml.safe_dump(small.model_dump(mode="json", exclude_none=True)))
+    res = CliRunner().invoke(app, ["search", str(f), "--backend", "serial", "--out", str(tmp_path / "o")])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "o" / "pareto.png").stat().st_size > 5000
+    assert "binds (analytic)" in res.output

@@ -165,13 +165,14 @@ def search(scenario: str = typer.Argument("seed-optimize-cost"),
     from rich.table import Table
     t = Table(title=f"{res['scenario']}: {res['fit']} of {res['candidates']} candidates fit; "
                     f"{res['evaluations']} simulations in {res['wall_s']:.0f} s")
-    for c in ("GPU", "TP", "quant", "max seqs", "prefix cache", "replicas", "GPUs", "$/hour", "$/1M tok", "P95 E2E",
-              "Pareto", "binds (analytic)"):
+    for c in ("GPU", "TP", "quant", "max seqs", "prefix cache", "spot", "replicas", "GPUs", "$/hour", "$/1M tok",
+              "P95 E2E", "Pareto", "binds (analytic)"):
         t.add_column(c)
     pareto = {id(r) for r in res["pareto"]}
     for r in res["ranked"]:
         c = r["candidate"]
         t.add_row(c["gpu"], str(c["tp"]), c["quantization"], str(c["max_num_seqs"]), str(c["prefix_caching"]),
+                  f"{c.get('spot_share', 0):.0%}",
                   str(r["replicas"]), str(r["gpus"]), f"{r['per_hour']:,.2f}", f"{r['per_million_tokens']:.3f}",
                   f"{r['e2e_p95']:.2f} s", "*" if id(r) in pareto else "",
                   "; ".join(b.split(":")[0] for b in r.get("binding", [])))

@@ -167,6 +167,10 @@ class Fleet(_Strict):
     preemption_mode: Literal["recompute", "swap"] = "recompute"
     batching: Literal["continuous", "static"] = "continuous"
     price_per_gpu_hour: float | None = Field(default=None, gt=0, description="override the catalog price")
+    spot_replicas: int = Field(default=0, ge=0, description="extra spot/preemptible replicas for spot_tiers")
+    spot_tiers: list[str] = ["budget"]
+    spot_price_multiplier: float = Field(default=0.35, gt=0, le=1)
+    spot_preemptions_per_hour: float = Field(default=0.1, ge=0, description="per spot replica")
 
 
 class Failures(_Strict):
@@ -240,6 +244,7 @@ class Search(_Strict):
     quantizations: list[Quantization] = ["bf16", "fp8", "int8", "int4"]
     max_num_seqs: list[int] | None = None
     enable_prefix_caching: list[bool] | None = None
+    spot_shares: list[float] = Field(default=[0.0], description="share of each fleet on spot (spot tiers only)")
     max_replicas: int = Field(default=256, ge=1, description="largest fleet the search considers per candidate")
     sim_duration_s: float = Field(default=300.0, gt=0, description="simulated seconds per evaluation")
 
@@ -374,6 +379,13 @@ def _semantic_problems(sc: Scenario) -> list[tuple[str, str]]:
     if a.enabled and not a.min_replicas <= sc.fleet.replicas <= a.max_replicas:
         probs.append(("fleet.replicas", f"{sc.fleet.replicas} is outside autoscaling's "
                                         f"[{a.min_replicas}, {a.max_replicas}]"))
+    if sc.fleet.spot_replicas:
+        if not sc.tiers:
+            probs.append(("fleet.spot_replicas", "spot replicas serve spot_tiers: the scenario defines no tiers"))
+        elif not set(sc.fleet.spot_tiers) <= tiers:
+            probs.append(("fleet.spot_tiers", f"unknown tier(s) {sorted(set(sc.fleet.spot_tiers) - tiers)}"))
+        if sc.autoscaling.enabled:
+            probs.append(("fleet.spot_replicas", "spot replicas with autoscaling are not modelled"))
     res = sum(t.reserved_share for t in sc.tiers)
     if res and res >= 1:
         probs.append(("tiers", f"reserved shares add up to {res:g}: nothing would be left shared"))

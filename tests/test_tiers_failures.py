@@ -116,3 +116,32 @@ def test_reserved_capacity_is_used_only_by_its_tier():
     assert not any(r.replica in own for r in cl.records if r.tier == "budget")
     assert any(r.replica in own for r in cl.records if r.tier == "premium")
     assert s["tiers"]["premium"]["attainment"] > 0.95
+
+
+def spot(n_spot, rate=2.0):
+    sc = two_tiers(policy="priority")
+    sc.fleet.replicas = 2
+    sc.fleet.spot_replicas = n_spot
+    sc.fleet.spot_preemptions_per_hour = rate
+    sc.failures.replacement_warmup_s = 30
+    return sc
+
+
+def test_spot_replicas_serve_only_the_budget_tier_survive_preemption_and_cost_less():
+    cl, s = simulate(spot(2))
+    spot_ids = {r.idx for r in cl.spot}
+    assert not any(r.replica in spot_ids for r in cl.records if r.tier == "premium")
+    assert any(r.replica in spot_ids for r in cl.records if r.tier == "budget")
+    assert sum(1 for e in s["events"] if e["event"] == "failure") >= 1  # spot preemptions happened
+    assert sum(s["status"].values()) == s["requests"] and s["status"]["unfinished"] == 0
+    _, ondemand = simulate(two_tiers(policy="priority", replicas=4))
+    assert s["cost"]["usd"] < ondemand["cost"]["usd"]  # same four replicas, two of them at the spot price
+
+
+def test_search_considers_spot_shares_for_tiered_scenarios():
+    from planner.search import candidates
+    sc = two_tiers()
+    sc.search.spot_shares = [0.0, 0.5]
+    sc.search.tensor_parallel_sizes = [1]
+    sc.search.quantizations = ["bf16"]
+    assert {c.spot_share for c in candidates(sc)} == {0.0, 0.5}

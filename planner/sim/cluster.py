@@ -55,6 +55,7 @@ class Cluster:
         a = sc.autoscaling
         n_max = a.max_replicas if a.enabled else f.replicas
         self.replicas = [Replica(self.env, i, self.rcfg, cost, self._on_end) for i in range(n_max)]
+        self.spot = [Replica(self.env, n_max + i, self.rcfg, cost, self._on_end) for i in range(f.spot_replicas)]
         self.active_since: dict[int, float] = {}
         self.gpu_seconds = 0.0
         for r in self.replicas:
@@ -65,7 +66,8 @@ class Cluster:
         self.scale_events: list[tuple[float, str, int]] = []
         reserved = {t.name: t.reserved_share for t in sc.tiers if t.reserved_share > 0}
         self.router = Router(sc.router.policy, self.replicas[: f.replicas] if sc.autoscaling.enabled and reserved
-                             else self.replicas, reserved)
+                             else self.replicas, reserved, self.spot, f.spot_tiers)
+        self.spot_seconds = 0.0
         self.records: list[Request] = []
         self.all: list[Request] = []
         self.in_flight = 0
@@ -219,13 +221,15 @@ class Cluster:
             self._done_ev.succeed()
 
     # ------------------------------------------------------------ failures and autoscaling
-    def _failures(self, rep):
-        """One replica's life: fail after Exp(MTBF of its TP GPUs), detected after a health-check
-        interval (its requests move elsewhere), replaced after a warm-up."""
+    def _failures(self, rep, mean_s: float | None = None):
+        """One replica's life: fail after Exp(MTBF of its TP GPUs) -- or, for spot, after Exp(1 / its
+        preemption rate) -- detected after a health-check interval (its requests move elsewhere), replaced
+        after a warm-up."""
         fl, env = self.sc.failures, self.env
         tp = self.sc.fleet.tensor_parallel_size
+        mean = mean_s if mean_s is not None else fl.mtbf_hours_per_gpu * 3600 / tp
         while True:
-            yield env.timeout(self.rng.exponential(fl.mtbf_hours_per_gpu * 3600 / tp))
+            yield env.timeout(self.rng.exponential(mean))
             if not rep.routable and not rep.alive:
                 continue  # inactive (scaled in): nothing to fail
             rep.fail()
@@ -287,7 +291,7 @@ class Cluster:
         nb = self.rcfg.num_blocks
         total = self.sc.sim.duration_s
         while True:
-            reps = self.replicas
+            reps = self.replicas + self.spot
             s.t.append(env.now)
             s.waiting.append(sum(r.num_waiting for r in reps))
             s.running.append(sum(r.num_running for r in reps))
@@ -311,13 +315,19 @@ class Cluster:
         if self.sc.failures.mtbf_hours_per_gpu:
             for r in self.replicas:
                 env.process(self._failures(r))
+        rate = self.sc.fleet.spot_preemptions_per_hour
+        for r in self.spot:
+            if rate > 0:
+                env.process(self._failures(r, 3600.0 / rate))
         if self.sc.autoscaling.enabled:
             env.process(self._autoscaler())
         env.run(until=simpy.AnyOf(env, [self._done_ev, env.timeout(self.end_time)]))
         self.stop_time = env.now
         for i, t0 in self.active_since.items():
             self.gpu_seconds += self.stop_time - t0
-        self.gpu_seconds *= self.sc.fleet.tensor_parallel_size
+        tp = self.sc.fleet.tensor_parallel_size
+        self.gpu_seconds *= tp
+        self.spot_seconds = len(self.spot) * self.stop_time * tp  # paid while held, preempted or not
         for r in self.all:  # whatever is still in flight at the horizon is counted, not dropped
             if r.status is None:
                 r.status, r.reason, r.finish = "unfinished", "still in flight when the simulation stopped", None

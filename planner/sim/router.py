@@ -3,7 +3,8 @@ from __future__ import annotations
 
 
 class Router:
-    def __init__(self, policy: str, replicas: list, reserved: dict[str, float] | None = None):
+    def __init__(self, policy: str, replicas: list, reserved: dict[str, float] | None = None,
+                 spot: list | None = None, spot_tiers=()):
         """`reserved`: tier -> share of the replicas dedicated to it (guaranteed capacity). A tier with a
         reservation uses its own replicas and the shared pool; nobody else uses its replicas."""
         self.policy, self.replicas = policy, replicas
@@ -21,6 +22,11 @@ class Router:
             shared = replicas[i:]
             self.allowed = {t: own[t] + shared for t in own}
             self.allowed["*"] = shared
+        if spot:  # spot replicas serve only the spot tiers (on top of whatever else those tiers may use)
+            base = self.allowed.get("*", replicas)
+            for t in spot_tiers:
+                self.allowed[t] = self.allowed.get(t, base) + list(spot)
+            self.allowed.setdefault("*", base)
 
     def candidates(self, req) -> list:
         if not self.allowed:

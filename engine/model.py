@@ -208,13 +208,16 @@ class Block(nn.Module):
 
 
 class Llama(nn.Module):
-    def __init__(self, spec: ModelSpec, tp: int = 1):
+    def __init__(self, spec: ModelSpec, tp: int = 1, rank: int = 0):
         super().__init__()
-        self.spec, self.tp = spec, tp
-        self.embed = nn.Embedding(spec.vocab_size, spec.hidden_size)
+        self.spec, self.tp, self.rank = spec, tp, rank
+        if spec.vocab_size % tp:
+            raise ValueError(f"vocab_size {spec.vocab_size} does not divide by tensor parallel size {tp}")
+        self.vocab_shard = spec.vocab_size // tp
+        self.embed = nn.Embedding(self.vocab_shard, spec.hidden_size)
         self.layers = nn.ModuleList(Block(spec, tp) for _ in range(spec.num_layers))
         self.norm = RMSNorm(spec.hidden_size, spec.rms_norm_eps)
-        self.lm_head = nn.Linear(spec.hidden_size, spec.vocab_size, bias=False)
+        self.lm_head = nn.Linear(spec.hidden_size, self.vocab_shard, bias=False)
         self.register_buffer("inv_freq", rope_inv_freq(spec.hd, spec.rope_theta, spec.rope_scaling), persistent=False)
         self.backend = None  # optional CUDA kernels (kernels.backend), PyTorch path when None
 
@@ -223,8 +226,17 @@ class Llama(nn.Module):
         emb = torch.cat((f, f), dim=-1)
         return emb.cos().to(dtype)[:, None, :], emb.sin().to(dtype)[:, None, :]
 
+    def _embed(self, ids: torch.Tensor) -> torch.Tensor:
+        if self.tp == 1:
+            return self.embed(ids)
+        from engine.parallel import all_reduce
+        lo = self.rank * self.vocab_shard
+        local = (ids >= lo) & (ids < lo + self.vocab_shard)
+        x = self.embed((ids - lo).clamp(0, self.vocab_shard - 1)) * local[:, None].to(self.embed.weight.dtype)
+        return all_reduce(x)  # vocabulary-parallel: each token's row lives on exactly one rank
+
     def forward(self, input_ids, positions, kv_caches, meta: AttnMeta, logits_idx: torch.Tensor):
-        x = self.embed(input_ids)
+        x = self._embed(input_ids)
         cos, sin = self.rope(positions, x.dtype)
         # computed in every forward (never cached on meta: a CUDA graph must recompute it from its inputs)
         dmask = decode_mask(meta.block_tables, meta.context_lens, kv_caches[0][0].shape[1]) if meta.n_decode else None
@@ -236,7 +248,16 @@ class Llama(nn.Module):
             else:
                 h, residual = layer.attn_norm(x, residual)
             x = layer.attn(h, cos, sin, kc, vc, meta, self.backend, dmask)
+            if self.tp > 1:  # row-parallel O: partial sums -> one all-reduce
+                from engine.parallel import all_reduce
+                x = all_reduce(x)
             h, residual = layer.mlp_norm(x, residual)
             x = layer.mlp(h)
+            if self.tp > 1:  # row-parallel down projection
+                x = all_reduce(x)
         x, _ = self.norm(x, residual)
-        return self.lm_head(x[logits_idx]).float()
+        logits = self.lm_head(x[logits_idx]).float()
+        if self.tp > 1:
+            from engine.parallel import gather_vocab
+            logits = gather_vocab(logits, self.tp)
+        return logits

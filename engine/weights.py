@@ -18,9 +18,9 @@ def _hf_to_ours(sd: dict, spec, rank: int = 0, tp: int = 1) -> dict:
     out = {}
     L = spec.num_layers
     emb = sd["model.embed_tokens.weight"]
-    out["embed.weight"] = emb
+    out["embed.weight"] = shard(emb, 0)  # vocabulary-parallel
     out["norm.weight"] = sd["model.norm.weight"]
-    out["lm_head.weight"] = sd.get("lm_head.weight", emb)
+    out["lm_head.weight"] = shard(sd.get("lm_head.weight", emb), 0)
     for i in range(L):
         p = f"model.layers.{i}."
         q, k, v = (sd[p + f"self_attn.{n}_proj.weight"] for n in "qkv")
@@ -58,8 +58,25 @@ def ours_to_hf(model: Llama) -> dict:
 
 def build_model(spec, *, checkpoint: str | None = None, seed: int = 0, dtype=torch.bfloat16, device="cpu",
                 rank: int = 0, tp: int = 1) -> Llama:
+    if tp > 1 and not checkpoint:  # the same seeded weights as TP=1, sliced to this rank
+        from engine.parallel import shard_state
+        full = build_model(spec, seed=seed, dtype=dtype, device=device)
+        state = {k: v for k, v in full.state_dict().items() if k != "inv_freq"}
+        if spec.tie_word_embeddings:
+            state["lm_head.weight"] = state["embed.weight"]
+        shard = shard_state(state, spec, rank, tp)
+        del full
+        with torch.device("meta"):
+            model = Llama(spec, tp, rank)
+        model = model.to_empty(device=device).to(dtype)
+        model.inv_freq = rope_inv_freq(spec.hd, spec.rope_theta, spec.rope_scaling).to(device)
+        with torch.no_grad():
+            own = dict(model.named_parameters())
+            for k, v in shard.items():
+                own[k].copy_(v)
+        return model.eval()
     with torch.device("meta"):
-        model = Llama(spec, tp)
+        model = Llama(spec, tp, rank)
     model = model.to_empty(device=device).to(dtype)
     model.inv_freq = rope_inv_freq(spec.hd, spec.rope_theta, spec.rope_scaling).to(device)  # kept in float32
     if checkpoint:

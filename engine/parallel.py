@@ -1,0 +1,56 @@
+"""Tensor parallelism over torch.distributed (NCCL on GPUs, gloo on CPUs for tests).
+
+Column-parallel QKV and gate/up, row-parallel O and down with one all-reduce each per layer,
+vocabulary-parallel embedding and LM head; KV heads split across ranks. Process-group timeouts and
+asynchronous error handling are set at init, so a rank that dies or stalls makes the others fail within
+the timeout instead of hanging (seed 004). NVLink multicast stays off (NCCL_NVLS_ENABLE=0).
+"""
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+
+
+def init(rank: int, world_size: int, backend: str = "nccl", timeout_s: float = 60.0,
+         init_method: str | None = None) -> None:
+    os.environ.setdefault("NCCL_NVLS_ENABLE", "0")
+    os.environ.setdefault("TORCH_NCCL_ASYNC_ERROR_HANDLING", "1")
+    dist.init_process_group(backend, rank=rank, world_size=world_size, timeout=timedelta(seconds=timeout_s),
+                            init_method=init_method or "env://")
+
+
+def all_reduce(x: torch.Tensor) -> torch.Tensor:
+    dist.all_reduce(x)
+    return x
+
+
+def gather_vocab(local_logits: torch.Tensor, tp: int) -> torch.Tensor:
+    """Each rank holds a contiguous vocabulary shard of the logits: concatenate them on every rank."""
+    parts = [torch.empty_like(local_logits) for _ in range(tp)]
+    dist.all_gather(parts, local_logits.contiguous())
+    return torch.cat(parts, dim=-1)
+
+
+def shard_state(full: dict, spec, rank: int, tp: int) -> dict:
+    """Our (fused) parameter names, full -> this rank's shard. Norms are replicated."""
+    def rows(t):
+        return t.chunk(tp, dim=0)[rank]
+    out = {}
+    q, kv = spec.q_dim, spec.kv_dim
+    ff = spec.intermediate_size
+    for name, t in full.items():
+        if name.endswith("attn.qkv.weight"):
+            qw, kw, vw = t[:q], t[q:q + kv], t[q + kv:]
+            out[name] = torch.cat([rows(qw), rows(kw), rows(vw)], 0)
+        elif name.endswith("mlp.gate_up.weight"):
+            out[name] = torch.cat([rows(t[:ff]), rows(t[ff:])], 0)
+        elif name.endswith("attn.o.weight") or name.endswith("mlp.down.weight"):
+            out[name] = t.chunk(tp, dim=1)[rank]
+        elif name in ("embed.weight", "lm_head.weight"):
+            out[name] = rows(t)
+        else:
+            out[name] = t
+    return {k: v.contiguous() for k, v in out.items()}

@@ -33,11 +33,8 @@ def main():
             import traceback
             traceback.print_exc()
             print(f"calibration failed ({e!r}); validation runs use the existing {a.profile}", flush=True)
-            import gc
-
-            import torch
-            gc.collect()
-            torch.cuda.empty_cache()
+            from engine.llm import release_gpu_memory
+            release_gpu_memory()
     if not a.no_runs:
         from engine.validation_runs import run_all
         for m in a.models.split(","):

@@ -10,7 +10,6 @@ per generated token). Roofline: (weight bytes + KV bytes read per step) / copy b
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import statistics
 import sys
@@ -21,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from engine.llm import LLM, EngineConfig  # noqa: E402
+from engine.llm import LLM, EngineConfig, release_gpu_memory  # noqa: E402
 from engine.sequence import SamplingParams  # noqa: E402
 from engine.weights import build_model, ours_to_hf  # noqa: E402
 from planner.catalog import MODELS  # noqa: E402
@@ -73,8 +72,7 @@ def hf_generate(model, batch: int, prompt_len: int, new: int) -> float:
     torch.cuda.synchronize()
     dt = time.perf_counter() - t
     del hf
-    gc.collect()
-    torch.cuda.empty_cache()
+    release_gpu_memory()
     return batch * new / dt
 
 
@@ -101,8 +99,7 @@ def ours(model, batch: int, prompt_len: int, new: int, **kw) -> dict:
     out = {"step_ms": step * 1e3, "decode_tok_s": batch / step, "generate_tok_s": batch * new / total,
            "decode_steps_timed": len(steps), "kv_blocks": llm.num_blocks}
     del llm
-    gc.collect()
-    torch.cuda.empty_cache()
+    release_gpu_memory()
     return out
 
 
@@ -161,8 +158,7 @@ def main():
             q = build_model(spec, seed=0, dtype=torch.bfloat16, device="cuda")
             rep = quantize_model(q)
             del model
-            gc.collect()
-            torch.cuda.empty_cache()
+            release_gpu_memory()
             outs = [s.output for s in LLM(EngineConfig(model=name, num_blocks=1024), model=q).generate(prompts, SamplingParams(
                 max_tokens=32))]
             agree = sum(x == y for p, r in zip(outs, ref) for x, y in zip(p, r)) / sum(len(r) for r in ref)
@@ -177,8 +173,7 @@ def main():
                   f"{row['batch1']['step_ms']:.2f} ms", flush=True)
             model = q
         del model
-        gc.collect()
-        torch.cuda.empty_cache()
+        release_gpu_memory()
     if a.out:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
         Path(a.out).write_text(json.dumps(res, indent=2))

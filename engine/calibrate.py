@@ -8,7 +8,6 @@ back calls (launch latency hidden, as inside a graph); whole steps are wall-cloc
 """
 from __future__ import annotations
 
-import gc
 import platform
 import statistics
 import time
@@ -17,7 +16,7 @@ from datetime import datetime, timezone
 import torch
 import torch.nn.functional as F
 
-from engine.llm import LLM, EngineConfig
+from engine.llm import LLM, EngineConfig, release_gpu_memory
 from engine.model import decode_attention, prefill_attention
 from engine.quant import Int8Linear, quantize_int8
 from engine.sequence import SamplingParams
@@ -219,11 +218,9 @@ def measure_steps(model_name: str, batches=(1, 8, 32, 64, 128, 256), contexts=(2
                                     seconds=statistics.median(ws[1:])))
         log(f"  steps {model_name} graphs={graphs}: {len(rows)} rows")
         del llm
-        gc.collect()
-        torch.cuda.empty_cache()
+        release_gpu_memory()
     del model
-    gc.collect()
-    torch.cuda.empty_cache()
+    release_gpu_memory()
     return rows, ovh
 
 

@@ -184,6 +184,15 @@ class LLM:
         return seqs
 
 
+def release_gpu_memory() -> None:
+    """Return freed CUDA memory (KV pools, graph pools) to the device after dropping an engine: collect
+    first, since engine objects can sit in reference cycles until the collector runs."""
+    import gc
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def records(seqs: list[Sequence]) -> list[dict]:
     """The simulator's request-record columns (planner.sim.metrics.columns)."""
     nan = float("nan")

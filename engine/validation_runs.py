@@ -4,14 +4,13 @@ records and the engine's knobs, so the planner can simulate exactly the same thi
 from __future__ import annotations
 
 import csv
-import gc
 import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from engine.llm import LLM, EngineConfig, records
+from engine.llm import LLM, EngineConfig, records, release_gpu_memory
 from engine.weights import build_model
 from planner.catalog import MODELS
 
@@ -65,8 +64,7 @@ def run_all(out: Path, models=("llama-3.2-1b", "llama-3.1-8b"), loads=(0.4, 0.8,
         llm = LLM(EngineConfig(model=name, **KNOBS), model=model)
         blocks = llm.num_blocks  # what the engine sizes from free memory; each run gets exactly this
         del llm
-        gc.collect()
-        torch.cuda.empty_cache()
+        release_gpu_memory()
         cap = capacity_estimate(name, blocks, profile)
         runs = [(f"poisson-{load:g}", poisson_trace(cap * load, duration, seed=int(load * 100))) for load in loads]
         if azure:
@@ -103,8 +101,6 @@ def run_all(out: Path, models=("llama-3.2-1b", "llama-3.1-8b"), loads=(0.4, 0.8,
             e2e = sorted(r["finish"] - r["arrival"] for r in done)
             log(f"  {stem}: {len(done)}/{len(recs)} completed, P50 e2e {e2e[len(e2e) // 2]:.3f} s")
             del llm
-            gc.collect()
-            torch.cuda.empty_cache()
+            release_gpu_memory()
         del model
-        gc.collect()
-        torch.cuda.empty_cache()
+        release_gpu_memory()

@@ -33,9 +33,6 @@ class Router:
             return self.replicas
         return self.allowed.get(req.tier, self.allowed["*"])
 
-    def live(self) -> list:
-        return [r for r in self.replicas if r.routable]
-
     def choose(self, req):
         """The replica for this request, or None when none is up."""
         reps = self.candidates(req)

@@ -37,7 +37,8 @@ def _worker(rank, world, port, out):
     outs = _generate(rank, world)
     with open(f"{out}.{rank}", "w") as fh:
         json.dump(outs, fh)
-    dist.destroy_process_group()
+    dist.barrier()  # both ranks done before either tears down: gloo can abort on a peer's early close
+    os._exit(0)  # skip interpreter teardown of the process group (the SIGABRT seen once in CI)
 
 
 def test_tp2_greedy_tokens_equal_tp1(tmp_path):

@@ -98,6 +98,10 @@ def ours(model, batch: int, prompt_len: int, new: int, **kw) -> dict:
     step = statistics.median(steps)
     out = {"step_ms": step * 1e3, "decode_tok_s": batch / step, "generate_tok_s": batch * new / total,
            "decode_steps_timed": len(steps), "kv_blocks": llm.num_blocks}
+    if kw.get("kernels"):
+        out["kernels_active"] = llm.kernels_active
+        from kernels.backend import detach
+        detach(model)
     del llm
     release_gpu_memory()
     return out
@@ -135,6 +139,10 @@ def main():
                 roof_step = (weight_bytes_read(spec) + b * ctx * kv_bytes_per_token(spec)) / bw
                 row["roofline_tok_s"] = b / roof_step
                 row["fraction_of_roofline"] = roof_step / (row["step_ms"] / 1e3)
+                if a.kernels:
+                    k = ours(model, b, a.prompt, a.new, kernels=True)
+                    row["kernels"] = k
+                    row["kernels"]["fraction_of_roofline"] = roof_step / (k["step_ms"] / 1e3)
             except Exception as e:  # keep the other rows
                 row["error"] = repr(e)
             try:
@@ -148,6 +156,12 @@ def main():
             print(f"{name:14} {b:5d} {row.get('decode_tok_s', 0):11.1f} {row.get('step_ms', 0):8.2f} "
                   f"{row.get('roofline_tok_s', 0):15.1f} {100 * row.get('fraction_of_roofline', 0):6.1f}% "
                   f"{row.get('hf_tok_s', 0):9.1f} {row.get('speedup_vs_hf', 0):6.1f}", flush=True)
+            if "kernels" in row:
+                k = row["kernels"]
+                print(f"{'  + kernels':14} {b:5d} {k['decode_tok_s']:11.1f} {k['step_ms']:8.2f} "
+                      f"{row['roofline_tok_s']:15.1f} {100 * k['fraction_of_roofline']:6.1f}% "
+                      f"{row.get('hf_tok_s', 0):9.1f} {k['decode_tok_s'] / row.get('hf_tok_s', float('nan')):6.1f}",
+                      flush=True)
         if a.int8:
             from engine.quant import quantize_model
             g = torch.Generator().manual_seed(7)
@@ -167,10 +181,14 @@ def main():
                    "first_token_agreement": first}
             for b in (1, 64):
                 row[f"batch{b}"] = ours(q, b, a.prompt, 32)
+                if a.kernels:
+                    row[f"batch{b}_kernels"] = ours(q, b, a.prompt, 32, kernels=True)
             res["rows"].append(row)
             print(f"{name} int8: weights {rep['weight_bytes_before'] / 2**30:.2f} -> {rep['weight_bytes_after'] / 2**30:.2f}"
                   f" GiB, greedy agreement with bf16 {agree:.3f} (first token {first:.2f}); batch-1 step "
-                  f"{row['batch1']['step_ms']:.2f} ms", flush=True)
+                  f"{row['batch1']['step_ms']:.2f} ms" + (f", with kernels {row['batch1_kernels']['step_ms']:.2f} ms; "
+                  f"batch-64 step {row['batch64']['step_ms']:.2f} -> {row['batch64_kernels']['step_ms']:.2f} ms"
+                  if a.kernels else ""), flush=True)
             model = q
         del model
         release_gpu_memory()

@@ -57,9 +57,16 @@ class LLM:
             self.quant_report = quantize_model(self.model)
         elif cfg.quantization not in (None, "none", "bf16"):
             raise ValueError(f"quantization: '{cfg.quantization}' is not supported by the engine (int8 or none)")
+        self.kernels_active = False
         if cfg.kernels:
             from kernels.backend import attach
-            attach(self.model)
+            from kernels.runtime import KernelsUnavailable
+            try:
+                attach(self.model)
+                self.kernels_active = True
+            except KernelsUnavailable as e:  # the PyTorch path serves the same model, only slower
+                import warnings
+                warnings.warn(f"kernels requested but unavailable, running the PyTorch path: {e}")
         self.num_blocks = cfg.num_blocks or self._size_kv_pool(dev)
         self.bm = BlockManager(self.num_blocks, cfg.block_size, cfg.enable_prefix_caching)
         self.t0 = time.perf_counter()

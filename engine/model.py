@@ -84,8 +84,13 @@ class RMSNorm(nn.Module):
         super().__init__()
         self.weight = nn.Parameter(torch.ones(dim))
         self.eps = eps
+        self.backend = None  # kernels.backend, set by attach()
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None):
+        if self.backend is not None:
+            r = self.backend.rms(x, residual, self.weight, self.eps)
+            if r is not None:
+                return r[0] if residual is None else r
         if residual is None:
             return FUSED["rms"](x, self.weight, self.eps)
         return FUSED["add_rms"](x, residual, self.weight, self.eps)
@@ -116,22 +121,29 @@ class Attention(nn.Module):
     def forward(self, x, cos, sin, k_cache, v_cache, meta: AttnMeta, backend=None, dmask=None):
         T = x.shape[0]
         qkv = self.qkv(x)
-        q, k, v = qkv.split([self.nh * self.hd, self.nkv * self.hd, self.nkv * self.hd], dim=-1)
-        v = v.view(T, self.nkv, self.hd)
-        qk = qkv[:, : (self.nh + self.nkv) * self.hd].view(T, self.nh + self.nkv, self.hd)
-        qk = FUSED["rope"](qk, cos, sin)  # q and k rotated together: one set of kernels
-        q, k = qk[:, : self.nh], qk[:, self.nh:]
         nb, bs = k_cache.shape[0], k_cache.shape[1]
-        k_cache.view(nb * bs, self.nkv, self.hd).index_copy_(0, meta.slot_mapping, k)
-        v_cache.view(nb * bs, self.nkv, self.hd).index_copy_(0, meta.slot_mapping, v)
+        q = backend.rope_cache(qkv, cos, sin, meta.slot_mapping, k_cache.view(nb * bs, self.nkv, self.hd),
+                               v_cache.view(nb * bs, self.nkv, self.hd), self.nh, self.nkv) if backend else None
+        if q is None:
+            q, k, v = qkv.split([self.nh * self.hd, self.nkv * self.hd, self.nkv * self.hd], dim=-1)
+            v = v.view(T, self.nkv, self.hd)
+            qk = qkv[:, : (self.nh + self.nkv) * self.hd].view(T, self.nh + self.nkv, self.hd)
+            qk = FUSED["rope"](qk, cos, sin)  # q and k rotated together: one set of kernels
+            q, k = qk[:, : self.nh], qk[:, self.nh:]
+            k_cache.view(nb * bs, self.nkv, self.hd).index_copy_(0, meta.slot_mapping, k)
+            v_cache.view(nb * bs, self.nkv, self.hd).index_copy_(0, meta.slot_mapping, v)
+        nd = meta.n_decode
+        dec = None
+        if nd and backend is not None:
+            dec = backend.paged_decode(q[:nd], k_cache, v_cache, meta.block_tables, meta.context_lens, self.scale)
+            if dec is not None and not meta.prefills and nd == T:  # pure decode: no packing needed
+                return self.o(dec.view(T, self.nh * self.hd))
         # zeros, not empty: padding rows must stay finite -- their K/V land in scratch block 0, which padded
         # block-table entries also point at, and a masked NaN still poisons attention (0 * NaN = NaN)
         out = torch.zeros_like(q)
-        nd = meta.n_decode
         if nd:
-            if backend is not None:
-                out[:nd] = backend.paged_decode(q[:nd], k_cache, v_cache, meta.block_tables, meta.context_lens,
-                                                self.scale)
+            if dec is not None:
+                out[:nd] = dec
             else:
                 out[:nd] = decode_attention(q[:nd], k_cache, v_cache, meta.block_tables, meta.context_lens,
                                             self.scale, dmask)
@@ -194,8 +206,12 @@ class MLP(nn.Module):
         self.gate_up = nn.Linear(spec.hidden_size, 2 * self.ff, bias=False)
         self.down = nn.Linear(self.ff, spec.hidden_size, bias=False)
 
+        self.backend = None  # kernels.backend, set by attach()
+
     def forward(self, x):
-        return self.down(FUSED["silu_mul"](self.gate_up(x), self.ff))
+        gu = self.gate_up(x)
+        a = self.backend.silu_mul(gu, self.ff) if self.backend is not None else None
+        return self.down(a if a is not None else FUSED["silu_mul"](gu, self.ff))
 
 
 class Block(nn.Module):
@@ -239,7 +255,8 @@ class Llama(nn.Module):
         x = self._embed(input_ids)
         cos, sin = self.rope(positions, x.dtype)
         # computed in every forward (never cached on meta: a CUDA graph must recompute it from its inputs)
-        dmask = decode_mask(meta.block_tables, meta.context_lens, kv_caches[0][0].shape[1]) if meta.n_decode else None
+        dmask = decode_mask(meta.block_tables, meta.context_lens, kv_caches[0][0].shape[1]) \
+            if meta.n_decode and self.backend is None else None
         residual = None
         for layer, (kc, vc) in zip(self.layers, kv_caches):
             if residual is None:

@@ -1,0 +1,67 @@
+"""Plugs the CUDA kernels into an engine model; the PyTorch path stays wherever a kernel does not apply.
+
+attach(model) sets `backend` on the model (paged decode, RoPE + cache write), on each RMSNorm and MLP,
+and `kernel` on each Int8Linear. Every hook checks its inputs and returns None (or is skipped) for a
+shape or dtype it does not cover, so the model falls back op by op.
+"""
+from __future__ import annotations
+
+import torch
+
+from kernels import fused, paged_attention, runtime, w8a16
+
+
+class Backend:
+    def paged_decode(self, q, k_cache, v_cache, block_tables, context_lens, scale):
+        if not paged_attention.supports(q, k_cache):
+            return None
+        return paged_attention.paged_decode(q, k_cache, v_cache, block_tables, context_lens, scale)
+
+    def rope_cache(self, qkv, cos, sin, slots, k_cache, v_cache, nh, nkv):
+        if qkv.dtype != torch.bfloat16 or not qkv.is_cuda:
+            return None
+        return fused.rope_cache(qkv, cos, sin, slots, k_cache, v_cache, nh, nkv)
+
+    def rms(self, x, residual, weight, eps):
+        if x.dtype != torch.bfloat16 or not x.is_cuda or x.shape[-1] % 8 or x.shape[-1] > 8192:
+            return None
+        return fused.add_rmsnorm(x, residual, weight, eps)
+
+    def silu_mul(self, gu, ff):
+        if gu.dtype != torch.bfloat16 or not gu.is_cuda or ff % 8:
+            return None
+        return fused.silu_mul(gu, ff)
+
+
+def int8_kernel(x, qweight, scales):
+    if w8a16.supports(x, qweight):
+        return w8a16.w8a16(x, qweight, scales)
+    return None
+
+
+def attach(model) -> Backend:
+    """Raises KernelsUnavailable (CuPy or a GPU missing) so the caller can say why and run without."""
+    runtime.cupy()
+    from engine.model import MLP, RMSNorm
+    from engine.quant import Int8Linear
+
+    be = Backend()
+    model.backend = be
+    for m in model.modules():
+        if isinstance(m, (RMSNorm, MLP)):
+            m.backend = be
+        elif isinstance(m, Int8Linear):
+            m.kernel = int8_kernel
+    return be
+
+
+def detach(model) -> None:
+    from engine.model import MLP, RMSNorm
+    from engine.quant import Int8Linear
+
+    model.backend = None
+    for m in model.modules():
+        if isinstance(m, (RMSNorm, MLP)):
+            m.backend = None
+        elif isinstance(m, Int8Linear):
+            m.kernel = None

@@ -1,0 +1,91 @@
+// Fused elementwise kernels for the decoder layer, bit-compatible with the PyTorch path's rounding:
+// every intermediate the PyTorch path rounds to bf16 is rounded here too.
+
+// out = w * rmsnorm(x + res) (float32 statistics), res_out = x + res. res may be null (plain RMSNorm).
+// One block per row; H a multiple of 8, at most 256 * 8 * 4 = 8192.
+extern "C" __global__ void __launch_bounds__(256) add_rmsnorm(
+    const bf16_t* __restrict__ x, const bf16_t* __restrict__ res, const bf16_t* __restrict__ w,
+    bf16_t* __restrict__ out, bf16_t* __restrict__ res_out, int H, float eps)
+{
+    __shared__ float red[8];
+    const int row = blockIdx.x, tid = threadIdx.x, nv = H / 8;
+    const uint4* xr = reinterpret_cast<const uint4*>(x + (size_t)row * H);
+    float v[4][8];
+    float ss = 0.f;
+#pragma unroll
+    for (int c = 0; c < 4; ++c) {
+        int i = tid + c * 256;
+        if (i < nv) {
+            unpack8(xr[i], v[c]);
+            if (res != nullptr) {
+                float r[8];
+                unpack8(reinterpret_cast<const uint4*>(res + (size_t)row * H)[i], r);
+#pragma unroll
+                for (int j = 0; j < 8; ++j) v[c][j] = bf2f(f2bf(v[c][j] + r[j]));
+                reinterpret_cast<uint4*>(res_out + (size_t)row * H)[i] = pack8(v[c]);
+            }
+#pragma unroll
+            for (int j = 0; j < 8; ++j) ss += v[c][j] * v[c][j];
+        }
+    }
+    ss = warp_sum(ss);
+    if ((tid & 31) == 0) red[tid >> 5] = ss;
+    __syncthreads();
+    float tot = 0.f;
+#pragma unroll
+    for (int i = 0; i < 8; ++i) tot += red[i];
+    const float rstd = rsqrtf(tot / H + eps);
+#pragma unroll
+    for (int c = 0; c < 4; ++c) {
+        int i = tid + c * 256;
+        if (i < nv) {
+            float wf[8], o[8];
+            unpack8(reinterpret_cast<const uint4*>(w)[i], wf);
+#pragma unroll
+            for (int j = 0; j < 8; ++j) o[j] = bf2f(f2bf(v[c][j] * rstd)) * wf[j];
+            reinterpret_cast<uint4*>(out + (size_t)row * H)[i] = pack8(o);
+        }
+    }
+}
+
+// out[t, :F] = silu(gu[t, :F]) * gu[t, F:], F a multiple of 8
+extern "C" __global__ void silu_mul(const bf16_t* __restrict__ gu, bf16_t* __restrict__ out, int T, int F)
+{
+    const int fv = F / 8;
+    const size_t n = (size_t)T * fv;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        size_t t = i / fv, c = i % fv;
+        float g[8], u[8], o[8];
+        unpack8(reinterpret_cast<const uint4*>(gu + t * 2 * F)[c], g);
+        unpack8(reinterpret_cast<const uint4*>(gu + t * 2 * F + F)[c], u);
+#pragma unroll
+        for (int j = 0; j < 8; ++j) o[j] = bf2f(f2bf(g[j] / (1.0f + expf(-g[j])))) * u[j];
+        reinterpret_cast<uint4*>(out + t * F)[c] = pack8(o);
+    }
+}
+
+// RoPE on q and k (rotate-half form, cos/sin [T, D]) and the new K/V written into their cache slots.
+// qkv [T, (nh + 2 nkv) D]; q_out [T, nh, D]; caches [slots, nkv, D]. One block per token.
+extern "C" __global__ void rope_cache(
+    const bf16_t* __restrict__ qkv, const bf16_t* __restrict__ cosb, const bf16_t* __restrict__ sinb,
+    const i64* __restrict__ slots, bf16_t* __restrict__ q_out, bf16_t* __restrict__ kc, bf16_t* __restrict__ vc,
+    int nh, int nkv, int D)
+{
+    const int t = blockIdx.x, half = D / 2;
+    const bf16_t* row = qkv + (size_t)t * (nh + 2 * nkv) * D;
+    const i64 slot = slots[t];
+    for (int i = threadIdx.x; i < (nh + nkv) * half; i += blockDim.x) {
+        int head = i / half, j = i % half;
+        float x1 = bf2f(row[head * D + j]), x2 = bf2f(row[head * D + j + half]);
+        float c1 = bf2f(cosb[(size_t)t * D + j]), c2 = bf2f(cosb[(size_t)t * D + j + half]);
+        float s1 = bf2f(sinb[(size_t)t * D + j]), s2 = bf2f(sinb[(size_t)t * D + j + half]);
+        bf16_t o1 = f2bf(bf2f(f2bf(x1 * c1)) + bf2f(f2bf(-x2 * s1)));
+        bf16_t o2 = f2bf(bf2f(f2bf(x2 * c2)) + bf2f(f2bf(x1 * s2)));
+        bf16_t* dst = head < nh ? q_out + ((size_t)t * nh + head) * D
+                                : kc + ((size_t)slot * nkv + (head - nh)) * D;
+        dst[j] = o1;
+        dst[j + half] = o2;
+    }
+    const bf16_t* v = row + (size_t)(nh + nkv) * D;
+    for (int i = threadIdx.x; i < nkv * D; i += blockDim.x) vc[(size_t)slot * nkv * D + i] = v[i];
+}

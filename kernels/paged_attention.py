@@ -1,0 +1,79 @@
+"""Paged-attention decode (kernels/cuda/paged_attention.cu) and its PyTorch reference."""
+from __future__ import annotations
+
+import torch
+
+from kernels import runtime
+
+HEAD_DIMS = (64, 128)
+GROUPS = (1, 2, 4, 8)
+_NAMES = tuple(f"paged_decode<{d},{g}>" for d in HEAD_DIMS for g in GROUPS) + tuple(
+    f"paged_combine<{d}>" for d in HEAD_DIMS)
+
+
+def supports(q: torch.Tensor, k_cache: torch.Tensor) -> bool:
+    nh, hd = q.shape[1], q.shape[2]
+    nkv = k_cache.shape[2]
+    return (q.dtype == k_cache.dtype == torch.bfloat16 and hd in HEAD_DIMS and nh % nkv == 0
+            and nh // nkv in GROUPS and q.stride(2) == 1 and q.stride(1) == hd and k_cache.is_contiguous())
+
+
+def partition_size(batch: int, nkv: int, max_len: int, target_blocks: int | None = None) -> int:
+    """Tokens per partition: 512, halved (down to 64) until the grid has a few waves of blocks -- a single
+    sequence at batch 1 must still spread its context over every SM."""
+    target = target_blocks or 4 * runtime.num_sms()
+    P = 512
+    while P > 64 and batch * nkv * -(-max_len // P) < target:
+        P //= 2
+    return P
+
+
+def paged_decode(q, k_cache, v_cache, block_tables, context_lens, scale: float,
+                 partition: int | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
+    """q [B, nh, D] (rows may be strided), caches [num_blocks, block_size, nkv, D], block_tables [B, W] int64,
+    context_lens [B] int64 -> [B, nh, D]. Padding table entries may point anywhere valid; tokens past
+    context_lens are never read."""
+    if not supports(q, k_cache):
+        raise ValueError(f"paged_decode: unsupported q {tuple(q.shape)} {q.dtype} / cache {tuple(k_cache.shape)} "
+                         f"{k_cache.dtype} (bf16, head dim in {HEAD_DIMS}, GQA group in {GROUPS})")
+    if block_tables.dtype != torch.int64 or context_lens.dtype != torch.int64:
+        raise ValueError("paged_decode: block_tables and context_lens must be int64")
+    B, nh, D = q.shape
+    bs, nkv = k_cache.shape[1], k_cache.shape[2]
+    G = nh // nkv
+    tables = block_tables.contiguous()
+    W = tables.shape[1]
+    P = partition or partition_size(B, nkv, W * bs)
+    nparts = -(-(W * bs) // P)
+    out = torch.empty(B, nh, D, dtype=q.dtype, device=q.device) if out is None else out
+    parts = (None, None, None)
+    if nparts > 1:
+        parts = (torch.empty(B, nh, nparts, D, dtype=torch.float32, device=q.device),
+                 torch.empty(B, nh, nparts, dtype=torch.float32, device=q.device),
+                 torch.empty(B, nh, nparts, dtype=torch.float32, device=q.device))
+    smem = 4 * max(G * P, (4 * 32 // (D // 8)) * G * D)
+    fn = runtime.function("paged_attention", f"paged_decode<{D},{G}>", _NAMES)
+    runtime.launch(fn, (nparts, nkv, B), (128,),
+                   (q, q.stride(0), k_cache, v_cache, tables, W, context_lens, bs, nkv, out, *parts, P, nparts,
+                    float(scale)), shared_mem=smem)
+    if nparts > 1:
+        runtime.launch(runtime.function("paged_attention", f"paged_combine<{D}>", _NAMES), (nh, B), (D,),
+                       (*parts, context_lens, out, nh, nparts, P))
+    return out
+
+
+def reference(q, k_cache, v_cache, block_tables, context_lens, scale: float) -> torch.Tensor:
+    """float64: gather each sequence's KV to contiguous and attend with SDPA."""
+    B, nh, D = q.shape
+    bs, nkv = k_cache.shape[1], k_cache.shape[2]
+    outs = []
+    for b in range(B):
+        L = int(context_lens[b])
+        nblk = -(-L // bs)
+        idx = block_tables[b, :nblk]
+        k = k_cache[idx].flatten(0, 1)[:L].double().transpose(0, 1)  # [nkv, L, D]
+        v = v_cache[idx].flatten(0, 1)[:L].double().transpose(0, 1)
+        o = torch.nn.functional.scaled_dot_product_attention(q[b].double()[:, None, :], k, v, scale=scale,
+                                                             enable_gqa=nh != nkv)
+        outs.append(o[:, 0, :])
+    return torch.stack(outs)

@@ -1,0 +1,98 @@
+"""Compiling CUDA sources through CuPy and launching them on PyTorch tensors.
+
+Tensors never become CuPy arrays (CuPy has no bfloat16): kernels receive raw device pointers and
+launch on PyTorch's current stream, so they interleave with PyTorch work and are captured by
+PyTorch's CUDA graphs like any other kernel. Sources avoid CUDA headers (bf16 is converted by bit
+operations in common.cuh) so NVRTC needs no include path: the same code builds with cupy-cuda12x
+and cupy-cuda13x.
+"""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy as np
+
+SRC = Path(__file__).parent / "cuda"
+
+
+class KernelsUnavailable(RuntimeError):
+    """CuPy or a GPU is missing: callers fall back to the PyTorch path."""
+
+
+@functools.lru_cache(maxsize=None)
+def cupy():
+    try:
+        import cupy as cp
+    except Exception as e:  # noqa: BLE001 -- any import failure means: no kernels here
+        raise KernelsUnavailable(f"CuPy is not importable ({e!r}); install the 'gpu' extra") from e
+    try:
+        if cp.cuda.runtime.getDeviceCount() < 1:
+            raise KernelsUnavailable("no CUDA device")
+    except cp.cuda.runtime.CUDARuntimeError as e:
+        raise KernelsUnavailable(f"no CUDA device ({e})") from e
+    return cp
+
+
+def available() -> bool:
+    try:
+        cupy()
+        return True
+    except KernelsUnavailable:
+        return False
+
+
+@functools.lru_cache(maxsize=None)
+def arch() -> str:
+    return f"sm_{cupy().cuda.Device().compute_capability}"  # e.g. "90" on Hopper
+
+
+@functools.lru_cache(maxsize=None)
+def module(name: str, names: tuple[str, ...] = ()):
+    """Compile kernels/cuda/<name>.cu (with common.cuh prepended) for this GPU's architecture."""
+    cp = cupy()
+    code = (SRC / "common.cuh").read_text() + "\n" + (SRC / f"{name}.cu").read_text()
+    opts = ("-std=c++17", f"--gpu-architecture={arch()}")
+    mod = cp.RawModule(code=code, options=opts, name_expressions=names or None)
+    mod.compile()
+    return mod
+
+
+def function(name: str, kernel: str, names: tuple[str, ...] = ()):
+    mod = module(name, names)
+    return mod.get_function(kernel)
+
+
+@functools.lru_cache(maxsize=64)
+def _stream(ptr: int):
+    return cupy().cuda.ExternalStream(ptr)
+
+
+def launch(fn, grid, block, args, shared_mem: int = 0) -> None:
+    """Launch on PyTorch's current stream. args: tensors (passed as pointers), ints (int32), floats (f32),
+    or numpy scalars passed as they are."""
+    import torch
+
+    conv = []
+    for a in args:
+        if isinstance(a, torch.Tensor):
+            conv.append(np.uint64(a.data_ptr()))
+        elif isinstance(a, bool):
+            conv.append(np.int32(a))
+        elif isinstance(a, int):
+            conv.append(np.int32(a))
+        elif isinstance(a, float):
+            conv.append(np.float32(a))
+        elif a is None:
+            conv.append(np.uint64(0))
+        else:
+            conv.append(a)
+    if shared_mem > 48 * 1024:
+        fn.max_dynamic_shared_size_bytes = shared_mem
+    with _stream(torch.cuda.current_stream().cuda_stream):
+        fn(tuple(int(g) for g in grid), tuple(int(b) for b in block), tuple(conv), shared_mem=shared_mem)
+
+
+@functools.lru_cache(maxsize=None)
+def num_sms() -> int:
+    return cupy().cuda.Device().attributes["MultiProcessorCount"]

@@ -1,7 +1,7 @@
 """On a GPU: measure the calibration profile, then replay the validation traces (no CLI deps needed).
 
     python bench/calibrate_and_validate.py --gpu H100-SXM --profile data/profiles/h100.json \
-        [--skip-calibrate] [--models llama-3.2-1b,llama-3.1-8b] [--out data/validation]
+        [--skip-calibrate] [--kernels] [--models llama-3.2-1b,llama-3.1-8b] [--out data/validation]
 """
 from __future__ import annotations
 
@@ -22,11 +22,12 @@ def main():
     ap.add_argument("--duration", type=float, default=30.0)
     ap.add_argument("--azure", default="data/traces/azure_conv_first60s.csv")
     ap.add_argument("--no-runs", action="store_true")
+    ap.add_argument("--kernels", action="store_true", help="engine with its CUDA kernels, in calibration and runs")
     a = ap.parse_args()
     if not a.skip_calibrate:
         try:
             from engine.calibrate import calibrate
-            prof = calibrate(a.gpu, log=lambda m: print(m, flush=True))
+            prof = calibrate(a.gpu, log=lambda m: print(m, flush=True), kernels=a.kernels)
             prof.save(a.profile)
             print(f"wrote {a.profile}", flush=True)
         except Exception as e:  # keep the runs: they are worth having against the previous profile
@@ -40,7 +41,7 @@ def main():
         for m in a.models.split(","):
             try:
                 run_all(Path(a.out), models=(m,), profile=a.profile, azure=a.azure, duration=a.duration,
-                        gpu=a.gpu, log=lambda s: print(s, flush=True))
+                        gpu=a.gpu, log=lambda s: print(s, flush=True), kernels=a.kernels)
             except Exception as e:
                 import traceback
                 traceback.print_exc()

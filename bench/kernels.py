@@ -136,8 +136,42 @@ def paged(bw, shapes, nh=32, nkv=8, D=128, bs=16):
             note=f"err {err:.1e}; x = vs SDPA contiguous")
         row(f"paged B={B}", f"torch SDPA, contiguous KV", sdpa, byts, 4 * B * nh * L * D, bw)
         row(f"paged B={B}", f"engine PyTorch path (gather+SDPA)", eng, byts, 4 * B * nh * L * D, bw)
+        if B == 1:
+            for P in (64, 128, 256):
+                t = time_graph([lambda a=a: paged_attention.paged_decode(a[0], a[1], a[2], a[3], a[4], D ** -0.5,
+                                                                         partition=P) for a in ins])
+                row(f"paged B={B}", f"ours, partition {P}", t, byts, 4 * B * nh * L * D, bw, base_ms=sdpa)
+            # one launch at a time, host launch cost included (how a single eager call sees it)
+            a, c = ins[0], (ins[0][0][:, :, None, :], ins[0][1][ins[0][3]].flatten(1, 2).transpose(1, 2).contiguous(),
+                            ins[0][2][ins[0][3]].flatten(1, 2).transpose(1, 2).contiguous())
+            t_sd = time_events(lambda: F.scaled_dot_product_attention(c[0], c[1], c[2], scale=D ** -0.5,
+                                                                      enable_gqa=True), reps=50, warm=5)
+            t_us = time_events(lambda: paged_attention.paged_decode(a[0], a[1], a[2], a[3], a[4], D ** -0.5),
+                               reps=50, warm=5)
+            row(f"paged B={B}", "ours, per eager call", t_us, byts, 4 * B * nh * L * D, bw, base_ms=t_sd)
+            row(f"paged B={B}", "torch SDPA contiguous, per eager call", t_sd, byts, 4 * B * nh * L * D, bw)
         del ins
         torch.cuda.empty_cache()
+
+
+def launch_cost():
+    """Host cost of one eager kernel call through CuPy vs a PyTorch op of the same size (T=1 RMSNorm)."""
+    import time
+    x = torch.randn(1, 4096, device="cuda").bfloat16()
+    w = torch.randn(4096, device="cuda").bfloat16()
+    from engine.model import _rms
+    for name, fn in (("ours add_rmsnorm (1 CuPy launch)", lambda: fused.add_rmsnorm(x, None, w, 1e-5)),
+                     ("PyTorch rms_norm (4 ops)", lambda: _rms(x, w, 1e-5))):
+        for _ in range(50):
+            fn()
+        torch.cuda.synchronize()
+        t = time.perf_counter()
+        for _ in range(2000):
+            fn()
+        torch.cuda.synchronize()
+        us = (time.perf_counter() - t) / 2000 * 1e6
+        ROWS.append({"group": "host", "kernel": name, "us_per_call_host": us})
+        print(f"{'host':10} {name:34} {us:10.1f} us per eager call (host-bound loop)", flush=True)
 
 
 def int8(bw, shapes, ms_):
@@ -159,6 +193,11 @@ def int8(bw, shapes, ms_):
                 note=f"err {err:.1e}; x = vs cuBLAS bf16")
             row(f"w8a16 {N}x{K}", f"cuBLAS bf16 M={M}", cub, 2 * N * K + M * K * 2 + M * N * 2, 2 * M * N * K, bw)
             row(f"w8a16 {N}x{K}", f"PyTorch dequant+matmul M={M}", deq, byts, 2 * M * N * K, bw)
+            if M == 1:
+                for cfg in w8a16.SWEEP:
+                    t = time_graph([lambda i=i: w8a16.w8a16(xs[i], *qs[i], config=cfg) for i in range(sets)])
+                    row(f"w8a16 {N}x{K}", f"  variant rows/warp {cfg[0]}, chunks {cfg[1]}", t, byts, 2 * M * N * K,
+                        bw, base_ms=cub)
         del ws, qs
         torch.cuda.empty_cache()
 
@@ -197,6 +236,7 @@ def main():
     only = a.only.split(",")
     if "paged" in only:
         paged(bw, [(1, 4096), (64, 4096), (16, 1024), (256, 512), (1, 512)])
+        launch_cost()
     if "int8" in only:
         int8(bw, [(14336, 4096), (4096, 14336), (6144, 4096)], [1, 4, 16, 32])
     if "norm" in only:

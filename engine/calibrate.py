@@ -93,8 +93,12 @@ def measure_gemms(shapes, dtype=torch.bfloat16, int8_shapes=(), m_grid=M_GRID, l
 
 
 def measure_attention(layouts, batches=(1, 4, 16, 64, 256), contexts=(128, 512, 2048, 8192),
-                      chunks=(16, 64, 256, 1024, 4096), before=(0, 1024, 4096), bs: int = 16, log=print):
+                      chunks=(16, 64, 256, 1024, 4096), before=(0, 1024, 4096), bs: int = 16, log=print,
+                      kernels: bool = False):
     rows = []
+    decode = decode_attention
+    if kernels:  # the engine's paged-decode kernel, as the model runs it when kernels are on
+        from kernels.paged_attention import paged_decode as decode
     for heads, kvh, hd in layouts:
         scale = hd ** -0.5
         for b in batches:
@@ -109,7 +113,7 @@ def measure_attention(layouts, batches=(1, 4, 16, 64, 256), contexts=(128, 512, 
                 tables = torch.arange(1, nb, device="cuda").view(b, width)
                 lens = torch.full((b,), c, device="cuda")
                 q = torch.randn(b, heads, hd, device="cuda", dtype=torch.bfloat16)
-                t = gpu_time(lambda: decode_attention(q, kc, vc, tables, lens, scale), reps=5, inner=5)
+                t = gpu_time(lambda: decode(q, kc, vc, tables, lens, scale), reps=5, inner=5)
                 rows.append(AttnRow(kind="decode", heads=heads, kv_heads=kvh, head_dim=hd, a=b, context=c, seconds=t))
                 del kc, vc
         for n in chunks:
@@ -180,14 +184,14 @@ def _mixed_step(llm: LLM, batch: int, ctx: int, prompt: int, reps: int = 5) -> f
 
 
 def measure_steps(model_name: str, batches=(1, 8, 32, 64, 128, 256), contexts=(256, 1024),
-                  prefills=(128, 512, 2048, 8192), log=print) -> tuple[list[StepRow], dict]:
+                  prefills=(128, 512, 2048, 8192), log=print, kernels: bool = False) -> tuple[list[StepRow], dict]:
     spec = MODELS[model_name]
     model = build_model(spec, seed=0, dtype=torch.bfloat16, device="cuda")
     rows, ovh = [], {}
     for graphs in (True, False):
         llm = LLM(EngineConfig(model=model_name, num_blocks=max(batches) * (max(contexts) // 16 + 8) + 64,
                                max_num_seqs=max(batches), max_num_batched_tokens=16384, cuda_graphs=graphs,
-                               max_model_len=16384),
+                               max_model_len=16384, kernels=kernels),
                   model=model)
         for c in contexts:
             for b in batches if graphs else (1, 32):
@@ -232,7 +236,7 @@ def copy_bandwidth() -> float:
 
 
 def calibrate(gpu: str, models=("llama-3.2-1b", "llama-3.1-8b"), gemm_models=("llama-3.2-1b", "llama-3.1-8b",
-              "llama-3.1-70b"), tps=(1, 2, 4, 8), log=print) -> Profile:
+              "llama-3.1-70b"), tps=(1, 2, 4, 8), log=print, kernels: bool = False) -> Profile:
     if not torch.cuda.is_available():
         raise RuntimeError("engine calibrate needs a CUDA GPU")
     import engine
@@ -240,17 +244,17 @@ def calibrate(gpu: str, models=("llama-3.2-1b", "llama-3.1-8b"), gemm_models=("l
     prof = Profile(gpu=gpu, device_name=torch.cuda.get_device_name(), torch=torch.__version__,
                    cuda=torch.version.cuda or "", engine_version=getattr(engine, "__version__", "0.1.0"),
                    created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                   driver=_driver())
+                   driver=_driver(), kernels=kernels)
     prof.copy_bandwidth_gbps = copy_bandwidth() / 1e9
     log(f"copy bandwidth {prof.copy_bandwidth_gbps:.0f} GB/s")
     own = gemm_shapes(models)
     prof.gemm = measure_gemms(gemm_shapes(gemm_models, tps), int8_shapes=own, log=log)
     log(f"gemm: {len(prof.gemm)} rows, {time.time() - t0:.0f} s")
     layouts = sorted({(MODELS[m].num_attention_heads, MODELS[m].num_key_value_heads, MODELS[m].hd) for m in models})
-    prof.attention = measure_attention(layouts, log=log)
+    prof.attention = measure_attention(layouts, log=log, kernels=kernels)
     log(f"attention: {len(prof.attention)} rows, {time.time() - t0:.0f} s")
     for m in models:
-        rows, ovh = measure_steps(m, log=log)
+        rows, ovh = measure_steps(m, log=log, kernels=kernels)
         prof.steps += rows
         if m == models[0]:
             prof.overhead_graph_s, prof.overhead_eager_s = ovh.get("graph"), ovh.get("eager")

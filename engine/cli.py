@@ -16,7 +16,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 def generate(model: str = typer.Option("llama-3.2-1b", help="catalog name or local HF checkpoint dir"),
              checkpoint: Optional[str] = typer.Option(None),
              prompt_len: int = 200, max_tokens: int = 150, batch: int = 1, quantization: Optional[str] = None,
-             temperature: float = 0.0, top_p: float = 1.0, seed: int = 0):
+             temperature: float = 0.0, top_p: float = 1.0, seed: int = 0,
+             kernels: bool = typer.Option(False, help="use the CUDA kernels (CuPy) where they apply")):
     """Offline generation on random prompts (or a checkpoint's vocabulary); prints tokens/s."""
     import time
 
@@ -24,7 +25,8 @@ def generate(model: str = typer.Option("llama-3.2-1b", help="catalog name or loc
 
     from engine.llm import LLM, EngineConfig
     from engine.sequence import SamplingParams
-    llm = LLM(EngineConfig(model=model, checkpoint=checkpoint, quantization=quantization, seed=seed))
+    llm = LLM(EngineConfig(model=model, checkpoint=checkpoint, quantization=quantization, seed=seed,
+                           kernels=kernels))
     g = torch.Generator().manual_seed(seed)
     prompts = [torch.randint(0, llm.spec.vocab_size, (prompt_len,), generator=g).tolist() for _ in range(batch)]
     t = time.perf_counter()
@@ -56,10 +58,11 @@ def replay(trace: str = typer.Argument(..., help="Azure-format CSV or Mooncake J
 
 @app.command()
 def calibrate(gpu: str = typer.Option(..., help="catalog GPU this device stands for, e.g. H100-SXM"),
-              out: Path = typer.Option(Path("data/profiles/profile.json"))):
+              out: Path = typer.Option(Path("data/profiles/profile.json")),
+              kernels: bool = typer.Option(False, help="measure the engine with its CUDA kernels on")):
     """Measure the calibration profile on this GPU (a few minutes)."""
     from engine.calibrate import calibrate as run
-    prof = run(gpu)
+    prof = run(gpu, kernels=kernels)
     prof.save(out)
     print(f"wrote {out}")
 
@@ -67,10 +70,11 @@ def calibrate(gpu: str = typer.Option(..., help="catalog GPU this device stands 
 @app.command("validation-runs")
 def validation_runs(out: Path = typer.Option(Path("data/validation")), gpu: str = "H100-SXM",
                     profile: Optional[str] = None, azure: Optional[str] = None, duration: float = 30.0,
-                    models: str = "llama-3.2-1b,llama-3.1-8b"):
+                    models: str = "llama-3.2-1b,llama-3.1-8b", kernels: bool = False):
     """Replay the validation traces on this GPU (for `planner validate`)."""
     from engine.validation_runs import run_all
-    run_all(out, models=tuple(models.split(",")), profile=profile, azure=azure, duration=duration, gpu=gpu)
+    run_all(out, models=tuple(models.split(",")), profile=profile, azure=azure, duration=duration, gpu=gpu,
+            kernels=kernels)
 
 
 if __name__ == "__main__":

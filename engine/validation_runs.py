@@ -57,11 +57,12 @@ def capacity_estimate(model_name: str, num_blocks: int, profile_path: str | None
 
 
 def run_all(out: Path, models=("llama-3.2-1b", "llama-3.1-8b"), loads=(0.4, 0.8, 1.3), duration: float = 30.0,
-            profile: str | None = None, azure: str | None = None, gpu: str = "H100-SXM", log=print) -> None:
+            profile: str | None = None, azure: str | None = None, gpu: str = "H100-SXM", log=print,
+            kernels: bool = False) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for name in models:
         model = build_model(MODELS[name], seed=0, dtype=torch.bfloat16, device="cuda")
-        llm = LLM(EngineConfig(model=name, **KNOBS), model=model)
+        llm = LLM(EngineConfig(model=name, kernels=kernels, **KNOBS), model=model)
         blocks = llm.num_blocks  # what the engine sizes from free memory; each run gets exactly this
         del llm
         release_gpu_memory()
@@ -70,7 +71,7 @@ def run_all(out: Path, models=("llama-3.2-1b", "llama-3.1-8b"), loads=(0.4, 0.8,
         if azure:
             runs.append(("azure-conv", azure_slice(azure, duration)))
         for label, tr in runs:
-            llm = LLM(EngineConfig(model=name, num_blocks=blocks, **KNOBS), model=model)
+            llm = LLM(EngineConfig(model=name, num_blocks=blocks, kernels=kernels, **KNOBS), model=model)
             llm.generate([[1] * 64] * 2)  # warm-up: graphs for small batches
             llm.log_steps = True
             seqs = llm.replay(tr["t"], tr["in"], tr["out"])
@@ -84,7 +85,7 @@ def run_all(out: Path, models=("llama-3.2-1b", "llama-3.1-8b"), loads=(0.4, 0.8,
             meta = {"model": name, "gpu": gpu, "device_name": torch.cuda.get_device_name(), "label": label,
                     "num_blocks": blocks, "knobs": KNOBS, "requests": len(recs),
                     "offered_req_s": len(tr["t"]) / duration, "capacity_estimate_req_s": cap,
-                    "duration_s": duration}
+                    "duration_s": duration, "kernels": llm.kernels_active}
             (out / f"{stem}.meta.json").write_text(json.dumps(meta, indent=1))
             with (out / f"{stem}.steps.csv").open("w", newline="") as fh:
                 w = csv.writer(fh)

@@ -51,11 +51,12 @@ def paged_decode(q, k_cache, v_cache, block_tables, context_lens, scale: float,
         parts = (torch.empty(B, nh, nparts, D, dtype=torch.float32, device=q.device),
                  torch.empty(B, nh, nparts, dtype=torch.float32, device=q.device),
                  torch.empty(B, nh, nparts, dtype=torch.float32, device=q.device))
-    smem = 4 * max(G * P, (4 * 32 // (D // 8)) * G * D)
+    if bs & (bs - 1):
+        raise ValueError(f"paged_decode: block size {bs} is not a power of two")
     fn = runtime.function("paged_attention", f"paged_decode<{D},{G}>", _NAMES)
     runtime.launch(fn, (nparts, nkv, B), (128,),
-                   (q, q.stride(0), k_cache, v_cache, tables, W, context_lens, bs, nkv, out, *parts, P, nparts,
-                    float(scale)), shared_mem=smem)
+                   (q, q.stride(0), k_cache, v_cache, tables, W, context_lens, bs.bit_length() - 1, nkv, out, *parts,
+                    P, nparts, float(scale)))
     if nparts > 1:
         runtime.launch(runtime.function("paged_attention", f"paged_combine<{D}>", _NAMES), (nh, B), (D,),
                        (*parts, context_lens, out, nh, nparts, P))

@@ -58,14 +58,21 @@ def module(name: str, names: tuple[str, ...] = ()):
     return mod
 
 
+@functools.lru_cache(maxsize=None)
 def function(name: str, kernel: str, names: tuple[str, ...] = ()):
-    mod = module(name, names)
-    return mod.get_function(kernel)
+    return module(name, names).get_function(kernel)
+
+
+_SMEM_SET: dict[int, int] = {}
 
 
 @functools.lru_cache(maxsize=64)
 def _stream(ptr: int):
-    return cupy().cuda.ExternalStream(ptr)
+    import warnings
+    cp = cupy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # cupy 14 prefers Stream.from_external
+        return cp.cuda.ExternalStream(ptr)
 
 
 def launch(fn, grid, block, args, shared_mem: int = 0) -> None:
@@ -87,10 +94,17 @@ def launch(fn, grid, block, args, shared_mem: int = 0) -> None:
             conv.append(np.uint64(0))
         else:
             conv.append(a)
-    if shared_mem > 48 * 1024:
+    if shared_mem > 48 * 1024 and _SMEM_SET.get(id(fn), 0) < shared_mem:
         fn.max_dynamic_shared_size_bytes = shared_mem
-    with _stream(torch.cuda.current_stream().cuda_stream):
-        fn(tuple(int(g) for g in grid), tuple(int(b) for b in block), tuple(conv), shared_mem=shared_mem)
+        _SMEM_SET[id(fn)] = shared_mem
+    stream = _stream(torch.cuda.current_stream().cuda_stream)
+    grid, block = tuple(int(g) for g in grid), tuple(int(b) for b in block)
+    low = getattr(fn, "kernel", None)  # cupy.cuda.Function: takes the stream as an argument
+    if low is not None:
+        low(grid, block, tuple(conv), shared_mem, stream)
+    else:
+        with stream:
+            fn(grid, block, tuple(conv), shared_mem=shared_mem)
 
 
 @functools.lru_cache(maxsize=None)

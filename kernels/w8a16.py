@@ -7,7 +7,11 @@ from kernels import runtime
 
 MAX_M = 32
 _BUCKETS = (1, 2, 4, 8, 16, 32)
-_NAMES = tuple(f"w8a16_gemm<{m}>" for m in _BUCKETS)
+# (rows per warp, 512-element chunks in flight) per batch bucket; measured on the H100 (bench/kernels.py)
+CONFIG = {1: (2, 2), 2: (2, 2), 4: (2, 2), 8: (2, 2), 16: (2, 2), 32: (4, 2)}
+SWEEP = ((1, 4), (2, 2), (2, 4), (4, 1), (4, 2), (1, 8))  # extra batch-1 variants compiled for the benchmark
+_NAMES = tuple(sorted({f"w8a16_gemm<{m},{r},{c}>" for m, (r, c) in CONFIG.items()} |
+                      {f"w8a16_gemm<1,{r},{c}>" for r, c in SWEEP}))
 
 
 def supports(x: torch.Tensor, qweight: torch.Tensor) -> bool:
@@ -15,7 +19,8 @@ def supports(x: torch.Tensor, qweight: torch.Tensor) -> bool:
     return x.dtype == torch.bfloat16 and M <= MAX_M and qweight.shape[1] % 128 == 0
 
 
-def w8a16(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+def w8a16(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, out: torch.Tensor | None = None,
+          config: tuple[int, int] | None = None) -> torch.Tensor:
     """x [..., K] bf16, qweight [N, K] int8, scales [N, K/128] bf16 -> [..., N] bf16. At most 32 rows."""
     N, K = qweight.shape
     if x.shape[-1] != K:
@@ -29,8 +34,9 @@ def w8a16(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, out: tor
     M = x2.shape[0]
     y = torch.empty(M, N, dtype=x.dtype, device=x.device) if out is None else out
     bucket = next(b for b in _BUCKETS if b >= M)
-    fn = runtime.function("w8a16", f"w8a16_gemm<{bucket}>", _NAMES)
-    runtime.launch(fn, (-(-N // 16),), (256,), (x2, M, K, qweight.contiguous(), scales.contiguous(), y, N))
+    R, CH = config or CONFIG[bucket]
+    fn = runtime.function("w8a16", f"w8a16_gemm<{bucket},{R},{CH}>", _NAMES)
+    runtime.launch(fn, (-(-N // (8 * R)),), (256,), (x2, M, K, qweight.contiguous(), scales.contiguous(), y, N))
     return y.view(*x.shape[:-1], N)
 
 

@@ -69,6 +69,7 @@ class Profile(_S):
     steps: list[StepRow] = []
     overhead_graph_s: float | None = None  # per-step CPU + launch cost measured directly
     overhead_eager_s: float | None = None
+    kernels: bool = False  # measured with the engine's CUDA kernels (EngineConfig.kernels) on
 
     @classmethod
     def load(cls, path: str | Path) -> "Profile":

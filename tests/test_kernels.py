@@ -168,36 +168,63 @@ def test_rope_cache_rotates_and_writes_slots_like_the_pytorch_path():
     assert torch.isnan(kc[untouched.cuda()]).all()
 
 
-def _peaky(model):
-    with torch.no_grad():
-        for n, p in model.named_parameters():
-            if not n.endswith("norm.weight"):
-                p.mul_(3)
-    return model
+def _forced_logits(llm, prompts, steps, monkeypatch):
+    """Run generation with the tokens fixed in advance (teacher forcing), so paths that round differently
+    still see the same inputs; return every sampled row's logits, in order."""
+    import engine.llm as engine_llm
+    rows = {}
+
+    def forced(logits, seqs, generators):
+        out = []
+        for row, sq in zip(logits, seqs):
+            key = (len(sq.prompt), len(sq.output))  # prompt lengths are distinct: a run-independent key
+            rows[key] = row.float().cpu()
+            out.append((7919 * key[0] + 104729 * key[1]) % 128000)
+        return out
+
+    monkeypatch.setattr(engine_llm, "sample", forced)
+    from engine.sequence import SamplingParams
+    llm.generate(prompts, SamplingParams(max_tokens=steps))
+    return torch.stack([rows[k] for k in sorted(rows)])
 
 
 @pytest.mark.parametrize("quant", [None, "int8"])
-def test_engine_with_kernels_generates_what_the_pytorch_path_does(quant):
-    """bf16 1B-shaped model, peaky weights so greedy margins exceed bf16 noise; mixed prefill/decode steps
-    and CUDA-graph decode. Stated tolerance: >= 95% of greedy tokens equal (a broken kernel gives ~0%)."""
+def test_engine_with_kernels_logits_as_close_to_fp32_as_the_pytorch_path(quant, monkeypatch):
+    """1B-shaped model, prefill + 12 decode steps (CUDA graphs, mixed prefill/decode steps), tokens forced.
+    Stated tolerance: the kernel path's bf16 logits err against an fp32 run of the same weights no more than
+    1.2x the PyTorch path's bf16 logits do (a broken kernel errs by ~100%)."""
+    import copy
+
     from engine.llm import LLM, EngineConfig
-    from engine.sequence import SamplingParams
     from engine.weights import build_model
     from planner.catalog import MODELS
-    m = _peaky(build_model(MODELS["llama-3.2-1b"], seed=5, dtype=torch.bfloat16, device="cuda"))
+    m = build_model(MODELS["llama-3.2-1b"], seed=5, dtype=torch.bfloat16, device="cuda")
+    if quant:
+        from engine.quant import dequantize_int8, quantize_model
+        quantize_model(m)
+        ref = copy.deepcopy(m)  # fp32 reference of the quantized weights
+        for layer in ref.layers:
+            for parent, name in ((layer.attn, "qkv"), (layer.attn, "o"), (layer.mlp, "gate_up"), (layer.mlp, "down")):
+                q = getattr(parent, name)
+                lin = torch.nn.Linear(q.in_features, q.out_features, bias=False, device="cuda")
+                lin.weight.data = dequantize_int8(q.qweight, q.scales).float()
+                setattr(parent, name, lin)
+        ref = ref.float()
+    else:
+        ref = copy.deepcopy(m).float()
     g = torch.Generator().manual_seed(3)
     prompts = [torch.randint(0, 128256, (n,), generator=g).tolist() for n in (5, 70, 300, 17, 600)]
-    sp = SamplingParams(max_tokens=24)
-    base = LLM(EngineConfig(model="llama-3.2-1b", num_blocks=2048, quantization=quant, max_num_batched_tokens=256),
-               model=m)
-    ob = [s.output for s in base.generate(prompts, sp)]
-    fast = LLM(EngineConfig(model="llama-3.2-1b", num_blocks=2048, kernels=True, max_num_batched_tokens=256),
-               model=base.model)
-    assert fast.kernels_active and base.model.backend is not None
-    oa = [s.output for s in fast.generate(prompts, sp)]
+    kw = dict(model="llama-3.2-1b", num_blocks=2048, max_num_batched_tokens=256)
+    l32 = _forced_logits(LLM(EngineConfig(dtype="float32", **kw), model=ref), prompts, 12, monkeypatch)
+    del ref
+    l16 = _forced_logits(LLM(EngineConfig(**kw), model=m), prompts, 12, monkeypatch)
+    fast = LLM(EngineConfig(kernels=True, **kw), model=m)
+    assert fast.kernels_active and m.backend is not None
+    lk = _forced_logits(fast, prompts, 12, monkeypatch)
     assert fast.runner.graphs
-    agree = sum(x == y for a, b in zip(oa, ob) for x, y in zip(a, b)) / sum(len(b) for b in ob)
-    print("agreement", agree)
-    assert agree >= 0.95
     from kernels.backend import detach
-    detach(base.model)
+    detach(m)
+    e16 = ((l16 - l32).norm() / l32.norm()).item()
+    ek = ((lk - l32).norm() / l32.norm()).item()
+    print(f"logits vs fp32: PyTorch path {e16:.3e}, kernels {ek:.3e}")
+    assert ek <= 1.2 * e16 + 1e-3

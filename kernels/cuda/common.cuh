@@ -1,5 +1,8 @@
 // Shared helpers. No CUDA headers: bf16 is stored as unsigned short and converted with bit operations,
 // so NVRTC needs no include path (cupy-cuda12x and cupy-cuda13x alike).
+#ifndef INFINITY
+#define INFINITY __int_as_float(0x7f800000)
+#endif
 typedef unsigned short bf16_t;
 typedef long long i64;
 

@@ -2,13 +2,13 @@
 // Memory-bound for small M: each weight byte is read once. A warp owns R output rows; each lane reads
 // 16 int8 weights (one 16-byte load, inside one 128-group so one scale) per chunk, two chunks in flight
 // per row, and multiplies them against all M activation rows (read through L1, shared by the block's
-// warps). Integer weights are summed against x first and scaled once per 16 -- exact in float32.
-template <int MAXM>
+// warps). R rows per warp (grid = N / (8 R)) and
+// CH chunks in flight are template knobs, chosen per batch bucket from bench/kernels.py's sweep. Integer weights are summed against x first and scaled once per 16 -- exact in float32.
+template <int MAXM, int R, int CH>
 __global__ void __launch_bounds__(256) w8a16_gemm(
     const bf16_t* __restrict__ x, int M, int K, const signed char* __restrict__ W,
     const bf16_t* __restrict__ S, bf16_t* __restrict__ y, int N)
 {
-    constexpr int R = 2, CH = 2;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int n0 = (blockIdx.x * 8 + warp) * R;
     if (n0 >= N) return;

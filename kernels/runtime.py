@@ -64,6 +64,7 @@ def function(name: str, kernel: str, names: tuple[str, ...] = ()):
 
 
 _SMEM_SET: dict[int, int] = {}
+_LOW: dict = {}
 
 
 @functools.lru_cache(maxsize=64)
@@ -99,8 +100,10 @@ def launch(fn, grid, block, args, shared_mem: int = 0) -> None:
         _SMEM_SET[id(fn)] = shared_mem
     stream = _stream(torch.cuda.current_stream().cuda_stream)
     grid, block = tuple(int(g) for g in grid), tuple(int(b) for b in block)
-    low = getattr(fn, "kernel", None)  # cupy.cuda.Function: takes the stream as an argument
-    if low is not None:
+    low = _LOW.get(id(fn))
+    if low is None:  # cupy.cuda.Function behind the RawKernel (the property is not free): look it up once
+        low = _LOW[id(fn)] = getattr(fn, "kernel", False)
+    if low:
         low(grid, block, tuple(conv), shared_mem, stream)
     else:
         with stream:

@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 import torch
 import torch.nn.functional as F
 
-from engine.llm import LLM, EngineConfig, release_gpu_memory
+from engine.llm import LLM, EngineConfig, quiet_gc, release_gpu_memory
 from engine.model import decode_attention, prefill_attention
 from engine.quant import Int8Linear, quantize_int8
 from engine.sequence import SamplingParams
@@ -254,7 +254,8 @@ def calibrate(gpu: str, models=("llama-3.2-1b", "llama-3.1-8b"), gemm_models=("l
     prof.attention = measure_attention(layouts, log=log, kernels=kernels)
     log(f"attention: {len(prof.attention)} rows, {time.time() - t0:.0f} s")
     for m in models:
-        rows, ovh = measure_steps(m, log=log, kernels=kernels)
+        with quiet_gc():  # steps timed as the engine serves: without collector pauses
+            rows, ovh = measure_steps(m, log=log, kernels=kernels)
         prof.steps += rows
         if m == models[0]:
             prof.overhead_graph_s, prof.overhead_eager_s = ovh.get("graph"), ovh.get("eager")

@@ -5,6 +5,7 @@ Each request ends with arrival, first-token and finish times in the simulator's 
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 
@@ -178,17 +179,36 @@ class LLM:
         pending = [(float(arrivals[i]), prompts[k], int(output_lens[i])) for k, i in enumerate(order)]
         self._t0[0] = time.perf_counter()
         seqs, j = [], 0
-        while j < len(pending) or self.sched.has_work:
-            now = self.clock()
-            while j < len(pending) and pending[j][0] <= now:
-                a, p, o = pending[j]
-                seqs.append(self.add(p, SamplingParams(max_tokens=o), arrival=a))
-                j += 1
-            if self.sched.has_work:
-                self.step()
-            elif j < len(pending):
-                time.sleep(max(0.0, min(pending[j][0] - self.clock(), 0.01)))
+        with quiet_gc():
+            while j < len(pending) or self.sched.has_work:
+                now = self.clock()
+                while j < len(pending) and pending[j][0] <= now:
+                    a, p, o = pending[j]
+                    seqs.append(self.add(p, SamplingParams(max_tokens=o), arrival=a))
+                    j += 1
+                if self.sched.has_work:
+                    self.step()
+                elif j < len(pending):
+                    time.sleep(max(0.0, min(pending[j][0] - self.clock(), 0.01)))
         return seqs
+
+
+@contextlib.contextmanager
+def quiet_gc():
+    """No cyclic-GC pauses while serving: the long-lived objects (model, caches, prompts) are frozen out of
+    the collector and automatic collection is off until the block ends (as vLLM does after start-up).
+    Measured need: eager steps of a replay ranged 22-108 ms for the same work with the collector on."""
+    import gc
+    was = gc.isenabled()
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        if was:
+            gc.enable()
 
 
 def release_gpu_memory() -> None:

@@ -162,8 +162,8 @@ def _decode_steps(llm: LLM, batch: int, ctx: int, n: int = 12) -> tuple[float, f
     return statistics.median(walls[2:]), statistics.median(gpus[2:])
 
 
-def _mixed_step(llm: LLM, batch: int, ctx: int, prompt: int, reps: int = 5) -> float:
-    """Median wall seconds of a step holding `batch` decodes at `ctx` and one `prompt`-token prefill."""
+def _mixed_step(llm: LLM, batch: int, ctx: int, prompt: int, reps: int = 6, nprompts: int = 1) -> float:
+    """Median wall seconds of a step holding `batch` decodes at `ctx` and `nprompts` prompts of `prompt` tokens."""
     g = torch.Generator().manual_seed(batch + prompt)
     for _ in range(batch):
         llm.add(torch.randint(0, llm.spec.vocab_size, (ctx,), generator=g).tolist(), SamplingParams(max_tokens=200))
@@ -173,7 +173,9 @@ def _mixed_step(llm: LLM, batch: int, ctx: int, prompt: int, reps: int = 5) -> f
         llm.step()
     ws = []
     for _ in range(reps):
-        llm.add(torch.randint(0, llm.spec.vocab_size, (prompt,), generator=g).tolist(), SamplingParams(max_tokens=1))
+        for _ in range(nprompts):
+            llm.add(torch.randint(0, llm.spec.vocab_size, (prompt,), generator=g).tolist(),
+                    SamplingParams(max_tokens=1))
         torch.cuda.synchronize()
         a = time.perf_counter()
         llm.step()
@@ -201,15 +203,15 @@ def measure_steps(model_name: str, batches=(1, 8, 32, 64, 128, 256), contexts=(2
                 if b == 1 and c == contexts[0]:
                     ovh["graph" if graphs else "eager"] = wall - gpu
         if graphs:  # mixed steps, as the scheduler runs them when a request arrives: decodes + one prompt
-            for b in (8, 32):
-                for t in (256, 1024):
-                    wall = _mixed_step(llm, b, 512, t)
-                    rows.append(StepRow(model=model_name, kind="mixed", batch=b, tokens=b + t, context=512,
-                                        seconds=wall, cuda_graphs=False))
+            for b in (8, 32):  # one prompt of 256 / 1024 tokens, and four of 256 (per-chunk cost)
+                for t, k in ((256, 1), (1024, 1), (256, 4)):
+                    wall = _mixed_step(llm, b, 512, t, nprompts=k)
+                    rows.append(StepRow(model=model_name, kind="mixed", batch=b, tokens=b + t * k, context=512,
+                                        seconds=wall, cuda_graphs=False, prefills=k))
             for t in prefills:
                 g = torch.Generator().manual_seed(t)
                 ws = []
-                for _ in range(4):
+                for _ in range(6):
                     s = llm.add(torch.randint(0, spec.vocab_size, (t,), generator=g).tolist(),
                                 SamplingParams(max_tokens=1))
                     if s.status == "failed":

@@ -12,23 +12,32 @@ from kernels import fused, paged_attention, runtime, w8a16
 
 
 class Backend:
+    """eager: also use the kernels outside CUDA-graph capture. Each CuPy launch costs host time that a
+    graph replay does not pay, so eager steps (prefill / mixed) can be faster on the PyTorch path."""
+
+    def __init__(self, eager: bool = True):
+        self.eager = eager
+
+    def _skip(self) -> bool:
+        return not self.eager and not torch.cuda.is_current_stream_capturing()
+
     def paged_decode(self, q, k_cache, v_cache, block_tables, context_lens, scale):
-        if not paged_attention.supports(q, k_cache):
+        if self._skip() or not paged_attention.supports(q, k_cache):
             return None
         return paged_attention.paged_decode(q, k_cache, v_cache, block_tables, context_lens, scale)
 
     def rope_cache(self, qkv, cos, sin, slots, k_cache, v_cache, nh, nkv):
-        if qkv.dtype != torch.bfloat16 or not qkv.is_cuda:
+        if self._skip() or qkv.dtype != torch.bfloat16 or not qkv.is_cuda:
             return None
         return fused.rope_cache(qkv, cos, sin, slots, k_cache, v_cache, nh, nkv)
 
     def rms(self, x, residual, weight, eps):
-        if x.dtype != torch.bfloat16 or not x.is_cuda or x.shape[-1] % 8 or x.shape[-1] > 8192:
+        if self._skip() or x.dtype != torch.bfloat16 or not x.is_cuda or x.shape[-1] % 8 or x.shape[-1] > 8192:
             return None
         return fused.add_rmsnorm(x, residual, weight, eps)
 
     def silu_mul(self, gu, ff):
-        if gu.dtype != torch.bfloat16 or not gu.is_cuda or ff % 8:
+        if self._skip() or gu.dtype != torch.bfloat16 or not gu.is_cuda or ff % 8:
             return None
         return fused.silu_mul(gu, ff)
 

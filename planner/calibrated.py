@@ -110,7 +110,9 @@ class CalibratedCostModel(StepCostModel):
 
     def _fit_overhead(self, default: float) -> None:
         """overhead(T) = a + b*T from the engine's whole steps minus the composed operator times, fitted
-        separately for pure-decode steps (CUDA-graph replay) and steps with a prefill (eager launches)."""
+        separately for pure-decode steps (CUDA-graph replay) and steps with a prefill (eager launches).
+        Eager steps also pay c per prompt chunk (each chunk is its own attention call per layer, issued from
+        Python): fitted when the profile has steps with several chunks, else 0."""
         fits = {}
         for kind, kinds in (("decode", ("decode",)), ("prefill", ("prefill", "mixed"))):
             pts = []
@@ -119,22 +121,34 @@ class CalibratedCostModel(StepCostModel):
                     continue
                 if s.kind == "decode":
                     ops = self._ops(s.batch, s.batch, s.batch * s.context, (), scaled=False)
-                elif s.kind == "mixed":  # `batch` decodes at `context` plus one prompt of tokens - batch
-                    ops = self._ops(s.tokens, s.batch + 1, s.batch * s.context, [(s.tokens - s.batch, 0)],
+                elif s.kind == "mixed":  # `batch` decodes at `context` plus prompts of (tokens - batch) in all
+                    k = s.prefills
+                    ops = self._ops(s.tokens, s.batch + k, s.batch * s.context, [((s.tokens - s.batch) // k, 0)] * k,
                                     scaled=False)
                 else:
+                    k = s.batch
                     ops = self._ops(s.tokens, s.batch, 0, [(s.tokens // s.batch, 0)] * s.batch, scaled=False)
-                pts.append((s.tokens, s.seconds - ops))
+                pts.append((s.tokens, 0 if s.kind == "decode" else k, s.seconds - ops))
             if len(pts) >= 2:
                 x = np.array([p[0] for p in pts], float)
-                y = np.array([p[1] for p in pts], float)
-                b, a = np.polyfit(x, y, 1)
-                # per-token part: elementwise memory traffic, moves with bandwidth; fixed part (CPU, launches)
-                # stays as measured on another GPU
-                fits[kind] = (max(float(a), 0.0), max(float(b), 0.0) * self._scale("bandwidth"))
+                n = np.array([p[1] for p in pts], float)
+                y = np.array([p[2] for p in pts], float)
+                c = 0.0
+                if len(set(n)) > 1 and len(pts) >= 4:
+                    A = np.stack([np.ones_like(x), x, n], 1)
+                    a, b, c = np.linalg.lstsq(A, y, rcond=None)[0]
+                    if c < 0:  # no measurable per-chunk cost: back to the two-term fit
+                        c = 0.0
+                        b, a = np.polyfit(x, y, 1)
+                else:
+                    b, a = np.polyfit(x, y, 1)
+                # per-token part: elementwise memory traffic, moves with bandwidth; fixed parts (CPU, launches)
+                # stay as measured on another GPU
+                fits[kind] = (max(float(a), 0.0), max(float(b), 0.0) * self._scale("bandwidth"), float(c))
         graph = self.profile.overhead_graph_s or default
         eager = self.profile.overhead_eager_s or graph
-        self.ovh = {"decode": fits.get("decode", (graph, 0.0)), "prefill": fits.get("prefill", (eager, 0.0))}
+        self.ovh = {"decode": fits.get("decode", (graph, 0.0, 0.0))[:2],
+                    "prefill": fits.get("prefill", (eager, 0.0, 0.0))}
         self.fit_points = len(fits)
         self.ovh_a, self.ovh_b = self.ovh["decode"]
 
@@ -184,8 +198,9 @@ class CalibratedCostModel(StepCostModel):
                 if len(self._cache) < 200000:
                     self._cache[key] = v
             return v
-        a, b = self.ovh["prefill"]
-        return self._ops(num_tokens, num_sampled, decode_ctx_sum, list(prefill)) + a + b * num_tokens
+        a, b, c = self.ovh["prefill"]
+        prefill = list(prefill)
+        return self._ops(num_tokens, num_sampled, decode_ctx_sum, prefill) + a + b * num_tokens + c * len(prefill)
 
     def _dec_line(self, b: int) -> tuple[float, float]:
         """Decode step time at batch b as intercept + slope * total context: two table points, so runs

@@ -51,6 +51,7 @@ class StepRow(_S):
     context: int  # decode: context per sequence; prefill: 0
     seconds: float = Field(gt=0)
     cuda_graphs: bool = True
+    prefills: int = Field(1, ge=1)  # mixed: prompt chunks in the step (tokens - batch split evenly)
 
 
 class Profile(_S):

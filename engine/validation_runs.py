@@ -42,7 +42,7 @@ def write_trace(path: Path, tr: dict) -> None:
         w.writerows(zip(np.round(tr["t"], 6), tr["in"], tr["out"]))
 
 
-def capacity_estimate(model_name: str, num_blocks: int, profile_path: str | None) -> float:
+def capacity_estimate(model_name: str, num_blocks: int, profile_path: str | None, gpu: str = "H100-SXM") -> float:
     """Saturation req/s of one engine at these knobs, from the planner's analytic model (calibrated when a
     profile is at hand)."""
     from planner.scenario import scenario_from_dict
@@ -50,7 +50,7 @@ def capacity_estimate(model_name: str, num_blocks: int, profile_path: str | None
     doc = {"model": model_name, "workload": {"arrival": {"process": "poisson", "rate": 1},
            "input_tokens": {"dist": "uniform", "low": LENGTHS["input"][0], "high": LENGTHS["input"][1]},
            "output_tokens": {"dist": "uniform", "low": LENGTHS["output"][0], "high": LENGTHS["output"][1]}},
-           "fleet": {"gpu": "H100-SXM", **{k: v for k, v in KNOBS.items()}}}
+           "fleet": {"gpu": gpu, **{k: v for k, v in KNOBS.items()}}}
     if profile_path:
         doc["cost_model"] = {"kind": "calibrated", "profile": profile_path}
     return size(scenario_from_dict(doc), with_alternatives=False).instance.capacity_req_s
@@ -66,7 +66,7 @@ def run_all(out: Path, models=("llama-3.2-1b", "llama-3.1-8b"), loads=(0.4, 0.8,
         blocks = llm.num_blocks  # what the engine sizes from free memory; each run gets exactly this
         del llm
         release_gpu_memory()
-        cap = capacity_estimate(name, blocks, profile)
+        cap = capacity_estimate(name, blocks, profile, gpu)
         runs = [(f"poisson-{load:g}", poisson_trace(cap * load, duration, seed=int(load * 100))) for load in loads]
         if azure:
             runs.append(("azure-conv", azure_slice(azure, duration)))

@@ -74,6 +74,10 @@ def validate(data: Path, profile: str | None) -> list[dict]:
         models = {"roofline": {"kind": "roofline"}}
         if profile:
             models["calibrated"] = {"kind": "calibrated", "profile": profile}
+            from planner.calibration import Profile
+            src = Profile.load(profile).gpu
+            row["profile_gpu"] = src
+            row["extrapolated"] = src != meta["gpu"]
         for name, cm in models.items():
             sm = sim_metrics(meta, trace, cm)
             row[name] = sm
@@ -87,7 +91,12 @@ def render(rows: list[dict], con) -> None:
     for cm in ("calibrated", "roofline"):
         if not rows or cm not in rows[0]:
             continue
-        t = Table(title=f"simulator ({cm} cost model) vs the engine: relative error per metric")
+        title = f"simulator ({cm} cost model) vs the engine: relative error per metric"
+        if cm == "calibrated" and any(r.get("extrapolated") for r in rows):
+            pairs = sorted({(r["profile_gpu"], r["gpu"]) for r in rows if r.get("extrapolated")})
+            title += "\nEXTRAPOLATED: " + ", ".join(f"runs on {g} predicted from the {p} profile (operators scaled "
+                                                      f"by roofline ratios)" for p, g in pairs)
+        t = Table(title=title)
         t.add_column("model")
         t.add_column("run")
         t.add_column("load")

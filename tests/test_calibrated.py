@@ -114,12 +114,17 @@ def test_committed_profile_loads_and_predicts_its_own_steps(path):
 VALIDATION = ROOT / "data" / "validation"
 
 
-@pytest.mark.skipif(not any(VALIDATION.glob("*.meta.json")) or not PROFILES, reason="no committed engine runs")
-def test_calibration_beats_the_roofline_on_every_committed_engine_run():
-    """On the engine's real replays, the calibrated simulator's P50 end-to-end error is smaller than the
-    roofline's on every run (a regression in fitting or composition shows up here first)."""
+@pytest.mark.parametrize("runs", ["validation", "validation_h200"])
+def test_calibration_beats_the_roofline_on_every_committed_engine_run(runs):
+    """On the engine's real replays (H100, and H200 predicted from the H100 profile), the calibrated
+    simulator's P50 end-to-end error is smaller than the roofline's on every run (a regression in fitting,
+    composition or cross-GPU scaling shows up here first)."""
     from planner.validate import validate
-    rows = validate(VALIDATION, str(PROFILES[0]))
+    data = ROOT / "data" / runs
+    if not any(data.glob("*.meta.json")) or not PROFILES:
+        pytest.skip("no committed engine runs")
+    rows = validate(data, str(ROOT / "data" / "profiles" / "h100.json"))
+    assert all(r["extrapolated"] == (runs == "validation_h200") for r in rows)
     assert len(rows) >= 4
     for r in rows:
         cal, roof = abs(r["calibrated_err"]["e2e_p50"]), abs(r["roofline_err"]["e2e_p50"])

@@ -54,3 +54,39 @@ def shard_state(full: dict, spec, rank: int, tp: int) -> dict:
         else:
             out[name] = t
     return {k: v.contiguous() for k, v in out.items()}
+
+
+def measure_allreduce(sizes=tuple(4096 * 4 ** i for i in range(8)) + (256 << 20,), reps: int = 10,
+                      dtype=torch.bfloat16) -> list[dict]:
+    """Median seconds of one all-reduce per message size (bytes), on this process group: the calibration
+    profile's `allreduce` table. Call on every rank; every rank gets the same rows (rank 0's timings)."""
+    import statistics
+    import time
+    tp = dist.get_world_size()
+    cuda = dist.get_backend() == "nccl"
+    dev = torch.device("cuda", torch.cuda.current_device()) if cuda else torch.device("cpu")
+    rows = []
+    elem = torch.tensor([], dtype=dtype).element_size()
+    for nbytes in sizes:
+        x = torch.ones(max(1, nbytes // elem), dtype=dtype, device=dev)
+        for _ in range(2):
+            dist.all_reduce(x)
+        ts = []
+        for _ in range(reps):
+            dist.barrier()
+            if cuda:
+                s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                s.record()
+                dist.all_reduce(x)
+                e.record()
+                e.synchronize()
+                ts.append(s.elapsed_time(e) / 1e3)
+            else:
+                t = time.perf_counter()
+                dist.all_reduce(x)
+                ts.append(time.perf_counter() - t)
+        t = torch.tensor([statistics.median(ts)], dtype=torch.float64)
+        dist.broadcast(t, 0)
+        rows.append({"bytes": int(x.numel() * elem), "tp": tp, "seconds": float(t.item())})
+        del x
+    return rows

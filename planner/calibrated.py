@@ -120,14 +120,14 @@ class CalibratedCostModel(StepCostModel):
                 if s.model != self.model.name or s.kind not in kinds or (kind == "decode" and not s.cuda_graphs):
                     continue
                 if s.kind == "decode":
-                    ops = self._ops(s.batch, s.batch, s.batch * s.context, (), scaled=False)
+                    ops = self._ops_no_comm(s.batch, s.batch, s.batch * s.context, (), scaled=False)
                 elif s.kind == "mixed":  # `batch` decodes at `context` plus prompts of (tokens - batch) in all
                     k = s.prefills
-                    ops = self._ops(s.tokens, s.batch + k, s.batch * s.context, [((s.tokens - s.batch) // k, 0)] * k,
+                    ops = self._ops_no_comm(s.tokens, s.batch + k, s.batch * s.context, [((s.tokens - s.batch) // k, 0)] * k,
                                     scaled=False)
                 else:
                     k = s.batch
-                    ops = self._ops(s.tokens, s.batch, 0, [(s.tokens // s.batch, 0)] * s.batch, scaled=False)
+                    ops = self._ops_no_comm(s.tokens, s.batch, 0, [(s.tokens // s.batch, 0)] * s.batch, scaled=False)
                 pts.append((s.tokens, 0 if s.kind == "decode" else k, s.seconds - ops))
             if len(pts) >= 2:
                 x = np.array([p[0] for p in pts], float)
@@ -152,6 +152,30 @@ class CalibratedCostModel(StepCostModel):
         self.fit_points = len(fits)
         self.ovh_a, self.ovh_b = self.ovh["decode"]
 
+    def _allreduce(self, T: int, scaled: bool = True) -> float:
+        """Two all-reduces per layer of T x hidden bf16 activations: from the profile's measured table for
+        this TP degree (log-log interpolation in bytes) when it has one, else the roofline's link model.
+        A table measured on another GPU kind is used as is only when the interconnects match."""
+        if self.tp == 1:
+            return 0.0
+        rows = sorted((r.bytes, r.seconds) for r in self.profile.allreduce if r.tp == self.tp)
+        src = GPUS.get(self.profile.gpu)
+        same_link = src is not None and (src.interconnect, src.interconnect_gbps) == (
+            self.gpu.interconnect, self.gpu.interconnect_gbps)
+        if len(rows) < 2 or not same_link:
+            return self.roof._allreduce(T)
+        nbytes = T * self.model.hidden_size * 2
+        x = np.log([b for b, _ in rows])
+        y = np.log([t for _, t in rows])
+        lx = math.log(max(nbytes, 1))
+        if lx <= x[0]:
+            v = rows[0][1]  # below the smallest message: latency-bound, flat
+        elif lx >= x[-1]:
+            v = rows[-1][1] * nbytes / rows[-1][0]  # beyond the largest: bandwidth-bound, linear
+        else:
+            v = float(np.exp(np.interp(lx, x, y)))
+        return 2 * self.L * v
+
     def _scale(self, roof_part: str, scaled: bool = True) -> float:
         """Roofline ratio target/source for an operator bound by compute or bandwidth on the target."""
         if not self.extrapolated or not scaled:
@@ -160,6 +184,9 @@ class CalibratedCostModel(StepCostModel):
         return (s.flops / t.flops) if roof_part == "compute" else (s.bw / t.bw)
 
     def _ops(self, T: int, S: int, ctx_sum: int, prefill, scaled: bool = True) -> float:
+        return self._ops_no_comm(T, S, ctx_sum, prefill, scaled) + self._allreduce(T, scaled)
+
+    def _ops_no_comm(self, T: int, S: int, ctx_sum: int, prefill, scaled: bool = True) -> float:
         """Measured operator times of one step (no overhead); `scaled` applies the cross-GPU ratios."""
         g = 0.0
         for n, k in self.roof.gemms:
@@ -183,7 +210,7 @@ class CalibratedCostModel(StepCostModel):
                 a += tab(c, p) * sc * self.L * self._scale("compute", scaled)
             else:
                 a += self.roof._prefill_attn([(c, p)])
-        return g + a + self.roof._allreduce(T)
+        return g + a
 
     # ---------------------------------------------------------------- interface
     def time(self, num_tokens, num_sampled, decode_ctx_sum, prefill=()):

@@ -130,3 +130,21 @@ def test_calibration_beats_the_roofline_on_every_committed_engine_run(runs):
         cal, roof = abs(r["calibrated_err"]["e2e_p50"]), abs(r["roofline_err"]["e2e_p50"])
         assert cal < roof, (r["model"], r["run"], cal, roof)
         assert abs(r["calibrated_err"]["throughput_tok_s"]) < 0.5
+
+
+def test_tp_cost_uses_the_measured_allreduce_table_when_the_profile_has_one():
+    """TP=2 on the profile's own GPU: a table 10x slower than the link model moves the step by exactly
+    2 all-reduces per layer of the interpolated difference; no table (or TP=1) leaves the link model."""
+    from planner.calibration import AllReduceRow
+    spec, gpu = MODELS["llama-3.1-8b"], GPUS["H100-SXM"]
+    base = synthetic_profile()
+    plain = CalibratedCostModel(base, spec, gpu, tp=2)
+    T = 64
+    nbytes = T * spec.hidden_size * 2
+    table = [AllReduceRow(bytes=b, tp=2, seconds=1e-3 * (b / nbytes) ** 0.5) for b in (4096, nbytes, 256 << 20)]
+    timed = CalibratedCostModel(base.model_copy(update={"allreduce": table}), spec, gpu, tp=2)
+    diff = timed.time(T, T, T * 512) - plain.time(T, T, T * 512)
+    expect = 2 * spec.num_layers * (1e-3 - plain.roof._allreduce(T) / (2 * spec.num_layers))
+    assert diff == pytest.approx(expect, rel=1e-6)
+    other_tp = CalibratedCostModel(base.model_copy(update={"allreduce": table}), spec, gpu, tp=4)
+    assert other_tp._allreduce(T) == other_tp.roof._allreduce(T)  # rows for TP=2 only: link model at TP=4

@@ -35,8 +35,11 @@ def _worker(rank, world, port, out):
     from engine import parallel
     parallel.init(rank, world, backend="gloo", timeout_s=60)
     outs = _generate(rank, world)
+    ar = parallel.measure_allreduce(sizes=(4096, 65536, 1 << 20), reps=3, dtype=torch.float32)
     with open(f"{out}.{rank}", "w") as fh:
         json.dump(outs, fh)
+    with open(f"{out}.ar.{rank}", "w") as fh:
+        json.dump(ar, fh)
     dist.barrier()  # both ranks done before either tears down: gloo can abort on a peer's early close
     os._exit(0)  # skip interpreter teardown of the process group (the SIGABRT seen once in CI)
 
@@ -47,6 +50,10 @@ def test_tp2_greedy_tokens_equal_tp1(tmp_path):
     mp.spawn(_worker, args=(2, _port(), out), nprocs=2, join=True)
     for r in (0, 1):
         assert json.load(open(f"{out}.{r}")) == ref
+    # the all-reduce table for the calibration profile: every rank reports rank 0's rows, sizes as asked
+    ar0, ar1 = (json.load(open(f"{out}.ar.{r}")) for r in (0, 1))
+    assert ar0 == ar1
+    assert [r["bytes"] for r in ar0] == [4096, 65536, 1 << 20] and all(r["tp"] == 2 and r["seconds"] > 0 for r in ar0)
 
 
 def _dying(rank, world, port, out):

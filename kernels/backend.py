@@ -48,29 +48,25 @@ def int8_kernel(x, qweight, scales):
     return None
 
 
-def attach(model) -> Backend:
-    """Raises KernelsUnavailable (CuPy or a GPU missing) so the caller can say why and run without."""
-    runtime.cupy()
+def _set(model, backend, kernel) -> None:
     from engine.model import MLP, RMSNorm
     from engine.quant import Int8Linear
 
-    be = Backend()
-    model.backend = be
+    model.backend = backend
     for m in model.modules():
         if isinstance(m, (RMSNorm, MLP)):
-            m.backend = be
+            m.backend = backend
         elif isinstance(m, Int8Linear):
-            m.kernel = int8_kernel
+            m.kernel = kernel
+
+
+def attach(model) -> Backend:
+    """Raises KernelsUnavailable (CuPy or a GPU missing) so the caller can say why and run without."""
+    runtime.cupy()
+    be = Backend()
+    _set(model, be, int8_kernel)
     return be
 
 
 def detach(model) -> None:
-    from engine.model import MLP, RMSNorm
-    from engine.quant import Int8Linear
-
-    model.backend = None
-    for m in model.modules():
-        if isinstance(m, (RMSNorm, MLP)):
-            m.backend = None
-        elif isinstance(m, Int8Linear):
-            m.kernel = None
+    _set(model, None, None)

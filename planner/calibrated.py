@@ -152,21 +152,29 @@ class CalibratedCostModel(StepCostModel):
         self.fit_points = len(fits)
         self.ovh_a, self.ovh_b = self.ovh["decode"]
 
+    def _allreduce_table(self):
+        """(log bytes, log seconds, rows) of the profile's all-reduce rows for this TP degree, or None: no
+        table, or one measured over another interconnect. Built once, on first use."""
+        if not hasattr(self, "_ar"):
+            rows = sorted((r.bytes, r.seconds) for r in self.profile.allreduce if r.tp == self.tp)
+            src = GPUS.get(self.profile.gpu)
+            same_link = src is not None and (src.interconnect, src.interconnect_gbps) == (
+                self.gpu.interconnect, self.gpu.interconnect_gbps)
+            self._ar = (np.log([b for b, _ in rows]), np.log([t for _, t in rows]), rows) \
+                if len(rows) >= 2 and same_link else None
+        return self._ar
+
     def _allreduce(self, T: int, scaled: bool = True) -> float:
         """Two all-reduces per layer of T x hidden bf16 activations: from the profile's measured table for
         this TP degree (log-log interpolation in bytes) when it has one, else the roofline's link model.
         A table measured on another GPU kind is used as is only when the interconnects match."""
         if self.tp == 1:
             return 0.0
-        rows = sorted((r.bytes, r.seconds) for r in self.profile.allreduce if r.tp == self.tp)
-        src = GPUS.get(self.profile.gpu)
-        same_link = src is not None and (src.interconnect, src.interconnect_gbps) == (
-            self.gpu.interconnect, self.gpu.interconnect_gbps)
-        if len(rows) < 2 or not same_link:
+        table = self._allreduce_table()
+        if table is None:
             return self.roof._allreduce(T)
+        x, y, rows = table
         nbytes = T * self.model.hidden_size * 2
-        x = np.log([b for b, _ in rows])
-        y = np.log([t for _, t in rows])
         lx = math.log(max(nbytes, 1))
         if lx <= x[0]:
             v = rows[0][1]  # below the smallest message: latency-bound, flat

@@ -63,6 +63,10 @@ def sim_metrics(meta: dict, trace: Path, cost_model: dict) -> dict:
 
 def validate(data: Path, profile: str | None) -> list[dict]:
     rows = []
+    profile_gpu = None
+    if profile:
+        from planner.calibration import Profile
+        profile_gpu = Profile.load(profile).gpu
     for meta_path in sorted(data.glob("*.meta.json")):
         meta = json.loads(meta_path.read_text())
         stem = meta_path.name[: -len(".meta.json")]
@@ -74,10 +78,8 @@ def validate(data: Path, profile: str | None) -> list[dict]:
         models = {"roofline": {"kind": "roofline"}}
         if profile:
             models["calibrated"] = {"kind": "calibrated", "profile": profile}
-            from planner.calibration import Profile
-            src = Profile.load(profile).gpu
-            row["profile_gpu"] = src
-            row["extrapolated"] = src != meta["gpu"]
+            row["profile_gpu"] = profile_gpu
+            row["extrapolated"] = profile_gpu != meta["gpu"]
         for name, cm in models.items():
             sm = sim_metrics(meta, trace, cm)
             row[name] = sm

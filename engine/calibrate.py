@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.llm import LLM, EngineConfig, quiet_gc, release_gpu_memory
-from engine.model import decode_attention, prefill_attention
+from engine.model import PrefillPack, decode_attention, packed_prefill_attention
 from engine.quant import Int8Linear, quantize_int8
 from engine.sequence import SamplingParams
 from engine.weights import build_model
@@ -122,9 +122,12 @@ def measure_attention(layouts, batches=(1, 4, 16, 64, 256), contexts=(128, 512, 
                 nb = -(-total // bs) + 1
                 kc = torch.randn(nb, bs, kvh, hd, device="cuda", dtype=torch.bfloat16)
                 vc = torch.randn_like(kc)
-                table = torch.arange(1, nb, device="cuda")
+                # the engine's path: K/V gathered through the slots, then one flash varlen call
+                slots = torch.arange(bs, bs + total, device="cuda")
+                cu = torch.tensor([[0, n], [0, total]], dtype=torch.int32, device="cuda")
+                pack = PrefillPack(slots, cu[0], cu[1], n, total, [(0, n, 0, total)], n)
                 q = torch.randn(n, heads, hd, device="cuda", dtype=torch.bfloat16)
-                t = gpu_time(lambda: prefill_attention(q, kc, vc, table, total, p, scale), reps=5, inner=3)
+                t = gpu_time(lambda: packed_prefill_attention(q, kc, vc, pack, scale), reps=5, inner=3)
                 rows.append(AttnRow(kind="prefill", heads=heads, kv_heads=kvh, head_dim=hd, a=n, context=p,
                                     seconds=t))
         torch.cuda.empty_cache()
@@ -185,6 +188,9 @@ def _mixed_step(llm: LLM, batch: int, ctx: int, prompt: int, reps: int = 6, npro
     return statistics.median(ws[1:])
 
 
+STEP_MAX_TOKENS = 16384  # the calibration engine's max_num_batched_tokens (its largest prefill step)
+
+
 def measure_steps(model_name: str, batches=(1, 8, 32, 64, 128, 256), contexts=(256, 1024),
                   prefills=(128, 512, 2048, 8192), log=print, kernels: bool = False) -> tuple[list[StepRow], dict]:
     spec = MODELS[model_name]
@@ -192,7 +198,7 @@ def measure_steps(model_name: str, batches=(1, 8, 32, 64, 128, 256), contexts=(2
     rows, ovh = [], {}
     for graphs in (True, False):
         llm = LLM(EngineConfig(model=model_name, num_blocks=max(batches) * (max(contexts) // 16 + 8) + 64,
-                               max_num_seqs=max(batches), max_num_batched_tokens=16384, cuda_graphs=graphs,
+                               max_num_seqs=max(batches), max_num_batched_tokens=STEP_MAX_TOKENS, cuda_graphs=graphs,
                                max_model_len=16384, kernels=kernels),
                   model=model)
         for c in contexts:
@@ -207,7 +213,8 @@ def measure_steps(model_name: str, batches=(1, 8, 32, 64, 128, 256), contexts=(2
                 for t, k in ((256, 1), (1024, 1), (256, 4)):
                     wall = _mixed_step(llm, b, 512, t, nprompts=k)
                     rows.append(StepRow(model=model_name, kind="mixed", batch=b, tokens=b + t * k, context=512,
-                                        seconds=wall, cuda_graphs=False, prefills=k))
+                                        seconds=wall, cuda_graphs=llm.runner.piecewise is not None,
+                                        prefills=k))
             for t in prefills:
                 g = torch.Generator().manual_seed(t)
                 ws = []
@@ -221,7 +228,8 @@ def measure_steps(model_name: str, batches=(1, 8, 32, 64, 128, 256), contexts=(2
                     llm.step()
                     ws.append(time.perf_counter() - a)
                 rows.append(StepRow(model=model_name, kind="prefill", batch=1, tokens=t, context=0,
-                                    seconds=statistics.median(ws[1:])))
+                                    seconds=statistics.median(ws[1:]),
+                                    cuda_graphs=llm.runner.piecewise is not None))
         log(f"  steps {model_name} graphs={graphs}: {len(rows)} rows")
         del llm
         release_gpu_memory()
@@ -259,6 +267,7 @@ def calibrate(gpu: str, models=("llama-3.2-1b", "llama-3.1-8b"), gemm_models=("l
         with quiet_gc():  # steps timed as the engine serves: without collector pauses
             rows, ovh = measure_steps(m, log=log, kernels=kernels)
         prof.steps += rows
+        prof.piecewise_max_tokens = STEP_MAX_TOKENS if EngineConfig().piecewise_graphs else 0
         if m == models[0]:
             prof.overhead_graph_s, prof.overhead_eager_s = ovh.get("graph"), ovh.get("eager")
     if torch.cuda.device_count() > 1:

@@ -38,6 +38,7 @@ class EngineConfig:
     enable_chunked_prefill: bool = True
     enable_prefix_caching: bool = True
     cuda_graphs: bool = True
+    piecewise_graphs: bool = True  # steps with a prefill: CUDA graphs around eager attention (single GPU)
     fuse_elementwise: bool = False  # torch.compile'd RMSNorm / RoPE / SiLU*mul (opt-in, see enable_fusion)
     kernels: bool = False  # use the CuPy kernels where available
     pad_tokens_to: int | None = None  # eager-step token padding (default 64 on CUDA, none on CPU)
@@ -77,7 +78,8 @@ class LLM:
                                lambda: time.perf_counter() - t0[0])
         self.runner = ModelRunner(self.model, self.num_blocks, cfg.block_size, cuda_graphs=cfg.cuda_graphs,
                                   max_graph_batch=min(512, cfg.max_num_seqs), fuse=cfg.fuse_elementwise,
-                                  pad_tokens_to=cfg.pad_tokens_to)
+                                  pad_tokens_to=cfg.pad_tokens_to,
+                                  piecewise_tokens=cfg.max_num_batched_tokens if cfg.piecewise_graphs else None)
         self.generators: dict = {}
         self.steps = 0
         self.step_log: list[tuple] = []  # (start, end, prefill tokens, decodes, graph) when log_steps

@@ -1,9 +1,9 @@
 """Llama-style decoder over a paged KV cache: RMSNorm, RoPE (Llama-3 scaling), SwiGLU, GQA.
 
-Tokens of all sequences in a step are packed into one flat batch. Each layer
-writes its new K/V into cache slots, then attends over the cache through each
-sequence's block table: one batched gather-and-SDPA for decode tokens (the
-CUDA-graph path), and a per-sequence causal SDPA for prefill chunks.
+Tokens of all sequences in a step are packed into one flat batch, decodes first. Each layer
+writes its new K/V into cache slots (`Attention.project`), then attends over the cache
+(`Attention.attend`): decodes through their block tables (the paged kernel, or gather + SDPA),
+every prompt chunk together in one varlen call over K/V gathered once per layer.
 """
 from __future__ import annotations
 
@@ -97,6 +97,23 @@ class RMSNorm(nn.Module):
 
 
 @dataclass
+class PrefillPack:
+    """Every prompt chunk of a step, attended to in one call per layer (flash varlen on the GPU).
+
+    Chunk i's queries are rows [cu_q[i], cu_q[i+1]) of the prefill part; it attends, causally and aligned
+    to the end, to keys [cu_k[i], cu_k[i+1]) of K/V gathered once per layer through `kv_slots`: its context
+    before the chunk plus the chunk itself."""
+
+    kv_slots: torch.Tensor  # [sum of k lengths] cache slot of every key position, chunk after chunk
+    cu_q: torch.Tensor  # int32 [chunks + 1]
+    cu_k: torch.Tensor  # int32 [chunks + 1]
+    max_q: int
+    max_k: int
+    spans: list  # host copy: (q start, q len, k start, k len) per chunk
+    tokens: int  # prefill rows in the packed batch (they follow the decode rows)
+
+
+@dataclass
 class AttnMeta:
     """Where this step's tokens go and what they attend to."""
 
@@ -105,8 +122,8 @@ class AttnMeta:
     n_decode: int
     block_tables: torch.Tensor | None  # [B, max_blocks]
     context_lens: torch.Tensor | None  # [B]
-    # prefill part: per chunk (start in packed batch, length, context before it, block table)
-    prefills: list
+    prefill: PrefillPack | None = None  # prompt chunks: rows [n_decode, n_decode + prefill.tokens)
+
 
 class Attention(nn.Module):
     def __init__(self, spec: ModelSpec, tp: int = 1):
@@ -118,39 +135,46 @@ class Attention(nn.Module):
         self.o = nn.Linear(self.nh * self.hd, spec.hidden_size, bias=False)
         self.scale = self.hd ** -0.5
 
-    def forward(self, x, cos, sin, k_cache, v_cache, meta: AttnMeta, backend=None, dmask=None):
+    def project(self, x, cos, sin, k_cache, v_cache, slots, backend=None) -> torch.Tensor:
+        """QKV projection, RoPE, and the new K/V written into their cache slots: -> q [T, nh, hd].
+        Token-wise only, so a piecewise CUDA graph can hold it for any mix of sequences."""
         T = x.shape[0]
         qkv = self.qkv(x)
         nb, bs = k_cache.shape[0], k_cache.shape[1]
-        q = backend.rope_cache(qkv, cos, sin, meta.slot_mapping, k_cache.view(nb * bs, self.nkv, self.hd),
+        q = backend.rope_cache(qkv, cos, sin, slots, k_cache.view(nb * bs, self.nkv, self.hd),
                                v_cache.view(nb * bs, self.nkv, self.hd), self.nh, self.nkv) if backend else None
         if q is None:
-            q, k, v = qkv.split([self.nh * self.hd, self.nkv * self.hd, self.nkv * self.hd], dim=-1)
-            v = v.view(T, self.nkv, self.hd)
+            v = qkv[:, (self.nh + self.nkv) * self.hd:].view(T, self.nkv, self.hd)
             qk = qkv[:, : (self.nh + self.nkv) * self.hd].view(T, self.nh + self.nkv, self.hd)
             qk = FUSED["rope"](qk, cos, sin)  # q and k rotated together: one set of kernels
             q, k = qk[:, : self.nh], qk[:, self.nh:]
-            k_cache.view(nb * bs, self.nkv, self.hd).index_copy_(0, meta.slot_mapping, k)
-            v_cache.view(nb * bs, self.nkv, self.hd).index_copy_(0, meta.slot_mapping, v)
-        nd = meta.n_decode
+            k_cache.view(nb * bs, self.nkv, self.hd).index_copy_(0, slots, k)
+            v_cache.view(nb * bs, self.nkv, self.hd).index_copy_(0, slots, v)
+        return q
+
+    def attend(self, q, k_cache, v_cache, meta: AttnMeta, backend=None, dmask=None, out=None) -> torch.Tensor:
+        """Attention of this step's queries over the paged cache: -> [T, nh, hd]. Rows past the decodes and
+        prompt chunks (padding) are left as they are in `out` (zeros when it is made here)."""
+        T, nd, pre = q.shape[0], meta.n_decode, meta.prefill
         dec = None
         if nd and backend is not None:
             dec = backend.paged_decode(q[:nd], k_cache, v_cache, meta.block_tables, meta.context_lens, self.scale)
-            if dec is not None and not meta.prefills and nd == T:  # pure decode: no packing needed
-                return self.o(dec.view(T, self.nh * self.hd))
+            if dec is not None and pre is None and nd == T and out is None:  # pure decode: nothing to pack
+                return dec
         # zeros, not empty: padding rows must stay finite -- their K/V land in scratch block 0, which padded
         # block-table entries also point at, and a masked NaN still poisons attention (0 * NaN = NaN)
-        out = torch.zeros_like(q)
+        out = torch.zeros_like(q) if out is None else out
         if nd:
-            if dec is not None:
-                out[:nd] = dec
-            else:
-                out[:nd] = decode_attention(q[:nd], k_cache, v_cache, meta.block_tables, meta.context_lens,
-                                            self.scale, dmask)
-        for start, n, ctx, table in meta.prefills:
-            out[start:start + n] = prefill_attention(q[start:start + n], k_cache, v_cache, table, ctx + n, ctx,
-                                                     self.scale)
-        return self.o(out.view(T, self.nh * self.hd))
+            out[:nd] = dec if dec is not None else decode_attention(
+                q[:nd], k_cache, v_cache, meta.block_tables, meta.context_lens, self.scale, dmask)
+        if pre is not None:
+            out[nd:nd + pre.tokens] = packed_prefill_attention(q[nd:nd + pre.tokens], k_cache, v_cache, pre,
+                                                               self.scale)
+        return out
+
+    def forward(self, x, cos, sin, k_cache, v_cache, meta: AttnMeta, backend=None, dmask=None):
+        q = self.project(x, cos, sin, k_cache, v_cache, meta.slot_mapping, backend)
+        return self.o(self.attend(q, k_cache, v_cache, meta, backend, dmask).view(x.shape[0], self.nh * self.hd))
 
 
 def gather_kv(cache: torch.Tensor, table: torch.Tensor, length: int) -> torch.Tensor:
@@ -160,17 +184,16 @@ def gather_kv(cache: torch.Tensor, table: torch.Tensor, length: int) -> torch.Te
     return cache[table[:nblk]].flatten(0, 1)[:length]
 
 
-def prefill_attention(q, k_cache, v_cache, table, total_len: int, ctx_before: int, scale: float):
-    """Causal attention of a chunk of n queries at positions [ctx_before, total_len) over all its KV.
+def causal_attention(q, k, v, scale: float):
+    """q [n, heads, hd] at the last n of k's L positions; k, v [L, kv_heads, hd]: causal, end-aligned.
 
     A lower-right-aligned causal bias (not a boolean mask) and K/V expanded to every query head keep
     SDPA on its flash / memory-efficient kernels; a dense mask forces the math path, which materializes
     the whole score matrix (measured: 862 ms for an 8192-token 1B prefill, against ~30 ms)."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.nn.attention.bias import causal_lower_right
-    n = q.shape[0]
-    k = gather_kv(k_cache, table, total_len).transpose(0, 1)  # [kvh, L, hd]
-    v = gather_kv(v_cache, table, total_len).transpose(0, 1)
+    n, L = q.shape[0], k.shape[0]
+    k, v = k.transpose(0, 1), v.transpose(0, 1)  # [kvh, L, hd]
     rep = q.shape[1] // k.shape[0]
     if rep > 1:
         k = k.repeat_interleave(rep, dim=0)
@@ -178,8 +201,46 @@ def prefill_attention(q, k_cache, v_cache, table, total_len: int, ctx_before: in
     # chunk sizes vary step to step: keep to kernels without per-shape plans (cuDNN builds one per shape)
     with sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]):
         o = F.scaled_dot_product_attention(q.transpose(0, 1)[None], k[None], v[None],
-                                           attn_mask=causal_lower_right(n, total_len), scale=scale)
+                                           attn_mask=causal_lower_right(n, L), scale=scale)
     return o[0].transpose(0, 1)
+
+
+def prefill_attention(q, k_cache, v_cache, table, total_len: int, ctx_before: int, scale: float):
+    """One chunk of n queries at positions [ctx_before, total_len) over its paged KV (the reference)."""
+    return causal_attention(q, gather_kv(k_cache, table, total_len), gather_kv(v_cache, table, total_len), scale)
+
+
+_FLASH = {"ok": True}
+
+
+def _flash_varlen(q, k, v, pack: PrefillPack, scale: float):
+    """FlashAttention-2 over all chunks at once (bf16/fp16 on CUDA; GQA native; causal is end-aligned when
+    a chunk has fewer queries than keys), or None where it does not apply."""
+    if not (_FLASH["ok"] and q.is_cuda and q.dtype in (torch.bfloat16, torch.float16) and q.shape[-1] % 8 == 0
+            and q.shape[-1] <= 256):
+        return None
+    try:
+        return torch.ops.aten._flash_attention_forward(q, k, v, pack.cu_q, pack.cu_k, pack.max_q, pack.max_k, 0.0,
+                                                       True, False, scale=scale)[0]
+    except (RuntimeError, NotImplementedError, AttributeError) as e:  # no flash in this build: say so, loop
+        import warnings
+        warnings.warn(f"flash varlen attention unavailable, one SDPA call per prompt chunk instead: {e!r}")
+        _FLASH["ok"] = False
+        return None
+
+
+def packed_prefill_attention(q, k_cache, v_cache, pack: PrefillPack, scale: float):
+    """All prompt chunks of a step: K/V gathered once, then one varlen call (per-chunk SDPA off the GPU)."""
+    nkv, hd = k_cache.shape[2], k_cache.shape[3]
+    k = k_cache.view(-1, nkv, hd).index_select(0, pack.kv_slots)
+    v = v_cache.view(-1, nkv, hd).index_select(0, pack.kv_slots)
+    o = _flash_varlen(q, k, v, pack, scale)
+    if o is not None:
+        return o
+    o = torch.empty_like(q)
+    for qs, n, ks, L in pack.spans:
+        o[qs:qs + n] = causal_attention(q[qs:qs + n], k[ks:ks + L], v[ks:ks + L], scale)
+    return o
 
 
 def decode_mask(block_tables, context_lens, block_size: int) -> torch.Tensor:

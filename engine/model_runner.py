@@ -1,9 +1,12 @@
-"""Packs a scheduled batch into flat tensors, runs the model (CUDA graphs for pure-decode batches), samples."""
+"""Packs a scheduled batch into flat tensors, runs the model, samples. Pure-decode batches replay one CUDA
+graph each (by batch and block-table width); steps with a prefill replay piecewise graphs around eager
+attention (engine/piecewise.py)."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 
-from engine.model import AttnMeta, Llama
+from engine.model import AttnMeta, Llama, PrefillPack, decode_mask
 from engine.sequence import Sequence
 
 GRAPH_BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
@@ -12,7 +15,8 @@ WIDTH_STEP = 16  # block-table width buckets for graphs, in blocks
 
 class ModelRunner:
     def __init__(self, model: Llama, num_blocks: int, block_size: int, *, cuda_graphs: bool = True,
-                 max_graph_batch: int = 256, kv_dtype=None, fuse: bool = False, pad_tokens_to: int | None = None):
+                 max_graph_batch: int = 256, kv_dtype=None, fuse: bool = False, pad_tokens_to: int | None = None,
+                 piecewise_tokens: int | None = None):
         self.model, self.bs = model, block_size
         p = model.embed.weight
         self.device, self.dtype = p.device, kv_dtype or p.dtype
@@ -36,6 +40,12 @@ class ModelRunner:
         self.max_graph_batch = max_graph_batch
         self.graphs: dict = {}
         self.vocab = model.spec.vocab_size
+        # steps with a prefill: piecewise graphs up to this many tokens (captured now, before any timing)
+        self.piecewise = None
+        if self.use_graphs and piecewise_tokens and model.tp == 1:
+            from engine.piecewise import PiecewiseGraphs
+            self.piecewise = PiecewiseGraphs(model, self.kv, piecewise_tokens)
+            self.piecewise.capture_all()
 
     @staticmethod
     def kv_bytes_per_block(model: Llama, block_size: int, dtype_bytes: int = 2) -> int:
@@ -47,7 +57,14 @@ class ModelRunner:
         bs, t = self.bs, seq.block_table
         return [t[p // bs] * bs + p % bs for p in range(start, start + n)]
 
-    def prepare(self, batch: list[tuple[Sequence, int]]):
+    def _all_slots(self, seq: Sequence, length: int) -> np.ndarray:
+        """Cache slots of positions [0, length) of a sequence."""
+        bs = self.bs
+        nblk = -(-length // bs)
+        t = np.asarray(seq.block_table[:nblk], dtype=np.int64) * bs
+        return (t[:, None] + np.arange(bs, dtype=np.int64)[None, :]).reshape(-1)[:length]
+
+    def prepare(self, batch: list[tuple[Sequence, int]], pad_to: int | None = None):
         """Decodes (one token) first, then prefill chunks; returns tensors, meta and which rows are sampled."""
         dec = [(s, n) for s, n in batch if n == 1]
         pre = [(s, n) for s, n in batch if n > 1]
@@ -59,17 +76,19 @@ class ModelRunner:
             slots += self._slots(s, p, 1)
             sample_rows.append(len(ids) - 1)
             samplers.append(s)
-        prefills = []
+        spans, kv_slots, qn, kn = [], [], 0, 0
         for s, n in pre:
-            p, start = s.num_computed, len(ids)
+            p = s.num_computed
             ids += s.tokens[p:p + n]
             pos += range(p, p + n)
             slots += self._slots(s, p, n)
-            prefills.append((start, n, p, torch.tensor(s.block_table, dtype=torch.long, device=self.device)))
+            kv_slots.append(self._all_slots(s, p + n))
+            spans.append((qn, n, kn, p + n))
+            qn, kn = qn + n, kn + p + n
             if p + n == s.num_tokens:
                 sample_rows.append(len(ids) - 1)
                 samplers.append(s)
-        pad = -len(ids) % self.pad  # padding rows: token 0 into scratch slot 0, never attended to or sampled
+        pad = (pad_to - len(ids)) if pad_to else -len(ids) % self.pad  # padding rows: token 0 into scratch slot 0, never attended to or sampled
         if pad:
             ids += [0] * pad
             pos += [0] * pad
@@ -81,7 +100,13 @@ class ModelRunner:
             tables = torch.tensor([s.block_table + [0] * (width - len(s.block_table)) for s, _ in dec],
                                   dtype=torch.long, device=dev)
             lens = torch.tensor([s.num_computed + 1 for s, _ in dec], dtype=torch.long, device=dev)
-        meta = AttnMeta(torch.tensor(slots, dtype=torch.long, device=dev), len(dec), tables, lens, prefills)
+        pack = None
+        if spans:
+            cu = torch.tensor([[q for q, *_ in spans] + [qn], [k for _, _, k, _ in spans] + [kn]], dtype=torch.int32)
+            cu = cu.to(dev)
+            pack = PrefillPack(torch.from_numpy(np.concatenate(kv_slots)).to(dev), cu[0], cu[1],
+                               max(n for _, n, _, _ in spans), max(L for *_, L in spans), spans, qn)
+        meta = AttnMeta(torch.tensor(slots, dtype=torch.long, device=dev), len(dec), tables, lens, pack)
         return (torch.tensor(ids, dtype=torch.long, device=dev), torch.tensor(pos, dtype=torch.long, device=dev),
                 meta, torch.tensor(sample_rows, dtype=torch.long, device=dev), samplers)
 
@@ -91,6 +116,13 @@ class ModelRunner:
         """Logits [samplers, vocab] for the sequences that sample this step."""
         if self.use_graphs and all(n == 1 for _, n in batch) and len(batch) <= self.max_graph_batch:
             return self._graph_decode([s for s, _ in batch]), [s for s, _ in batch]
+        pw = self.piecewise
+        T = pw.bucket(sum(n for _, n in batch)) if pw is not None else None
+        if T:
+            ids, pos, meta, rows, samplers = self.prepare(batch, pad_to=T)
+            dmask = decode_mask(meta.block_tables, meta.context_lens, self.bs) \
+                if meta.n_decode and self.model.backend is None else None
+            return pw.run(ids, pos, meta, rows, dmask), samplers
         ids, pos, meta, rows, samplers = self.prepare(batch)
         return self.model(ids, pos, self.kv, meta, rows), samplers
 
@@ -124,7 +156,7 @@ class ModelRunner:
               "lens": torch.ones(gb, dtype=torch.long, device=dev),
               "tables": torch.zeros((gb, width), dtype=torch.long, device=dev),
               "rows": torch.arange(gb, device=dev)}
-        meta = AttnMeta(st["slots"], gb, st["tables"], st["lens"], [])
+        meta = AttnMeta(st["slots"], gb, st["tables"], st["lens"])
         run = lambda: self.model(st["ids"], st["pos"], self.kv, meta, st["rows"])  # noqa: E731
         s = torch.cuda.Stream()
         s.wait_stream(torch.cuda.current_stream())

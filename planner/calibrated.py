@@ -14,7 +14,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from planner.calibration import Profile
+from planner.calibration import Profile, token_buckets
 from planner.catalog import GPUS
 from planner.cost_model import RooflineCostModel, StepCostModel
 
@@ -33,6 +33,13 @@ def _interp_log(xs: np.ndarray, ys: np.ndarray, x: float) -> float:
         i = int(np.searchsorted(lx, v) - 1)
     t = (v - lx[i]) / (lx[i + 1] - lx[i])
     return float(math.exp(ly[i] + t * (ly[i + 1] - ly[i])))
+
+
+def _pad(T: int, buckets) -> int:
+    """The smallest bucket holding T tokens (T itself without buckets or past the largest)."""
+    if not buckets:
+        return T
+    return next((b for b in buckets if b >= T), T)
 
 
 class _Table2D:
@@ -56,8 +63,13 @@ class _Table2D:
 class CalibratedCostModel(StepCostModel):
     kind = "calibrated"
 
-    def __init__(self, profile: Profile, model, gpu, **roofline_kw):
+    def __init__(self, profile: Profile, model, gpu, max_num_batched_tokens: int | None = None, **roofline_kw):
+        """max_num_batched_tokens: the served engine's; with a piecewise-graph profile, a step with a prefill
+        is charged GEMMs at its padded token bucket, as the engine runs it."""
         self.profile, self.model, self.gpu = profile, model, gpu
+        pw = profile.piecewise_max_tokens
+        self._fit_buckets = token_buckets(pw) if pw else None
+        self._buckets = token_buckets(max_num_batched_tokens or pw) if pw else None
         self.roof = RooflineCostModel(model, gpu, **roofline_kw)
         self.tp, self.L = self.roof.tp, model.num_layers
         src = GPUS.get(profile.gpu)
@@ -123,11 +135,13 @@ class CalibratedCostModel(StepCostModel):
                     ops = self._ops_no_comm(s.batch, s.batch, s.batch * s.context, (), scaled=False)
                 elif s.kind == "mixed":  # `batch` decodes at `context` plus prompts of (tokens - batch) in all
                     k = s.prefills
-                    ops = self._ops_no_comm(s.tokens, s.batch + k, s.batch * s.context, [((s.tokens - s.batch) // k, 0)] * k,
-                                    scaled=False)
+                    ops = self._ops_no_comm(s.tokens, s.batch + k, s.batch * s.context,
+                                            [((s.tokens - s.batch) // k, 0)] * k, scaled=False,
+                                            buckets=self._fit_buckets)
                 else:
                     k = s.batch
-                    ops = self._ops_no_comm(s.tokens, s.batch, 0, [(s.tokens // s.batch, 0)] * s.batch, scaled=False)
+                    ops = self._ops_no_comm(s.tokens, s.batch, 0, [(s.tokens // s.batch, 0)] * s.batch, scaled=False,
+                                            buckets=self._fit_buckets)
                 pts.append((s.tokens, 0 if s.kind == "decode" else k, s.seconds - ops))
             if len(pts) >= 2:
                 x = np.array([p[0] for p in pts], float)
@@ -192,14 +206,17 @@ class CalibratedCostModel(StepCostModel):
         return (s.flops / t.flops) if roof_part == "compute" else (s.bw / t.bw)
 
     def _ops(self, T: int, S: int, ctx_sum: int, prefill, scaled: bool = True) -> float:
-        return self._ops_no_comm(T, S, ctx_sum, prefill, scaled) + self._allreduce(T, scaled)
+        b = self._buckets if prefill else None
+        return self._ops_no_comm(T, S, ctx_sum, prefill, scaled, b) + self._allreduce(_pad(T, b), scaled)
 
-    def _ops_no_comm(self, T: int, S: int, ctx_sum: int, prefill, scaled: bool = True) -> float:
-        """Measured operator times of one step (no overhead); `scaled` applies the cross-GPU ratios."""
+    def _ops_no_comm(self, T: int, S: int, ctx_sum: int, prefill, scaled: bool = True, buckets=None) -> float:
+        """Measured operator times of one step (no overhead); `scaled` applies the cross-GPU ratios; with
+        `buckets`, the token-wise GEMMs run at the padded token count (the engine's piecewise graphs)."""
         g = 0.0
+        M = _pad(T, buckets)
         for n, k in self.roof.gemms:
-            v = self._gemm_time(T, n, k)
-            bound = "compute" if 2.0 * T * n * k / self.roof.flops > n * k * self.roof.wbytes / self.roof.bw else "bandwidth"
+            v = self._gemm_time(M, n, k)
+            bound = "compute" if 2.0 * M * n * k / self.roof.flops > n * k * self.roof.wbytes / self.roof.bw else "bandwidth"
             g += v * self._scale(bound, scaled)
         g *= self.L
         if S:

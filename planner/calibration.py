@@ -14,6 +14,20 @@ from pydantic import BaseModel, ConfigDict, Field
 SCHEMA_VERSION = 1
 
 
+def token_buckets(max_tokens: int) -> list[int]:
+    """Token counts the engine pads a step with a prefill to (its piecewise CUDA graphs, one per bucket):
+    16, 32, 64, then every 128 to 1024, every 256 to 2048, then x1.25 rounded to 256, and max_tokens itself.
+    A step pads at most 12.5% above 128 tokens; a 2048-token budget needs 15 buckets. Shared by the
+    engine (what it captures) and the calibrated cost model (what it charges)."""
+    import math
+    b = [16, 32, 64] + list(range(128, 1025, 128)) + list(range(1280, 2049, 256))
+    x = 2048
+    while x < max_tokens:
+        x = int(math.ceil(x * 1.25 / 256) * 256)
+        b.append(x)
+    return sorted({v for v in b if v < max_tokens} | {max_tokens})
+
+
 class _S(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -71,6 +85,9 @@ class Profile(_S):
     overhead_graph_s: float | None = None  # per-step CPU + launch cost measured directly
     overhead_eager_s: float | None = None
     kernels: bool = False  # measured with the engine's CUDA kernels (EngineConfig.kernels) on
+    # > 0: the steps with a prefill ran as piecewise CUDA graphs, padded to token_buckets(this), the
+    # max_num_batched_tokens of the calibration engine; 0: eagerly, padded to a multiple of 64
+    piecewise_max_tokens: int = Field(0, ge=0)
 
     @classmethod
     def load(cls, path: str | Path) -> "Profile":

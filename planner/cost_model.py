@@ -238,7 +238,8 @@ def build_cost_model(sc) -> StepCostModel:
               step_overhead_s=e.step_overhead_s)
     if sc.cost_model.kind == "calibrated":
         from planner.calibrated import CalibratedCostModel
-        return CalibratedCostModel.from_profile(sc.cost_model.profile, sc.model_spec(), sc.gpu_spec(), **kw)
+        return CalibratedCostModel.from_profile(sc.cost_model.profile, sc.model_spec(), sc.gpu_spec(),
+                                                max_num_batched_tokens=f.max_num_batched_tokens, **kw)
     return RooflineCostModel(sc.model_spec(), sc.gpu_spec(), **kw)
 
 

@@ -187,3 +187,35 @@ def test_block_manager_never_double_owns_and_refcounts_return_to_zero(ops):
         bm.free_seq(s)
     bm.check()
     assert all(r == 0 for r in bm.ref) and bm.available == 19
+
+
+def test_piecewise_pieces_compose_to_the_whole_model(model):
+    """The piecewise-graph path (here its pieces run without capture) gives the eager forward's tokens on
+    steps mixing decodes with several prompt chunks, padding to token buckets included."""
+    from engine.piecewise import PiecewiseGraphs
+    want = gen(model, max_num_batched_tokens=48)
+    llm = engine(model, max_num_batched_tokens=48)
+    llm.runner.piecewise = PiecewiseGraphs(model, llm.runner.kv, 48, graphs=False)
+    got = [s.output for s in llm.generate(PROMPTS, SamplingParams(max_tokens=20))]
+    assert llm.runner.piecewise.runs >= 3  # prompt chunks at 48 tokens: several steps took this path
+    assert got == want
+
+
+def test_prefill_pack_gathers_every_chunks_context_and_itself(model):
+    """Two prompt chunks in one step, one continuing a prompt already half in the cache: each chunk's keys
+    are exactly its sequence's slots 0..end, chunk after chunk, and the offsets line up."""
+    llm = engine(model, max_num_batched_tokens=1000)
+    a = llm.add(list(range(1, 31)), SamplingParams(max_tokens=2))
+    b = llm.add(list(range(40, 52)), SamplingParams(max_tokens=2))
+    llm.bm.allocate(a, 30)
+    llm.bm.allocate(b, 12)
+    a.num_computed = 18  # 18 tokens cached, 12 to go
+    _, _, meta, _, _ = llm.runner.prepare([(a, 12), (b, 12)])
+    p = meta.prefill
+    bs = llm.cfg.block_size
+    want = [a.block_table[i // bs] * bs + i % bs for i in range(30)] + \
+        [b.block_table[i // bs] * bs + i % bs for i in range(12)]
+    assert p.kv_slots.tolist() == want
+    assert p.cu_q.tolist() == [0, 12, 24] and p.cu_k.tolist() == [0, 30, 42]
+    assert (p.max_q, p.max_k, p.tokens) == (12, 30, 24)
+    assert p.spans == [(0, 12, 0, 30), (12, 12, 30, 12)]

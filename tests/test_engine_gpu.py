@@ -90,4 +90,73 @@ def test_cuda_graph_decode_equals_eager(fuse):
     oa = [s.output for s in a.generate(prompts, sp)]
     ob = [s.output for s in b.generate(prompts, sp)]
     assert a.runner.graphs, "no CUDA graph was captured"
+    assert a.runner.piecewise is not None and a.runner.piecewise.runs > 0, "prefill steps skipped the pieces"
     assert oa == ob
+
+
+def test_flash_varlen_prefill_equals_per_chunk_sdpa():
+    """All prompt chunks in one flash varlen call (GQA, chunks with context before them, 1-token chunks)
+    against fp32 SDPA per chunk on the same gathered K/V."""
+    from engine import model as M
+    g = torch.Generator(device="cuda").manual_seed(0)
+    for nh, nkv, hd in ((32, 8, 64), (32, 8, 128), (16, 16, 128)):
+        bs, nb = 16, 400
+        kc = torch.randn(nb, bs, nkv, hd, device="cuda", dtype=torch.bfloat16, generator=g)
+        vc = torch.randn(nb, bs, nkv, hd, device="cuda", dtype=torch.bfloat16, generator=g)
+        chunks = [(0, 100), (37, 64), (500, 1), (0, 1), (250, 300), (1000, 700)]
+        perm = torch.randperm(nb - 1, generator=torch.Generator().manual_seed(1)) + 1
+        spans, slots, qn, kn, used = [], [], 0, 0, 0
+        for ctx, n in chunks:
+            L = ctx + n
+            nblk = -(-L // bs)
+            table = perm[used:used + nblk]
+            used += nblk
+            slots.append((table[:, None] * bs + torch.arange(bs)).flatten()[:L])
+            spans.append((qn, n, kn, L))
+            qn, kn = qn + n, kn + L
+        cu = torch.tensor([[s[0] for s in spans] + [qn], [s[2] for s in spans] + [kn]], dtype=torch.int32,
+                          device="cuda")
+        pack = M.PrefillPack(torch.cat(slots).cuda(), cu[0], cu[1], max(n for _, n in chunks),
+                             max(c + n for c, n in chunks), spans, qn)
+        q = torch.randn(qn, nh, hd, device="cuda", dtype=torch.bfloat16, generator=g)
+        out = M.packed_prefill_attention(q, kc, vc, pack, hd ** -0.5)
+        assert M._FLASH["ok"], "flash varlen was not used"
+        k = kc.view(-1, nkv, hd)[pack.kv_slots].float()
+        v = vc.view(-1, nkv, hd)[pack.kv_slots].float()
+        for qs, n, ks, L in spans:
+            ref = M.causal_attention(q[qs:qs + n].float(), k[ks:ks + L], v[ks:ks + L], hd ** -0.5)
+            err = (out[qs:qs + n].float() - ref).abs().max().item()
+            assert err < 2e-2, (nh, nkv, hd, qs, n, L, err)
+
+
+@pytest.mark.parametrize("kernels", [False, True])
+def test_piecewise_graph_step_equals_eager_forward(model_1b, kernels):
+    """A step of decodes plus two prompt chunks (one continuing a cached prompt), replayed as piecewise
+    graphs around eager attention, gives the eager forward's logits."""
+    llm = LLM(EngineConfig(model="llama-3.2-1b", num_blocks=2048, max_num_batched_tokens=1024, kernels=kernels),
+              model=model_1b)
+    try:
+        pw = llm.runner.piecewise
+        assert pw is not None and len(pw.graphs) == len(pw.buckets)
+        g = torch.Generator().manual_seed(5)
+        for n in (40, 300, 77):
+            llm.add(torch.randint(0, 128256, (n,), generator=g).tolist(), SamplingParams(max_tokens=50))
+        while any(s.uncomputed > 1 for s in llm.sched.running) or llm.sched.waiting:
+            llm.step()
+        llm.add(torch.randint(0, 128256, (1500,), generator=g).tolist(), SamplingParams(max_tokens=5))
+        llm.step()  # the first 1021 tokens of it: a continuing chunk next
+        llm.add(torch.randint(0, 128256, (123,), generator=g).tolist(), SamplingParams(max_tokens=5))
+        batch = llm.sched.schedule()
+        assert sum(n > 1 for _, n in batch) == 2 and sum(n == 1 for _, n in batch) == 3
+        T = pw.bucket(sum(n for _, n in batch))
+        ids, pos, meta, rows, _ = llm.runner.prepare(batch, pad_to=T)
+        with torch.inference_mode():
+            got = pw.run(ids, pos, meta, rows)
+            want = model_1b(ids, pos, llm.runner.kv, meta, rows)
+        err = ((got - want).norm() / want.norm()).item()
+        print(f"piecewise vs eager logits (kernels={kernels}): relative error {err:.2e}")
+        assert err < 1e-2
+    finally:
+        if kernels:
+            from kernels.backend import detach
+            detach(model_1b)

@@ -75,7 +75,7 @@ def main():
                   f" ms, GPU {statistics.median(x[3] for x in r) * 1e3:.2f} ms, prefill tokens median "
                   f"{statistics.median(x[4] for x in r):.0f}, batch median {statistics.median(x[5] for x in r):.0f}")
     steps = [b - s for s, b, *_ in llm.step_log]
-    eag = [b - s for s, b, p, d, g in llm.step_log if not g]
+    eag = [r[1] - r[0] for r in llm.step_log if not r[4]]
     print(f"step wall median {statistics.median(steps) * 1e3:.2f} ms; eager steps median {statistics.median(eag) * 1e3:.2f} ms")
     s = io.StringIO()
     pstats.Stats(pr, stream=s).sort_stats("tottime").print_stats(22)

@@ -82,7 +82,9 @@ class LLM:
                                   piecewise_tokens=cfg.max_num_batched_tokens if cfg.piecewise_graphs else None)
         self.generators: dict = {}
         self.steps = 0
-        self.step_log: list[tuple] = []  # (start, end, prefill tokens, decodes, graph) when log_steps
+        # when log_steps: (start, end, prefill tokens, decodes, graph, prompt chunks, decode context sum,
+        # prefill context before the chunks)
+        self.step_log: list[tuple] = []
         self.log_steps = False
 
     def clock(self) -> float:
@@ -147,7 +149,9 @@ class LLM:
         now = self.clock()
         if self.log_steps:
             pre = sum(n for _, n in batch if n > 1)
-            self.step_log.append((t_start, now, pre, sum(1 for _, n in batch if n == 1), pre == 0))
+            self.step_log.append((t_start, now, pre, sum(1 for _, n in batch if n == 1), pre == 0,
+                                  sum(1 for _, n in batch if n > 1), sum(s.num_computed for s, n in batch if n == 1),
+                                  sum(s.num_computed for s, n in batch if n > 1)))
         for s, n in batch:
             s.num_computed += n
             self.bm.commit(s)

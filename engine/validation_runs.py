@@ -89,11 +89,11 @@ def run_all(out: Path, models=("llama-3.2-1b", "llama-3.1-8b"), loads=(0.4, 0.8,
             (out / f"{stem}.meta.json").write_text(json.dumps(meta, indent=1))
             with (out / f"{stem}.steps.csv").open("w", newline="") as fh:
                 w = csv.writer(fh)
-                w.writerow(["start", "end", "prefill_tokens", "decodes", "graph"])
-                w.writerows((round(a, 6), round(b, 6), p, d, int(g)) for a, b, p, d, g in llm.step_log)
+                w.writerow(["start", "end", "prefill_tokens", "decodes", "graph", "chunks", "decode_ctx", "prefill_ctx"])
+                w.writerows((round(a, 6), round(b, 6), p, d, int(g), *rest) for a, b, p, d, g, *rest in llm.step_log)
             lg = llm.step_log
-            dec = sorted(b - a for a, b, p, d, g in lg if g)
-            mix = sorted(b - a for a, b, p, d, g in lg if not g)
+            dec = sorted(r[1] - r[0] for r in lg if r[4])
+            mix = sorted(r[1] - r[0] for r in lg if not r[4])
             if dec and mix:
                 log(f"    steps: {len(dec)} decode (median {dec[len(dec) // 2] * 1e3:.2f} ms), {len(mix)} with "
                     f"prefill (median {mix[len(mix) // 2] * 1e3:.2f} ms), busy {sum(b - a for a, b, *_ in lg):.1f} s "

@@ -21,7 +21,7 @@ from engine.model import PrefillPack, decode_attention, packed_prefill_attention
 from engine.quant import Int8Linear, quantize_int8
 from engine.sequence import SamplingParams
 from engine.weights import build_model
-from planner.calibration import AttnRow, GemmRow, Profile, StepRow
+from planner.calibration import AttnRow, GemmRow, IterRow, Profile, StepRow
 from planner.catalog import MODELS
 
 M_GRID = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
@@ -231,11 +231,60 @@ def measure_steps(model_name: str, batches=(1, 8, 32, 64, 128, 256), contexts=(2
                                     seconds=statistics.median(ws[1:]),
                                     cuda_graphs=llm.runner.piecewise is not None))
         log(f"  steps {model_name} graphs={graphs}: {len(rows)} rows")
+        if graphs:
+            dec64 = next((r.seconds for r in rows if r.kind == "decode" and r.batch == 64 and r.cuda_graphs), None)
         del llm
         release_gpu_memory()
+    its = measure_iterations(model, dec64, kernels=kernels, log=log)
     del model
     release_gpu_memory()
-    return rows, ovh
+    return rows, ovh, its
+
+
+def ramp_trace(rate: float, seconds: float = 20.0, shares=(0.15, 0.35, 0.55, 0.75, 0.95), seed: int = 7) -> dict:
+    """Poisson arrivals whose rate steps through `shares` of `rate`, equal time each: one short replay that
+    visits batches from a few sequences to max_num_seqs. Its own seed, not the validation runs' seeds."""
+    import numpy as np
+    from engine.validation_runs import LENGTHS
+    rng = np.random.default_rng(seed)
+    seg = seconds / len(shares)
+    ts = []
+    for i, sh in enumerate(shares):
+        t = i * seg + np.cumsum(rng.exponential(1 / (rate * sh), size=int(rate * sh * seg * 2) + 20))
+        ts.append(t[t < (i + 1) * seg])
+    t = np.concatenate(ts)
+    return {"t": t, "in": rng.integers(*LENGTHS["input"], size=len(t), endpoint=True),
+            "out": rng.integers(*LENGTHS["output"], size=len(t), endpoint=True)}
+
+
+def measure_iterations(model, dec64: float | None, kernels: bool = False, seconds: float = 20.0,
+                       log=print) -> list[IterRow]:
+    """The engine's whole iterations (schedule + forward + sample + bookkeeping, start to next start) while
+    serving a rate ramp in real time, with the validation runs' knobs. What no operator table holds --
+    Python scheduling per sequence, the time between steps -- is in these; the calibrated cost model fits
+    its per-step overhead to them. Rate scale: max_num_seqs over (mean output x the batch-64 decode step)."""
+    from engine.validation_runs import KNOBS, LENGTHS
+    mean_out = sum(LENGTHS["output"]) / 2
+    rate = KNOBS["max_num_seqs"] / (mean_out * (dec64 or 0.01))
+    tr = ramp_trace(rate, seconds)
+    llm = LLM(EngineConfig(model=model.spec.name, kernels=kernels, **KNOBS), model=model)
+    llm.generate([[1] * 64] * 2, SamplingParams(max_tokens=4))  # warm-up
+    llm.log_steps = True
+    llm.replay(tr["t"], tr["in"], tr["out"], seed=11)
+    lg = llm.step_log
+    rows = []
+    for cur, nxt in zip(lg, lg[1:]):
+        if nxt[9]:  # idle before the next step: this iteration's end is not known
+            continue
+        _, _, pre, dec, _, chunks, dctx, pctx, t_sched, _ = cur
+        rows.append(IterRow(model=model.spec.name, tokens=pre + dec, decodes=dec, chunks=chunks, decode_ctx=dctx,
+                            prefill_ctx=pctx, seconds=nxt[8] - t_sched,
+                            max_num_batched_tokens=KNOBS["max_num_batched_tokens"]))
+    log(f"  iterations {model.spec.name}: {len(tr['t'])} requests at up to {rate * 0.95:.1f} req/s, "
+        f"{len(rows)} iterations timed")
+    del llm
+    release_gpu_memory()
+    return rows
 
 
 def copy_bandwidth() -> float:
@@ -265,8 +314,9 @@ def calibrate(gpu: str, models=("llama-3.2-1b", "llama-3.1-8b"), gemm_models=("l
     log(f"attention: {len(prof.attention)} rows, {time.time() - t0:.0f} s")
     for m in models:
         with quiet_gc():  # steps timed as the engine serves: without collector pauses
-            rows, ovh = measure_steps(m, log=log, kernels=kernels)
+            rows, ovh, its = measure_steps(m, log=log, kernels=kernels)
         prof.steps += rows
+        prof.iterations += its
         prof.piecewise_max_tokens = STEP_MAX_TOKENS if EngineConfig().piecewise_graphs else 0
         if m == models[0]:
             prof.overhead_graph_s, prof.overhead_eager_s = ovh.get("graph"), ovh.get("eager")

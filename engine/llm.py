@@ -83,8 +83,9 @@ class LLM:
         self.generators: dict = {}
         self.steps = 0
         # when log_steps: (start, end, prefill tokens, decodes, graph, prompt chunks, decode context sum,
-        # prefill context before the chunks)
+        # prefill context before the chunks, schedule start, whether the engine sat idle before it)
         self.step_log: list[tuple] = []
+        self._idle = True
         self.log_steps = False
 
     def clock(self) -> float:
@@ -134,6 +135,7 @@ class LLM:
 
     # ---------------------------------------------------------------- stepping
     def step(self) -> list[Sequence]:
+        t_sched = self.clock() if self.log_steps else 0.0
         batch = self.sched.schedule()
         if not batch:
             if self.sched.running or self.sched.waiting:
@@ -151,7 +153,8 @@ class LLM:
             pre = sum(n for _, n in batch if n > 1)
             self.step_log.append((t_start, now, pre, sum(1 for _, n in batch if n == 1), pre == 0,
                                   sum(1 for _, n in batch if n > 1), sum(s.num_computed for s, n in batch if n == 1),
-                                  sum(s.num_computed for s, n in batch if n > 1)))
+                                  sum(s.num_computed for s, n in batch if n > 1), t_sched, self._idle))
+            self._idle = False
         for s, n in batch:
             s.num_computed += n
             self.bm.commit(s)
@@ -195,6 +198,7 @@ class LLM:
                 if self.sched.has_work:
                     self.step()
                 elif j < len(pending):
+                    self._idle = True  # the next step's iteration does not start where this one ended
                     time.sleep(max(0.0, min(pending[j][0] - self.clock(), 0.01)))
         return seqs
 

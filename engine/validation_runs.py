@@ -89,8 +89,10 @@ def run_all(out: Path, models=("llama-3.2-1b", "llama-3.1-8b"), loads=(0.4, 0.8,
             (out / f"{stem}.meta.json").write_text(json.dumps(meta, indent=1))
             with (out / f"{stem}.steps.csv").open("w", newline="") as fh:
                 w = csv.writer(fh)
-                w.writerow(["start", "end", "prefill_tokens", "decodes", "graph", "chunks", "decode_ctx", "prefill_ctx"])
-                w.writerows((round(a, 6), round(b, 6), p, d, int(g), *rest) for a, b, p, d, g, *rest in llm.step_log)
+                w.writerow(["start", "end", "prefill_tokens", "decodes", "graph", "chunks", "decode_ctx", "prefill_ctx",
+                            "sched", "idle_before"])
+                w.writerows((round(a, 6), round(b, 6), p, d, int(g), k, dc, pc, round(t, 6), int(i))
+                            for a, b, p, d, g, k, dc, pc, t, i in llm.step_log)
             lg = llm.step_log
             dec = sorted(r[1] - r[0] for r in lg if r[4])
             mix = sorted(r[1] - r[0] for r in lg if not r[4])

@@ -120,49 +120,86 @@ class CalibratedCostModel(StepCostModel):
             v = _interp_log(t[0], t[1], m) * (n * k) / (n0 * k0)
         return v
 
+    def _overhead_points(self):
+        """(kind, tokens, chunks, sequences, measured - composed operator seconds) per timed step.
+
+        From the profile's serving iterations when it has them for this model (schedule to next schedule:
+        the whole loop, Python scheduling included), else from its isolated whole steps."""
+        its = [r for r in self.profile.iterations if r.model == self.model.name]
+        pts = []
+        if len(its) >= 50:
+            for r in its:
+                if r.chunks == 0:
+                    ops = self._ops_no_comm(r.decodes, r.decodes, r.decode_ctx, (), scaled=False)
+                else:
+                    k = r.chunks
+                    pre = [((r.tokens - r.decodes) // k, r.prefill_ctx // k)] * k
+                    b = token_buckets(r.max_num_batched_tokens) if self._fit_buckets else None
+                    ops = self._ops_no_comm(r.tokens, r.decodes + k, r.decode_ctx, pre, scaled=False, buckets=b)
+                pts.append(("decode" if r.chunks == 0 else "prefill", r.tokens, r.chunks, r.decodes + r.chunks,
+                            r.seconds - ops))
+            return pts, "iterations"
+        for s in self.profile.steps:
+            if s.model != self.model.name or (s.kind == "decode" and not s.cuda_graphs):
+                continue
+            if s.kind == "decode":
+                ops = self._ops_no_comm(s.batch, s.batch, s.batch * s.context, (), scaled=False)
+                pts.append(("decode", s.tokens, 0, s.batch, s.seconds - ops))
+                continue
+            if s.kind == "mixed":  # `batch` decodes at `context` plus prompts of (tokens - batch) in all
+                k, seqs = s.prefills, s.batch + s.prefills
+                ops = self._ops_no_comm(s.tokens, seqs, s.batch * s.context, [((s.tokens - s.batch) // k, 0)] * k,
+                                        scaled=False, buckets=self._fit_buckets)
+            else:
+                k = seqs = s.batch
+                ops = self._ops_no_comm(s.tokens, s.batch, 0, [(s.tokens // s.batch, 0)] * s.batch, scaled=False,
+                                        buckets=self._fit_buckets)
+            pts.append(("prefill", s.tokens, k, seqs, s.seconds - ops))
+        return pts, "steps"
+
     def _fit_overhead(self, default: float) -> None:
-        """overhead(T) = a + b*T from the engine's whole steps minus the composed operator times, fitted
-        separately for pure-decode steps (CUDA-graph replay) and steps with a prefill (eager launches).
-        Eager steps also pay c per prompt chunk (each chunk is its own attention call per layer, issued from
-        Python): fitted when the profile has steps with several chunks, else 0."""
+        """What the operator tables do not hold, fitted to the engine's measured times minus the composed
+        operators: decode steps (one CUDA-graph replay) overhead = a + b*sequences; steps with a prefill
+        (piecewise graphs around eager attention) a + b*tokens + c*chunks + d*sequences (c: each prompt
+        chunk's share of the attention call and packing; d: per-sequence scheduling and sampling in Python).
+        Non-negative least squares, refitted without points beyond 4 MADs (a graph capture or a stray pause
+        inside a timed iteration) for the slopes; the constant then makes the mean residual over all points
+        zero."""
+        from scipy.optimize import nnls
+        pts, self.overhead_source = self._overhead_points()
         fits = {}
-        for kind, kinds in (("decode", ("decode",)), ("prefill", ("prefill", "mixed"))):
-            pts = []
-            for s in self.profile.steps:
-                if s.model != self.model.name or s.kind not in kinds or (kind == "decode" and not s.cuda_graphs):
-                    continue
-                if s.kind == "decode":
-                    ops = self._ops_no_comm(s.batch, s.batch, s.batch * s.context, (), scaled=False)
-                elif s.kind == "mixed":  # `batch` decodes at `context` plus prompts of (tokens - batch) in all
-                    k = s.prefills
-                    ops = self._ops_no_comm(s.tokens, s.batch + k, s.batch * s.context,
-                                            [((s.tokens - s.batch) // k, 0)] * k, scaled=False,
-                                            buckets=self._fit_buckets)
-                else:
-                    k = s.batch
-                    ops = self._ops_no_comm(s.tokens, s.batch, 0, [(s.tokens // s.batch, 0)] * s.batch, scaled=False,
-                                            buckets=self._fit_buckets)
-                pts.append((s.tokens, 0 if s.kind == "decode" else k, s.seconds - ops))
-            if len(pts) >= 2:
-                x = np.array([p[0] for p in pts], float)
-                n = np.array([p[1] for p in pts], float)
-                y = np.array([p[2] for p in pts], float)
-                c = 0.0
-                if len(set(n)) > 1 and len(pts) >= 4:
-                    A = np.stack([np.ones_like(x), x, n], 1)
-                    a, b, c = np.linalg.lstsq(A, y, rcond=None)[0]
-                    if c < 0:  # no measurable per-chunk cost: back to the two-term fit
-                        c = 0.0
-                        b, a = np.polyfit(x, y, 1)
-                else:
-                    b, a = np.polyfit(x, y, 1)
-                # per-token part: elementwise memory traffic, moves with bandwidth; fixed parts (CPU, launches)
-                # stay as measured on another GPU
-                fits[kind] = (max(float(a), 0.0), max(float(b), 0.0) * self._scale("bandwidth"), float(c))
+        for kind in ("decode", "prefill"):
+            P = [p for p in pts if p[0] == kind]
+            if len(P) < 2:
+                continue
+            y = np.array([p[4] for p in P], float)
+            cols = [np.ones(len(P)), np.array([p[1] for p in P], float)]
+            if kind == "prefill":
+                for j in (2, 3):
+                    v = np.array([p[j] for p in P], float)
+                    if len(P) >= 4 and np.ptp(v) > 0 and np.linalg.matrix_rank(np.stack(cols + [v], 1)) == len(cols) + 1:
+                        cols.append(v)
+                    else:
+                        cols.append(np.zeros(len(P)))
+            A = np.stack(cols, 1)
+            coef = nnls(A, y)[0]
+            r = y - A @ coef
+            mad = np.median(np.abs(r - np.median(r))) or 1e-9
+            keep = np.abs(r - np.median(r)) <= 4 * 1.4826 * mad
+            if keep.sum() >= A.shape[1] and not keep.all():
+                coef = nnls(A[keep], y[keep])[0]
+            # slopes from the trimmed fit, the constant from every point: the simulator needs the mean
+            # iteration (what throughput and queueing add up), and the rare slow ones are real engine time
+            coef[0] = max(0.0, coef[0] + float(np.mean(y - A @ coef)))
+            coef = [float(c) for c in coef]
+            # per-token part: elementwise memory traffic, moves with bandwidth; fixed and per-sequence parts
+            # (CPU, launches) stay as measured on another GPU
+            coef[1] *= self._scale("bandwidth")
+            fits[kind] = tuple(coef)
         graph = self.profile.overhead_graph_s or default
         eager = self.profile.overhead_eager_s or graph
-        self.ovh = {"decode": fits.get("decode", (graph, 0.0, 0.0))[:2],
-                    "prefill": fits.get("prefill", (eager, 0.0, 0.0))}
+        self.ovh = {"decode": fits.get("decode", (graph, 0.0))[:2],
+                    "prefill": (fits.get("prefill", (eager, 0.0, 0.0, 0.0)) + (0.0, 0.0))[:4]}
         self.fit_points = len(fits)
         self.ovh_a, self.ovh_b = self.ovh["decode"]
 
@@ -250,9 +287,10 @@ class CalibratedCostModel(StepCostModel):
                 if len(self._cache) < 200000:
                     self._cache[key] = v
             return v
-        a, b, c = self.ovh["prefill"]
+        a, b, c, d = self.ovh["prefill"]
         prefill = list(prefill)
-        return self._ops(num_tokens, num_sampled, decode_ctx_sum, prefill) + a + b * num_tokens + c * len(prefill)
+        return (self._ops(num_tokens, num_sampled, decode_ctx_sum, prefill) + a + b * num_tokens
+                + c * len(prefill) + d * (num_sampled + 0.0))
 
     def _dec_line(self, b: int) -> tuple[float, float]:
         """Decode step time at batch b as intercept + slope * total context: two table points, so runs

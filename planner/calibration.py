@@ -68,6 +68,19 @@ class StepRow(_S):
     prefills: int = Field(1, ge=1)  # mixed: prompt chunks in the step (tokens - batch split evenly)
 
 
+class IterRow(_S):
+    """One whole engine iteration while serving (engine.calibrate.measure_iterations): its batch and the
+    wall time from its scheduling to the next one's."""
+    model: str
+    tokens: int  # decodes + prompt tokens (unpadded)
+    decodes: int
+    chunks: int  # prompt chunks
+    decode_ctx: int  # sum of the decodes' context
+    prefill_ctx: int  # sum of the chunks' context before them
+    seconds: float = Field(gt=0)
+    max_num_batched_tokens: int = Field(2048, ge=1)  # the serving engine's (its token buckets)
+
+
 class Profile(_S):
     schema_version: int = SCHEMA_VERSION
     gpu: str  # catalog name the profile stands for
@@ -82,6 +95,7 @@ class Profile(_S):
     attention: list[AttnRow] = []
     allreduce: list[AllReduceRow] = []
     steps: list[StepRow] = []
+    iterations: list[IterRow] = []
     overhead_graph_s: float | None = None  # per-step CPU + launch cost measured directly
     overhead_eager_s: float | None = None
     kernels: bool = False  # measured with the engine's CUDA kernels (EngineConfig.kernels) on

@@ -98,6 +98,7 @@ class Profile(_S):
     iterations: list[IterRow] = []
     overhead_graph_s: float | None = None  # per-step CPU + launch cost measured directly
     overhead_eager_s: float | None = None
+    host_bench_s: float | None = None  # engine.host_bench on the calibrating machine (its CPU speed)
     kernels: bool = False  # measured with the engine's CUDA kernels (EngineConfig.kernels) on
     # > 0: the steps with a prefill ran as piecewise CUDA graphs, padded to token_buckets(this), the
     # max_num_batched_tokens of the calibration engine; 0: eagerly, padded to a multiple of 64

@@ -305,9 +305,6 @@ def calibrate(gpu: str, models=("llama-3.2-1b", "llama-3.1-8b"), gemm_models=("l
                    created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                    driver=_driver(), kernels=kernels)
     prof.copy_bandwidth_gbps = copy_bandwidth() / 1e9
-    from engine.host_bench import host_bench_s
-    prof.host_bench_s = host_bench_s()
-    log(f"host benchmark {prof.host_bench_s * 1e3:.1f} ms")
     log(f"copy bandwidth {prof.copy_bandwidth_gbps:.0f} GB/s")
     own = gemm_shapes(models)
     prof.gemm = measure_gemms(gemm_shapes(gemm_models, tps), int8_shapes=own, log=log)

@@ -60,9 +60,6 @@ def run_all(out: Path, models=("llama-3.2-1b", "llama-3.1-8b"), loads=(0.4, 0.8,
             profile: str | None = None, azure: str | None = None, gpu: str = "H100-SXM", log=print,
             kernels: bool = False) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    from engine.host_bench import host_bench_s
-    host_s = host_bench_s()  # this machine's CPU speed, for the calibrated model's host overhead
-    log(f"host benchmark {host_s * 1e3:.1f} ms")
     for name in models:
         model = build_model(MODELS[name], seed=0, dtype=torch.bfloat16, device="cuda")
         llm = LLM(EngineConfig(model=name, kernels=kernels, **KNOBS), model=model)
@@ -88,7 +85,7 @@ def run_all(out: Path, models=("llama-3.2-1b", "llama-3.1-8b"), loads=(0.4, 0.8,
             meta = {"model": name, "gpu": gpu, "device_name": torch.cuda.get_device_name(), "label": label,
                     "num_blocks": blocks, "knobs": KNOBS, "requests": len(recs),
                     "offered_req_s": len(tr["t"]) / duration, "capacity_estimate_req_s": cap,
-                    "duration_s": duration, "kernels": llm.kernels_active, "host_bench_s": host_s}
+                    "duration_s": duration, "kernels": llm.kernels_active}
             (out / f"{stem}.meta.json").write_text(json.dumps(meta, indent=1))
             with (out / f"{stem}.steps.csv").open("w", newline="") as fh:
                 w = csv.writer(fh)

@@ -63,14 +63,10 @@ class _Table2D:
 class CalibratedCostModel(StepCostModel):
     kind = "calibrated"
 
-    def __init__(self, profile: Profile, model, gpu, max_num_batched_tokens: int | None = None,
-                 host_bench_s: float | None = None, **roofline_kw):
+    def __init__(self, profile: Profile, model, gpu, max_num_batched_tokens: int | None = None, **roofline_kw):
         """max_num_batched_tokens: the served engine's; with a piecewise-graph profile, a step with a prefill
-        is charged GEMMs at its padded token bucket, as the engine runs it. host_bench_s: engine.host_bench
-        on the serving host; the fitted host-side overhead (constants, per chunk, per sequence) scales by
-        its ratio to the profile's, since it is CPU time."""
+        is charged GEMMs at its padded token bucket, as the engine runs it."""
         self.profile, self.model, self.gpu = profile, model, gpu
-        self.host_scale = host_bench_s / profile.host_bench_s if host_bench_s and profile.host_bench_s else 1.0
         pw = profile.piecewise_max_tokens
         self._fit_buckets = token_buckets(pw) if pw else None
         self._buckets = token_buckets(max_num_batched_tokens or pw) if pw else None
@@ -82,8 +78,6 @@ class CalibratedCostModel(StepCostModel):
         self.description = (f"calibrated ({profile.device_name}, {len(profile.gemm)} GEMM / "
                             f"{len(profile.attention)} attention rows) {model.name} on {self.tp}x {gpu.name}"
                             + (f" -- EXTRAPOLATED from {profile.gpu} by roofline ratios" if self.extrapolated
-                               else "")
-                            + (f"; host overhead x{self.host_scale:.2f} (host benchmark)" if self.host_scale != 1.0
                                else ""))
         quant = roofline_kw.get("quantization", "bf16")
         by_shape = defaultdict(list)
@@ -201,8 +195,6 @@ class CalibratedCostModel(StepCostModel):
             # per-token part: elementwise memory traffic, moves with bandwidth; fixed and per-sequence parts
             # (CPU, launches) stay as measured on another GPU
             coef[1] *= self._scale("bandwidth")
-            coef[0] *= self.host_scale
-            coef[2:] = [c * self.host_scale for c in coef[2:]]
             fits[kind] = tuple(coef)
         graph = self.profile.overhead_graph_s or default
         eager = self.profile.overhead_eager_s or graph

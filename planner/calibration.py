@@ -16,14 +16,14 @@ SCHEMA_VERSION = 1
 
 def token_buckets(max_tokens: int) -> list[int]:
     """Token counts the engine pads a step with a prefill to (its piecewise CUDA graphs, one per bucket):
-    16, 32, 64, then every 128 to 1024, every 256 to 2048, then x1.25 rounded to 256, and max_tokens itself.
-    A step pads at most 12.5% above 128 tokens; a 2048-token budget needs 15 buckets. Shared by the
-    engine (what it captures) and the calibrated cost model (what it charges)."""
+    16, 32, 64, then every 128 to 1024, every 256 to 2048, then x1.25 rounded down to 256, and max_tokens.
+    Padding: under 128 tokens up to 1024, under 256 to 2048, at most 25% beyond; 15 buckets for 2048.
+    Shared by the engine (what it captures) and the calibrated cost model (what it charges)."""
     import math
     b = [16, 32, 64] + list(range(128, 1025, 128)) + list(range(1280, 2049, 256))
     x = 2048
     while x < max_tokens:
-        x = int(math.ceil(x * 1.25 / 256) * 256)
+        x = int(math.floor(x * 1.25 / 256) * 256)
         b.append(x)
     return sorted({v for v in b if v < max_tokens} | {max_tokens})
 
@@ -98,7 +98,6 @@ class Profile(_S):
     iterations: list[IterRow] = []
     overhead_graph_s: float | None = None  # per-step CPU + launch cost measured directly
     overhead_eager_s: float | None = None
-    host_bench_s: float | None = None  # engine.host_bench on the calibrating machine (its CPU speed)
     kernels: bool = False  # measured with the engine's CUDA kernels (EngineConfig.kernels) on
     # > 0: the steps with a prefill ran as piecewise CUDA graphs, padded to token_buckets(this), the
     # max_num_batched_tokens of the calibration engine; 0: eagerly, padded to a multiple of 64

@@ -239,8 +239,7 @@ def build_cost_model(sc) -> StepCostModel:
     if sc.cost_model.kind == "calibrated":
         from planner.calibrated import CalibratedCostModel
         return CalibratedCostModel.from_profile(sc.cost_model.profile, sc.model_spec(), sc.gpu_spec(),
-                                                max_num_batched_tokens=f.max_num_batched_tokens,
-                                                host_bench_s=sc.cost_model.host_bench_s, **kw)
+                                                max_num_batched_tokens=f.max_num_batched_tokens, **kw)
     return RooflineCostModel(sc.model_spec(), sc.gpu_spec(), **kw)
 
 

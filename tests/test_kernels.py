@@ -147,15 +147,16 @@ def test_silu_mul_matches_float64():
     assert (out != _silu_mul(gu, F)).float().mean().item() < 1e-3
 
 
-def test_rope_cache_rotates_and_writes_slots_like_the_pytorch_path():
+@pytest.mark.parametrize("T", [1, 6, 70])  # several blocks per token below 64 tokens, one from 64 on
+def test_rope_cache_rotates_and_writes_slots_like_the_pytorch_path(T):
     from engine.model import _rope, rope_inv_freq
-    T, nh, nkv, D, slots_total = 6, 32, 8, 128, 64
+    nh, nkv, D, slots_total = 32, 8, 128, 128
     qkv = torch.randn(T, (nh + 2 * nkv) * D, device="cuda").bfloat16()
-    pos = torch.tensor([0, 1, 5, 100, 4000, 7], device="cuda")
+    pos = torch.randint(0, 8000, (T,), generator=torch.Generator().manual_seed(T)).cuda()
     f = pos.float()[:, None] * rope_inv_freq(D, 500000.0, None).cuda()[None, :]
     emb = torch.cat((f, f), -1)
     cos, sin = emb.cos().bfloat16()[:, None, :], emb.sin().bfloat16()[:, None, :]
-    slots = torch.tensor([3, 9, 10, 40, 63, 0], device="cuda")
+    slots = torch.randperm(slots_total, generator=torch.Generator().manual_seed(T))[:T].cuda()
     kc = torch.full((slots_total, nkv, D), float("nan"), dtype=torch.bfloat16, device="cuda")
     vc = kc.clone()
     q = fused.rope_cache(qkv, cos, sin, slots, kc, vc, nh, nkv)

@@ -71,10 +71,12 @@ extern "C" __global__ void rope_cache(
     const i64* __restrict__ slots, bf16_t* __restrict__ q_out, bf16_t* __restrict__ kc, bf16_t* __restrict__ vc,
     int nh, int nkv, int D)
 {
+    // grid (tokens, Y): Y blocks share one token's heads, so a batch-1 step is not one block's work
     const int t = blockIdx.x, half = D / 2;
+    const int i0 = blockIdx.y * blockDim.x + threadIdx.x, stride = gridDim.y * blockDim.x;
     const bf16_t* row = qkv + (size_t)t * (nh + 2 * nkv) * D;
     const i64 slot = slots[t];
-    for (int i = threadIdx.x; i < (nh + nkv) * half; i += blockDim.x) {
+    for (int i = i0; i < (nh + nkv) * half; i += stride) {
         int head = i / half, j = i % half;
         float x1 = bf2f(row[head * D + j]), x2 = bf2f(row[head * D + j + half]);
         float c1 = bf2f(cosb[(size_t)t * D + j]), c2 = bf2f(cosb[(size_t)t * D + j + half]);
@@ -87,5 +89,5 @@ extern "C" __global__ void rope_cache(
         dst[j + half] = o2;
     }
     const bf16_t* v = row + (size_t)(nh + nkv) * D;
-    for (int i = threadIdx.x; i < nkv * D; i += blockDim.x) vc[(size_t)slot * nkv * D + i] = v[i];
+    for (int i = i0; i < nkv * D; i += stride) vc[(size_t)slot * nkv * D + i] = v[i];
 }

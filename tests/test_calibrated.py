@@ -89,7 +89,7 @@ def test_committed_profile_predicts_its_own_serving_iterations(path):
     """The overhead is fitted to the engine's serving iterations (schedule to next schedule, a rate-ramp
     replay in `engine calibrate`), so the composed model must reproduce them: their total within 2% per kind
     (the simulator adds them up), the typical one within 10% (decode) and 15% (with a prefill; committed
-    H100 profile: decode 6.2% / 7.1%, prefill 11.3% / 4.4% for the 1B / 8B)."""
+    H100 profile: decode 6.2% / 5.8%, prefill 9.2% / 3.7% for the 1B / 8B)."""
     prof = Profile.load(path)
     assert prof.iterations, "profile without serving iterations"
     for name in {r.model for r in prof.iterations}:

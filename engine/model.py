@@ -79,6 +79,20 @@ def enable_fusion() -> None:
     FUSED["silu_mul"] = torch.compile(_silu_mul, dynamic=True, fullgraph=True)
 
 
+class Linear(nn.Linear):
+    """nn.Linear with an optional kernel hook (kernels.backend sets `kernel`): the hook returns None for a
+    shape it does not cover, and F.linear runs instead."""
+
+    kernel = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kernel is not None:
+            y = self.kernel(x, self.weight)
+            if y is not None:
+                return y
+        return F.linear(x, self.weight, self.bias)
+
+
 class RMSNorm(nn.Module):
     def __init__(self, dim: int, eps: float):
         super().__init__()
@@ -131,8 +145,8 @@ class Attention(nn.Module):
         self.hd = spec.hd
         self.nh = spec.num_attention_heads // tp
         self.nkv = max(1, spec.num_key_value_heads // tp)
-        self.qkv = nn.Linear(spec.hidden_size, (self.nh + 2 * self.nkv) * self.hd, bias=False)
-        self.o = nn.Linear(self.nh * self.hd, spec.hidden_size, bias=False)
+        self.qkv = Linear(spec.hidden_size, (self.nh + 2 * self.nkv) * self.hd, bias=False)
+        self.o = Linear(self.nh * self.hd, spec.hidden_size, bias=False)
         self.scale = self.hd ** -0.5
 
     def project(self, x, cos, sin, k_cache, v_cache, slots, backend=None) -> torch.Tensor:
@@ -264,8 +278,8 @@ class MLP(nn.Module):
     def __init__(self, spec: ModelSpec, tp: int = 1):
         super().__init__()
         self.ff = spec.intermediate_size // tp
-        self.gate_up = nn.Linear(spec.hidden_size, 2 * self.ff, bias=False)
-        self.down = nn.Linear(self.ff, spec.hidden_size, bias=False)
+        self.gate_up = Linear(spec.hidden_size, 2 * self.ff, bias=False)
+        self.down = Linear(self.ff, spec.hidden_size, bias=False)
 
         self.backend = None  # kernels.backend, set by attach()
 
@@ -294,7 +308,7 @@ class Llama(nn.Module):
         self.embed = nn.Embedding(self.vocab_shard, spec.hidden_size)
         self.layers = nn.ModuleList(Block(spec, tp) for _ in range(spec.num_layers))
         self.norm = RMSNorm(spec.hidden_size, spec.rms_norm_eps)
-        self.lm_head = nn.Linear(spec.hidden_size, self.vocab_shard, bias=False)
+        self.lm_head = Linear(spec.hidden_size, self.vocab_shard, bias=False)
         self.register_buffer("inv_freq", rope_inv_freq(spec.hd, spec.rope_theta, spec.rope_scaling), persistent=False)
         self.backend = None  # optional CUDA kernels (kernels.backend), PyTorch path when None
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from kernels import fused, paged_attention, runtime, w8a16
+from kernels import fused, gemv, paged_attention, runtime, w8a16
 
 
 class Backend:
@@ -48,8 +48,17 @@ def int8_kernel(x, qweight, scales):
     return None
 
 
-def _set(model, backend, kernel) -> None:
-    from engine.model import MLP, RMSNorm
+def gemv_kernel(x, weight):
+    """Batch-1 bf16 projections inside CUDA-graph capture (decode), where a one-launch GEMV beats cuBLAS'
+    split-K pair; eager steps with one row are rare and keep cuBLAS."""
+    if x.shape[0] != 1 or not torch.cuda.is_current_stream_capturing() or not gemv.supports(x, weight) \
+            or x.data_ptr() % 16 or weight.data_ptr() % 16:
+        return None
+    return gemv.gemv(x, weight)
+
+
+def _set(model, backend, kernel, linear=None) -> None:
+    from engine.model import MLP, Linear, RMSNorm
     from engine.quant import Int8Linear
 
     model.backend = backend
@@ -58,13 +67,16 @@ def _set(model, backend, kernel) -> None:
             m.backend = backend
         elif isinstance(m, Int8Linear):
             m.kernel = kernel
+        elif isinstance(m, Linear):
+            m.kernel = linear
 
 
 def attach(model) -> Backend:
     """Raises KernelsUnavailable (CuPy or a GPU missing) so the caller can say why and run without."""
     runtime.cupy()
     be = Backend()
-    _set(model, be, int8_kernel)
+    gemv.prepare()
+    _set(model, be, int8_kernel, gemv_kernel)
     return be
 
 

@@ -229,3 +229,37 @@ def test_engine_with_kernels_logits_as_close_to_fp32_as_the_pytorch_path(quant, 
     ek = ((lk - l32).norm() / l32.norm()).item()
     print(f"logits vs fp32: PyTorch path {e16:.3e}, kernels {ek:.3e}")
     assert ek <= 1.2 * e16 + 1e-3
+
+
+@pytest.mark.parametrize("N,K", [(6144, 4096), (4096, 4096), (4096, 14336), (3072, 2048), (100, 264)])
+def test_gemv_matches_float64_matmul(N, K):
+    from kernels import gemv
+    g = torch.Generator(device="cuda").manual_seed(N + K)
+    w = (torch.randn(N, K, device="cuda", generator=g) * 0.02).bfloat16()
+    x = torch.randn(1, K, device="cuda", generator=g).bfloat16()
+    for cfg in (None,) + gemv.SWEEP:
+        out = gemv.gemv(x, w, out=nan_like((1, N), torch.bfloat16), config=cfg)
+        assert rel(out, gemv.reference(x, w)) < BF16_TOL, cfg
+
+
+def test_gemv_hook_runs_only_for_one_row_inside_capture():
+    from engine.model import Linear
+    from kernels import gemv
+    from kernels.backend import gemv_kernel
+    gemv.prepare()
+    lin = Linear(256, 512, bias=False).cuda().bfloat16()
+    lin.kernel = gemv_kernel
+    x = torch.randn(1, 256, device="cuda").bfloat16()
+    assert gemv_kernel(x, lin.weight) is None  # eager: cuBLAS
+    assert gemv_kernel(torch.randn(2, 256, device="cuda").bfloat16(), lin.weight) is None
+    out = torch.empty(1, 512, device="cuda", dtype=torch.bfloat16)
+    graph = torch.cuda.CUDAGraph()
+    s = torch.cuda.Stream()
+    with torch.cuda.stream(s):
+        lin(x)
+    torch.cuda.synchronize()
+    with torch.cuda.graph(graph):
+        out.copy_(lin(x))
+    graph.replay()
+    torch.cuda.synchronize()
+    assert rel(out, x.double() @ lin.weight.double().T) < BF16_TOL

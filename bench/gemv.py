@@ -1,0 +1,88 @@
+"""Batch-1 bf16 GEMV kernel vs cuBLAS (F.linear) on the 1B / 8B layer shapes, on the GPU.
+
+    python bench/gemv.py --out bench/results/gemv_h100.json
+
+Each timing is a CUDA graph of 24 calls cycling through weight copies larger than L2 (so every call reads
+its weights from HBM), median of 7 replays; TB/s = weight bytes / time, against the copy bandwidth measured
+in the same run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from kernels import gemv  # noqa: E402
+from planner.catalog import MODELS  # noqa: E402
+
+SHAPES = {}
+for name in ("llama-3.2-1b", "llama-3.1-8b"):
+    m = MODELS[name]
+    H, I, hd = m.hidden_size, m.intermediate_size, m.hd
+    SHAPES.update({f"{name} qkv": ((m.num_attention_heads + 2 * m.num_key_value_heads) * hd, H),
+                   f"{name} o": (H, m.num_attention_heads * hd), f"{name} gate_up": (2 * I, H),
+                   f"{name} down": (H, I)})
+
+
+def timed(fn_for, copies: int) -> float:
+    g = torch.cuda.CUDAGraph()
+    s = torch.cuda.Stream()
+    with torch.cuda.stream(s):
+        for i in range(copies):
+            fn_for(i)
+    torch.cuda.synchronize()
+    with torch.cuda.graph(g):
+        for i in range(24):
+            fn_for(i % copies)
+    ts = []
+    for _ in range(7):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        g.replay()
+        b.record()
+        b.synchronize()
+        ts.append(a.elapsed_time(b) / 1e3 / 24)
+    return statistics.median(ts)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=None)
+    a = ap.parse_args()
+    buf = torch.empty(1 << 30, dtype=torch.uint8, device="cuda")
+    buf2 = torch.empty_like(buf)
+    bw = 2 * buf.numel() / timed(lambda i: buf2.copy_(buf), 1)
+    del buf, buf2
+    print(f"{torch.cuda.get_device_name()}: copy bandwidth {bw / 1e12:.2f} TB/s")
+    rows = []
+    print(f"{'layer':24} {'N x K':>13} {'cuBLAS us':>10} {'gemv us':>8} {'config':>7} {'gemv TB/s':>10} {'x cuBLAS':>9}")
+    for label, (N, K) in SHAPES.items():
+        nbytes = N * K * 2
+        copies = max(2, -(-(200 << 20) // nbytes))
+        ws = [torch.randn(N, K, device="cuda").bfloat16() * 0.02 for _ in range(copies)]
+        x = torch.randn(1, K, device="cuda").bfloat16()
+        ys = torch.empty(1, N, device="cuda", dtype=torch.bfloat16)
+        cub = timed(lambda i: F.linear(x, ws[i]), copies)
+        best = min(((timed(lambda i: gemv.gemv(x, ws[i], out=ys, config=c), copies), c)
+                    for c in gemv.SWEEP), key=lambda t: t[0])
+        dflt = timed(lambda i: gemv.gemv(x, ws[i], out=ys), copies)
+        rows.append({"layer": label, "n": N, "k": K, "cublas_s": cub, "gemv_s": dflt, "gemv_best_s": best[0],
+                     "best_config": list(best[1]), "gemv_tb_s": nbytes / dflt / 1e12,
+                     "cublas_tb_s": nbytes / cub / 1e12, "used_by_engine": N * K <= gemv.MAX_WEIGHT})
+        print(f"{label:24} {N:6d}x{K:<6d} {cub * 1e6:10.1f} {dflt * 1e6:8.1f} {str(gemv.CONFIG):>7} "
+              f"{nbytes / dflt / 1e12:10.2f} {cub / dflt:8.2f}x   (best {best[1]}: {best[0] * 1e6:.1f} us)")
+        del ws
+    if a.out:
+        Path(a.out).write_text(json.dumps({"gpu": torch.cuda.get_device_name(), "copy_bandwidth_tb_s": bw / 1e12,
+                                           "rows": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""Batch-1 bf16 GEMV (kernels/cuda/gemv.cu): decode at batch 1 reads every weight once; this reads them in
+one launch per layer where cuBLAS adds a split-K reduction or leaves SMs idle."""
+from __future__ import annotations
+
+import torch
+
+from kernels import runtime
+
+CONFIG = (2, 4)  # (rows per warp, 16-byte loads per row in flight); SWEEP variants for the benchmark
+SWEEP = ((1, 4), (2, 2), (2, 4), (4, 2), (1, 8), (4, 4))
+_NAMES = tuple(sorted({f"gemv_bf16<{r},{c}>" for r, c in SWEEP + (CONFIG,)}))
+MAX_WEIGHT = 64 << 20  # elements: larger layers (the 8B MLP up-projection, LM heads) stay on cuBLAS,
+# which reads them at ~99% of copy bandwidth (bench/results/gemv_h100.json)
+
+
+def prepare() -> None:
+    """Compile now: the hook first runs inside CUDA-graph capture, where loading a module is not allowed."""
+    runtime.function("gemv", f"gemv_bf16<{CONFIG[0]},{CONFIG[1]}>", _NAMES)
+
+
+def supports(x: torch.Tensor, w: torch.Tensor) -> bool:
+    N, K = w.shape
+    return (x.dtype == w.dtype == torch.bfloat16 and x.is_cuda and x.numel() == K and K % 8 == 0
+            and w.is_contiguous() and N * K <= MAX_WEIGHT)
+
+
+def gemv(x: torch.Tensor, w: torch.Tensor, out: torch.Tensor | None = None,
+         config: tuple[int, int] | None = None) -> torch.Tensor:
+    """x [..., K] holding one row, w [N, K] bf16 -> [..., N]."""
+    N, K = w.shape
+    if x.numel() != K or x.shape[-1] != K:
+        raise ValueError(f"gemv: x must be one row of {K} features, got {tuple(x.shape)}")
+    if x.dtype != torch.bfloat16 or w.dtype != torch.bfloat16 or K % 8 or not w.is_contiguous():
+        raise ValueError(f"gemv: bf16 x and contiguous bf16 w with K % 8 == 0 (got {x.dtype}, {w.dtype}, K={K})")
+    x1 = x.reshape(K).contiguous()
+    y = torch.empty(*x.shape[:-1], N, dtype=x.dtype, device=x.device) if out is None else out
+    R, CH = config or CONFIG
+    fn = runtime.function("gemv", f"gemv_bf16<{R},{CH}>", _NAMES)
+    runtime.launch(fn, (-(-N // (8 * R)),), (256,), (x1, w, y, N, K))
+    return y
+
+
+def reference(x, w) -> torch.Tensor:
+    return x.double().reshape(1, -1) @ w.double().T

@@ -75,7 +75,7 @@ def main():
         dflt = timed(lambda i: gemv.gemv(x, ws[i], out=ys), copies)
         rows.append({"layer": label, "n": N, "k": K, "cublas_s": cub, "gemv_s": dflt, "gemv_best_s": best[0],
                      "best_config": list(best[1]), "gemv_tb_s": nbytes / dflt / 1e12,
-                     "cublas_tb_s": nbytes / cub / 1e12, "used_by_engine": N * K <= gemv.MAX_WEIGHT})
+                     "cublas_tb_s": nbytes / cub / 1e12, "used_by_engine": N * K <= gemv.MAX_WEIGHT and K <= gemv.MAX_K})
         print(f"{label:24} {N:6d}x{K:<6d} {cub * 1e6:10.1f} {dflt * 1e6:8.1f} {str(gemv.CONFIG):>7} "
               f"{nbytes / dflt / 1e12:10.2f} {cub / dflt:8.2f}x   (best {best[1]}: {best[0] * 1e6:.1f} us)")
         del ws

@@ -3,7 +3,8 @@
 GEMMs over the catalog models' layer shapes and a range of token counts (bf16, and INT8 W8A16 for the
 engine's own models); paged decode attention by (batch, context) and prefill attention by (chunk,
 context) through the engine's own attention path; whole decode and prefill steps of the engine's models,
-CUDA graphs on and off; the CPU + launch overhead per step. GPU times are CUDA-event medians over back-to-
+CUDA graphs on and off; the CPU + launch overhead per step; and whole serving iterations during a short
+rate-ramp replay (measure_iterations), to which the cost model fits its per-step overhead. GPU times are CUDA-event medians over back-to-
 back calls (launch latency hidden, as inside a graph); whole steps are wall-clock medians.
 """
 from __future__ import annotations

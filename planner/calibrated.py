@@ -3,8 +3,8 @@
 GEMMs are interpolated in log(M) per measured (N, K) (and scaled by N*K from the nearest measured shape
 when a shape is new); attention per layer from the (batch, context) and (tokens, context) tables,
 bilinear in log space, scaled by KV heads x head dim for other head layouts; the rest of a step --
-norms, RoPE, sampling, launch and CPU scheduling -- is fitted from the engine's own whole-step times as
-overhead(tokens) = a + b * tokens. On a GPU the profile was not measured on, each operator is scaled by
+norms, RoPE, sampling, launch and CPU scheduling -- is fitted to the engine's serving iterations (or, in
+older profiles, its isolated whole steps); see _fit_overhead. On a GPU the profile was not measured on, each operator is scaled by
 the roofline ratio of the resource that bounds it there, and the model says so.
 """
 from __future__ import annotations

@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+from engine.calibrate import copy_bandwidth  # noqa: E402
 from kernels import gemv  # noqa: E402
 from planner.catalog import MODELS  # noqa: E402
 
@@ -56,10 +57,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
-    buf = torch.empty(1 << 30, dtype=torch.uint8, device="cuda")
-    buf2 = torch.empty_like(buf)
-    bw = 2 * buf.numel() / timed(lambda i: buf2.copy_(buf), 1)
-    del buf, buf2
+    bw = copy_bandwidth()
     print(f"{torch.cuda.get_device_name()}: copy bandwidth {bw / 1e12:.2f} TB/s")
     rows = []
     print(f"{'layer':24} {'N x K':>13} {'cuBLAS us':>10} {'gemv us':>8} {'config':>7} {'gemv TB/s':>10} {'x cuBLAS':>9}")

@@ -126,7 +126,7 @@ class CalibratedCostModel(StepCostModel):
         From the profile's serving iterations when it has them for this model (schedule to next schedule:
         the whole loop, Python scheduling included), else from its isolated whole steps."""
         its = [r for r in self.profile.iterations if r.model == self.model.name]
-        pts = []
+        pts, buckets = [], {}  # token buckets per serving budget, built once
         if len(its) >= 50:
             for r in its:
                 if r.chunks == 0:
@@ -134,7 +134,11 @@ class CalibratedCostModel(StepCostModel):
                 else:
                     k = r.chunks
                     pre = [((r.tokens - r.decodes) // k, r.prefill_ctx // k)] * k
-                    b = token_buckets(r.max_num_batched_tokens) if self._fit_buckets else None
+                    b = None
+                    if self._fit_buckets:
+                        b = buckets.get(r.max_num_batched_tokens)
+                        if b is None:
+                            b = buckets[r.max_num_batched_tokens] = token_buckets(r.max_num_batched_tokens)
                     ops = self._ops_no_comm(r.tokens, r.decodes + k, r.decode_ctx, pre, scaled=False, buckets=b)
                 pts.append(("decode" if r.chunks == 0 else "prefill", r.tokens, r.chunks, r.decodes + r.chunks,
                             r.seconds - ops))
@@ -290,7 +294,7 @@ class CalibratedCostModel(StepCostModel):
         a, b, c, d = self.ovh["prefill"]
         prefill = list(prefill)
         return (self._ops(num_tokens, num_sampled, decode_ctx_sum, prefill) + a + b * num_tokens
-                + c * len(prefill) + d * (num_sampled + 0.0))
+                + c * len(prefill) + d * num_sampled)
 
     def _dec_line(self, b: int) -> tuple[float, float]:
         """Decode step time at batch b as intercept + slope * total context: two table points, so runs

@@ -77,9 +77,32 @@ def main():
         print(f"{label:24} {N:6d}x{K:<6d} {cub * 1e6:10.1f} {dflt * 1e6:8.1f} {str(gemv.CONFIG):>7} "
               f"{nbytes / dflt / 1e12:10.2f} {cub / dflt:8.2f}x   (best {best[1]}: {best[0] * 1e6:.1f} us)")
         del ws
+    # the norm in front of the QKV and gate/up projections: separate add_rmsnorm launch + cuBLAS (the engine
+    # before), + our GEMV, and the fused norm-GEMV (kernels/cuda/gemv.cu norm_gemv_bf16)
+    from kernels import fused
+    fused_rows = []
+    print(f"\n{'norm + projection':24} {'N x K':>13} {'norm+cuBLAS':>11} {'norm+gemv':>10} {'fused':>8} "
+          f"{'x norm+cuBLAS':>14}")
+    for label, (N, K) in SHAPES.items():
+        if not label.endswith(("qkv", "gate_up")):
+            continue
+        nbytes = N * K * 2
+        copies = max(2, -(-(200 << 20) // nbytes))
+        ws = [torch.randn(N, K, device="cuda").bfloat16() * 0.02 for _ in range(copies)]
+        x, res = torch.randn(1, K, device="cuda").bfloat16(), torch.randn(1, K, device="cuda").bfloat16()
+        nw = torch.ones(K, device="cuda", dtype=torch.bfloat16)
+        ys = torch.empty(1, N, device="cuda", dtype=torch.bfloat16)
+        two_cub = timed(lambda i: F.linear(fused.add_rmsnorm(x, res, nw, 1e-5)[0], ws[i]), copies)
+        two_gemv = timed(lambda i: gemv.gemv(fused.add_rmsnorm(x, res, nw, 1e-5)[0], ws[i], out=ys), copies)
+        one = timed(lambda i: gemv.norm_gemv(x, res, nw, 1e-5, ws[i]), copies)
+        fused_rows.append({"layer": label, "n": N, "k": K, "norm_cublas_s": two_cub, "norm_gemv_s": two_gemv,
+                           "fused_s": one, "fused_tb_s": nbytes / one / 1e12})
+        print(f"{label:24} {N:6d}x{K:<6d} {two_cub * 1e6:11.1f} {two_gemv * 1e6:10.1f} {one * 1e6:8.1f} "
+              f"{two_cub / one:13.2f}x")
+        del ws
     if a.out:
         Path(a.out).write_text(json.dumps({"gpu": torch.cuda.get_device_name(), "copy_bandwidth_tb_s": bw / 1e12,
-                                           "rows": rows}, indent=1))
+                                           "rows": rows, "norm_rows": fused_rows}, indent=1))
 
 
 if __name__ == "__main__":

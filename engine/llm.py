@@ -13,7 +13,7 @@ import torch
 
 from engine.block_manager import BlockManager
 from engine.config import resolve
-from engine.model_runner import ModelRunner, sample
+from engine.model_runner import ModelRunner, greedy, sample
 from engine.scheduler import Scheduler, SchedulerConfig
 from engine.sequence import SamplingParams, Sequence
 from engine.weights import build_model
@@ -42,6 +42,7 @@ class EngineConfig:
     fuse_elementwise: bool = False  # torch.compile'd RMSNorm / RoPE / SiLU*mul (opt-in, see enable_fusion)
     kernels: bool = False  # use the CuPy kernels where available
     pad_tokens_to: int | None = None  # eager-step token padding (default 64 on CUDA, none on CPU)
+    async_decode: bool = False  # launch the next decode step before reading this one's tokens (see _launch_ahead)
     seed: int = 0
 
 
@@ -87,6 +88,8 @@ class LLM:
         self.step_log: list[tuple] = []
         self._idle = True
         self.log_steps = False
+        self._ahead = None  # (batch, samplers, device tokens, start) of a step launched ahead
+        self.ahead_steps = 0
 
     def clock(self) -> float:
         return time.perf_counter() - self._t0[0]
@@ -136,28 +139,42 @@ class LLM:
     # ---------------------------------------------------------------- stepping
     def step(self) -> list[Sequence]:
         t_sched = self.clock() if self.log_steps else 0.0
-        batch = self.sched.schedule()
-        if not batch:
-            if self.sched.running or self.sched.waiting:
-                # nothing schedulable (a head-of-line request larger than the free pool): fail it, keep the rest
-                s = self.sched.waiting[0]
-                self.sched.finish(s, "failed", "does not fit in the free KV pool")
-                s.finish = self.clock()
-                return [s]
-            return []
-        t_start = self.clock() if self.log_steps else 0.0
-        logits, samplers = self.runner.forward(batch)
-        toks = sample(logits, samplers, self.generators)
-        now = self.clock()
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:  # launched during the previous call, before its tokens reached the host
+            batch, samplers, toks_dev, t_start = ahead
+            logits = None
+        else:
+            batch = self.sched.schedule()
+            if not batch:
+                if self.sched.running or self.sched.waiting:
+                    # nothing schedulable (a head-of-line request larger than the free pool): fail it, keep the rest
+                    s = self.sched.waiting[0]
+                    self.sched.finish(s, "failed", "does not fit in the free KV pool")
+                    s.finish = self.clock()
+                    return [s]
+                return []
+            t_start = self.clock() if self.log_steps else 0.0
+            logits, samplers = self.runner.forward(batch)
+            toks_dev = greedy(logits) if self.cfg.async_decode and all(
+                s.params.temperature == 0 for s in samplers) else None
+        log = None
         if self.log_steps:
             pre = sum(n for _, n in batch if n > 1)
-            self.step_log.append((t_start, now, pre, sum(1 for _, n in batch if n == 1), pre == 0,
-                                  sum(1 for _, n in batch if n > 1), sum(s.num_computed for s, n in batch if n == 1),
-                                  sum(s.num_computed for s, n in batch if n > 1), t_sched, self._idle))
-            self._idle = False
-        for s, n in batch:
+            log = [t_start, 0.0, pre, sum(1 for _, n in batch if n == 1), pre == 0,
+                   sum(1 for _, n in batch if n > 1), sum(s.num_computed for s, n in batch if n == 1),
+                   sum(s.num_computed for s, n in batch if n > 1), t_sched, self._idle]
+        for s, n in batch:  # the KV of this batch is (being) written: the positions advance
             s.num_computed += n
             self.bm.commit(s)
+        if toks_dev is not None:
+            self._ahead = self._launch_ahead(batch, samplers, toks_dev)
+        # the host waits here for this step's tokens (the next step, if launched, keeps the GPU busy meanwhile)
+        toks = toks_dev.tolist() if toks_dev is not None else sample(logits, samplers, self.generators)
+        now = self.clock()
+        if log is not None:
+            log[1] = now
+            self.step_log.append(tuple(log))
+            self._idle = False
         done = []
         for s, t in zip(samplers, toks):
             s.append(t)
@@ -170,6 +187,26 @@ class LLM:
                 done.append(s)
         self.steps += 1
         return done
+
+    def _launch_ahead(self, batch, samplers, toks_dev):
+        """Async decode: when the next batch is certain -- every running sequence decodes again (greedy, none
+        reaches max_tokens or may stop on EOS with this token, nothing waiting to be admitted, a KV slot for
+        each) -- launch it now with this step's tokens fed on the device, so the GPU does not sit idle while
+        the host reads the tokens and schedules. A request arriving meanwhile is admitted one step later."""
+        run = self.sched.running
+        if self.sched.waiting or len(batch) != len(run) or any(n != 1 for _, n in batch):
+            return None
+        for s in samplers:
+            p = s.params
+            if len(s.output) + 1 >= p.max_tokens or not (p.ignore_eos or p.eos_token_id is None):
+                return None
+        if not all(self.bm.allocate(s, 1) for s in samplers):
+            return None  # the next schedule() preempts as usual (allocated blocks stay with their owners)
+        nxt = [(s, 1) for s in samplers]
+        t = self.clock() if self.log_steps else 0.0
+        logits, seqs = self.runner.forward(nxt, dec_ids=toks_dev)
+        self.ahead_steps += 1
+        return nxt, seqs, greedy(logits), t
 
     def generate(self, prompts: list[list[int]], params: SamplingParams | list[SamplingParams] | None = None,
                  progress: bool = False) -> list[Sequence]:

@@ -152,8 +152,11 @@ class Attention(nn.Module):
     def project(self, x, cos, sin, k_cache, v_cache, slots, backend=None) -> torch.Tensor:
         """QKV projection, RoPE, and the new K/V written into their cache slots: -> q [T, nh, hd].
         Token-wise only, so a piecewise CUDA graph can hold it for any mix of sequences."""
-        T = x.shape[0]
-        qkv = self.qkv(x)
+        return self.rope_write(self.qkv(x), cos, sin, k_cache, v_cache, slots, backend)
+
+    def rope_write(self, qkv, cos, sin, k_cache, v_cache, slots, backend=None) -> torch.Tensor:
+        """RoPE on the projected q and k, the new K/V into their cache slots: -> q [T, nh, hd]."""
+        T = qkv.shape[0]
         nb, bs = k_cache.shape[0], k_cache.shape[1]
         q = backend.rope_cache(qkv, cos, sin, slots, k_cache.view(nb * bs, self.nkv, self.hd),
                                v_cache.view(nb * bs, self.nkv, self.hd), self.nh, self.nkv) if backend else None
@@ -283,10 +286,25 @@ class MLP(nn.Module):
 
         self.backend = None  # kernels.backend, set by attach()
 
-    def forward(self, x):
-        gu = self.gate_up(x)
+    def activation(self, gu):
         a = self.backend.silu_mul(gu, self.ff) if self.backend is not None else None
-        return self.down(a if a is not None else FUSED["silu_mul"](gu, self.ff))
+        return a if a is not None else FUSED["silu_mul"](gu, self.ff)
+
+    def forward(self, x):
+        return self.down(self.activation(self.gate_up(x)))
+
+
+def norm_linear(norm: RMSNorm, linear: nn.Module, x, residual, backend=None):
+    """linear(norm(x + residual)) and the new residual (x itself when residual is None). The kernels fuse the
+    pair into one GEMV launch for batch-1 decode; everywhere else it is the norm, then the projection."""
+    if backend is not None and isinstance(linear, Linear) and linear.kernel is not None:
+        r = backend.norm_linear(x, residual, norm.weight, norm.eps, linear.weight)
+        if r is not None:
+            return r
+    if residual is None:
+        return linear(norm(x)), x
+    h, residual = norm(x, residual)
+    return linear(h), residual
 
 
 class Block(nn.Module):
@@ -332,19 +350,17 @@ class Llama(nn.Module):
         # computed in every forward (never cached on meta: a CUDA graph must recompute it from its inputs)
         dmask = decode_mask(meta.block_tables, meta.context_lens, kv_caches[0][0].shape[1]) \
             if meta.n_decode and self.backend is None else None
-        residual = None
+        residual, be, T = None, self.backend, x.shape[0]
         for layer, (kc, vc) in zip(self.layers, kv_caches):
-            if residual is None:
-                residual = x
-                h = layer.attn_norm(x)
-            else:
-                h, residual = layer.attn_norm(x, residual)
-            x = layer.attn(h, cos, sin, kc, vc, meta, self.backend, dmask)
+            at, mlp = layer.attn, layer.mlp
+            qkv, residual = norm_linear(layer.attn_norm, at.qkv, x, residual, be)
+            q = at.rope_write(qkv, cos, sin, kc, vc, meta.slot_mapping, be)
+            x = at.o(at.attend(q, kc, vc, meta, be, dmask).view(T, at.nh * at.hd))
             if self.tp > 1:  # row-parallel O: partial sums -> one all-reduce
                 from engine.parallel import all_reduce
                 x = all_reduce(x)
-            h, residual = layer.mlp_norm(x, residual)
-            x = layer.mlp(h)
+            gu, residual = norm_linear(layer.mlp_norm, mlp.gate_up, x, residual, be)
+            x = mlp.down(mlp.activation(gu))
             if self.tp > 1:  # row-parallel down projection
                 x = all_reduce(x)
         x, _ = self.norm(x, residual)

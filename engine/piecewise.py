@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from engine.model import AttnMeta, Llama
+from engine.model import AttnMeta, Llama, norm_linear
 from planner.calibration import token_buckets
 
 
@@ -56,19 +56,16 @@ class PiecewiseGraphs:
 
         def pre(i, x, res):
             layer = m.layers[i]
-            if res is None:
-                h, res = layer.attn_norm(x), x
-            else:
-                h, res = layer.attn_norm(x, res)
+            qkv, res = norm_linear(layer.attn_norm, layer.attn.qkv, x, res, m.backend)
             kc, vc = self.kv[i]
-            v["q"].copy_(layer.attn.project(h, v["cos"], v["sin"], kc, vc, v["slots"], m.backend))
+            v["q"].copy_(layer.attn.rope_write(qkv, v["cos"], v["sin"], kc, vc, v["slots"], m.backend))
             v["res"].copy_(res)
 
         def post(i):
             layer = m.layers[i]
             x = layer.attn.o(v["attn"].view(T, -1))
-            h, res = layer.mlp_norm(x, v["res"])
-            return layer.mlp(h), res
+            gu, res = norm_linear(layer.mlp_norm, layer.mlp.gate_up, x, v["res"], m.backend)
+            return layer.mlp.down(layer.mlp.activation(gu)), res
 
         def first():
             x = m.embed(v["ids"])

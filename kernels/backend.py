@@ -36,6 +36,9 @@ class Backend:
             return None
         return fused.add_rmsnorm(x, residual, weight, eps)
 
+    def norm_linear(self, x, residual, norm_weight, eps, weight):
+        return norm_gemv_kernel(x, residual, norm_weight, eps, weight)
+
     def silu_mul(self, gu, ff):
         if self._skip() or gu.dtype != torch.bfloat16 or not gu.is_cuda or ff % 8:
             return None
@@ -55,6 +58,16 @@ def gemv_kernel(x, weight):
             or x.data_ptr() % 16 or weight.data_ptr() % 16:
         return None
     return gemv.gemv(x, weight)
+
+
+def norm_gemv_kernel(x, residual, norm_weight, eps, weight):
+    """Batch-1 decode inside CUDA-graph capture: the add + RMSNorm in front of a projection, fused into
+    its GEMV (one launch instead of two). -> (projection, new residual) or None."""
+    if x.shape[0] != 1 or not torch.cuda.is_current_stream_capturing() or not gemv.supports_norm(x, weight) \
+            or norm_weight.dtype != torch.bfloat16 or x.data_ptr() % 16 or weight.data_ptr() % 16 \
+            or (residual is not None and residual.data_ptr() % 16):
+        return None
+    return gemv.norm_gemv(x, residual, norm_weight, eps, weight)
 
 
 def _set(model, backend, kernel, linear=None) -> None:

@@ -96,6 +96,47 @@ def test_preemption_and_recompute_leave_output_unchanged(model):
     assert llm.bm.available == llm.bm.num_blocks - 1
 
 
+def test_async_decode_gives_the_same_tokens_and_launches_ahead(model):
+    lens = [20, 7, 1, 33]  # sequences leave at different steps; one samples only its prefill token
+    params = [SamplingParams(max_tokens=n) for n in lens]
+    ref = [s.output for s in engine(model).generate(PROMPTS, params)]
+    llm = engine(model, async_decode=True)
+    assert [s.output for s in llm.generate(PROMPTS, params)] == ref
+    assert llm.ahead_steps > 0
+    assert llm.bm.available == llm.bm.num_blocks - 1
+    # with preemptions (29 usable blocks) and prefix-cache hits on a second pass
+    tight = engine(model, num_blocks=30, async_decode=True)
+    for _ in range(2):
+        assert [s.output for s in tight.generate(PROMPTS, SamplingParams(max_tokens=30))] == gen(model, n=30)
+    assert tight.sched.preemptions > 0 and tight.ahead_steps > 0
+    tight.bm.check()
+    assert tight.bm.available == tight.bm.num_blocks - 1
+
+
+def test_async_decode_admits_a_request_that_arrives_while_a_step_is_in_flight(model):
+    llm = engine(model, async_decode=True)
+    first = [llm.add(p, SamplingParams(max_tokens=12)) for p in PROMPTS[:2]]
+    while llm._ahead is None:
+        llm.step()
+    late = llm.add(PROMPTS[2], SamplingParams(max_tokens=12))
+    while llm.sched.has_work:
+        llm.step()
+    assert [s.output for s in first + [late]] == gen(model, PROMPTS[:3], n=12)
+    assert all(s.status == "finished" for s in first + [late])
+
+
+def test_two_pass_greedy_is_argmax_with_first_index_ties():
+    from engine.model_runner import greedy
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(5, 256 * 20, generator=g)
+    x[0, 700] = x[0, 3000] = 9.0  # tie across chunks: the earlier wins
+    x[1, 300] = x[1, 301] = 9.0  # tie inside a chunk
+    x[2, 5119] = 9.0  # last element
+    x[3] = 1.0  # all equal
+    assert greedy(x).tolist() == x.argmax(-1).tolist() == [700, 300, 5119, 0, int(x[4].argmax())]
+    assert greedy(x.to(torch.bfloat16)).tolist() == x.to(torch.bfloat16).argmax(-1).tolist()
+
+
 def test_paged_attention_equals_contiguous():
     torch.manual_seed(0)
     bs, nblk, kvh, hd, qh = 4, 32, 2, 16, 4

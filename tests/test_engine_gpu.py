@@ -130,6 +130,35 @@ def test_flash_varlen_prefill_equals_per_chunk_sdpa():
 
 
 @pytest.mark.parametrize("kernels", [False, True])
+def test_async_decode_replays_the_same_graphs_to_the_same_tokens(model_1b, kernels):
+    """Decode steps launched ahead (inputs fed on the device) give the synchronous engine's tokens."""
+    g = torch.Generator().manual_seed(9)
+    prompts = [torch.randint(0, 128256, (n,), generator=g).tolist() for n in (200, 31, 517)]
+    params = [SamplingParams(max_tokens=n) for n in (40, 9, 25)]
+    outs, ahead = [], []
+    try:
+        for mode in (False, True):
+            llm = LLM(EngineConfig(model="llama-3.2-1b", num_blocks=1024, async_decode=mode, kernels=kernels),
+                      model=model_1b)
+            outs.append([s.output for s in llm.generate(prompts, params)])
+            ahead.append(llm.ahead_steps)
+    finally:
+        if kernels:
+            from kernels.backend import detach
+            detach(model_1b)
+    assert ahead[0] == 0 and ahead[1] > 30
+    assert outs[0] == outs[1]
+
+
+def test_two_pass_greedy_equals_argmax_on_the_gpu():
+    from engine.model_runner import greedy
+    x = torch.randn(64, 128256, device="cuda", generator=torch.Generator(device="cuda").manual_seed(0)).bfloat16()
+    x[0, 1000] = x[0, 90000] = 50.0
+    x[1, 7] = x[1, 8] = 50.0
+    assert torch.equal(greedy(x), x.argmax(-1))
+
+
+@pytest.mark.parametrize("kernels", [False, True])
 def test_piecewise_graph_step_equals_eager_forward(model_1b, kernels):
     """A step of decodes plus two prompt chunks (one continuing a cached prompt), replayed as piecewise
     graphs around eager attention, gives the eager forward's logits."""

@@ -242,6 +242,58 @@ def test_gemv_matches_float64_matmul(N, K):
         assert rel(out, gemv.reference(x, w)) < BF16_TOL, cfg
 
 
+@pytest.mark.parametrize("N,K", [(6144, 4096), (28672, 4096), (3072, 2048), (100, 8192), (40, 264)])
+def test_norm_gemv_is_bit_equal_to_add_rmsnorm_then_gemv(N, K):
+    """The fused add + RMSNorm + GEMV gives the two-launch path's bits, for every config, with and without a
+    residual, and block 0 writes the summed residual."""
+    from kernels import gemv
+    g = torch.Generator(device="cuda").manual_seed(N * 7 + K)
+    w = (torch.randn(N, K, device="cuda", generator=g) * 0.02).bfloat16()
+    x, res = (torch.randn(1, K, device="cuda", generator=g).bfloat16() for _ in range(2))
+    nw = (1 + 0.1 * torch.randn(K, device="cuda", generator=g)).bfloat16()
+    for r in (res, None):
+        h, r_ref = fused.add_rmsnorm(x, r, nw, 1e-5)
+        for cfg in (None,) + gemv.SWEEP:
+            want = gemv.gemv(h, w, config=cfg)
+            y, r_out = gemv.norm_gemv(x, r, nw, 1e-5, w, config=cfg)
+            assert torch.equal(y, want), (cfg, r is None)
+            assert torch.equal(r_out, r_ref if r is not None else x)
+        assert rel(y, gemv.reference(h, w)) < BF16_TOL
+
+
+def test_decode_graph_fuses_the_norms_into_the_projections(monkeypatch):
+    """Batch-1 decode graphs replace each layer's two norm launches with norm-GEMV launches; tokens forced,
+    their logits err against fp32 no more than 1.2x the PyTorch path's (as the test above states)."""
+    import copy
+
+    from engine.llm import LLM, EngineConfig
+    from engine.weights import build_model
+    from kernels import gemv
+    from planner.catalog import MODELS
+    m = build_model(MODELS["llama-3.2-1b"], seed=11, dtype=torch.bfloat16, device="cuda")
+    prompts = [torch.randint(0, 128256, (150,), generator=torch.Generator().manual_seed(3)).tolist()]
+    kw = dict(model="llama-3.2-1b", num_blocks=512)
+    ref = copy.deepcopy(m).float()
+    l32 = _forced_logits(LLM(EngineConfig(dtype="float32", **kw), model=ref), prompts, 10, monkeypatch)
+    del ref
+    l16 = _forced_logits(LLM(EngineConfig(**kw), model=m), prompts, 10, monkeypatch)
+    calls = []
+    real = gemv.norm_gemv
+    monkeypatch.setattr(gemv, "norm_gemv", lambda *a, **k: calls.append(tuple(a[4].shape)) or real(*a, **k))
+    try:
+        lk = _forced_logits(LLM(EngineConfig(kernels=True, **kw), model=m), prompts, 10, monkeypatch)
+    finally:
+        from kernels.backend import detach
+        detach(m)
+    L = len(m.layers)
+    assert calls and len(calls) % (2 * L) == 0, "a norm was not fused into its projection while capturing"
+    assert set(calls) == {tuple(m.layers[0].attn.qkv.weight.shape), tuple(m.layers[0].mlp.gate_up.weight.shape)}
+    e16 = ((l16 - l32).norm() / l32.norm()).item()
+    ek = ((lk - l32).norm() / l32.norm()).item()
+    print(f"batch-1 logits vs fp32: PyTorch path {e16:.3e}, fused kernels {ek:.3e}")
+    assert ek <= 1.2 * e16 + 1e-3
+
+
 def test_gemv_hook_runs_only_for_one_row_inside_capture():
     from engine.model import Linear
     from kernels import gemv

@@ -43,3 +43,106 @@ __global__ void __launch_bounds__(256) gemv_bf16(
         if (lane == 0 && n0 + r < N) y[n0 + r] = f2bf(v);
     }
 }
+
+// The same GEMV with the decoder's add + RMSNorm in front of it (batch-1 decode: attention norm + QKV, MLP
+// norm + gate/up): every block forms h = w * rmsnorm(x + res) in shared memory itself (K <= 8192: a few KB
+// read from L2 per block) while its first weight loads are in flight, and block 0 writes res_out = x + res.
+// Rounding as add_rmsnorm (fused.cu), so y is bit-equal to add_rmsnorm followed by gemv_bf16. This removes a
+// launch and its gap per norm -- the step's small kernels cost more than their bytes.
+template <int R, int CH>
+__global__ void __launch_bounds__(256) norm_gemv_bf16(
+    const bf16_t* __restrict__ x, const bf16_t* __restrict__ res, const bf16_t* __restrict__ nw, float eps,
+    const bf16_t* __restrict__ W, bf16_t* __restrict__ y, bf16_t* __restrict__ res_out, int N, int K)
+{
+    extern __shared__ float4 smem4[];
+    bf16_t* h = reinterpret_cast<bf16_t*>(smem4);  // K bf16
+    __shared__ float red[8];
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int n0 = (blockIdx.x * 8 + warp) * R;
+    const bool live = n0 < N;
+    // first weight loads, issued before the norm so their latency overlaps it
+    uint4 wv[CH][R];
+#pragma unroll
+    for (int c = 0; c < CH; ++c) {
+        const int k = lane * 8 + 256 * c;
+#pragma unroll
+        for (int r = 0; r < R; ++r)
+            wv[c][r] = (live && k < K && n0 + r < N)
+                ? __ldg(reinterpret_cast<const uint4*>(W + (size_t)(n0 + r) * K + k))
+                : make_uint4(0u, 0u, 0u, 0u);
+    }
+    // h = nw * rmsnorm(x + res): 256 threads x up to 4 vectors of 8
+    const int nv = K / 8;
+    float v[4][8];
+    float ss = 0.f;
+#pragma unroll
+    for (int c = 0; c < 4; ++c) {
+        const int i = tid + c * 256;
+        if (i < nv) {
+            unpack8(reinterpret_cast<const uint4*>(x)[i], v[c]);
+            if (res != nullptr) {
+                float r8[8];
+                unpack8(reinterpret_cast<const uint4*>(res)[i], r8);
+#pragma unroll
+                for (int j = 0; j < 8; ++j) v[c][j] = bf2f(f2bf(v[c][j] + r8[j]));
+                if (blockIdx.x == 0) reinterpret_cast<uint4*>(res_out)[i] = pack8(v[c]);
+            }
+#pragma unroll
+            for (int j = 0; j < 8; ++j) ss += v[c][j] * v[c][j];
+        }
+    }
+    ss = warp_sum(ss);
+    if (lane == 0) red[warp] = ss;
+    __syncthreads();
+    float tot = 0.f;
+#pragma unroll
+    for (int i = 0; i < 8; ++i) tot += red[i];
+    const float rstd = rsqrtf(tot / K + eps);
+#pragma unroll
+    for (int c = 0; c < 4; ++c) {
+        const int i = tid + c * 256;
+        if (i < nv) {
+            float wf[8], o[8];
+            unpack8(reinterpret_cast<const uint4*>(nw)[i], wf);
+#pragma unroll
+            for (int j = 0; j < 8; ++j) o[j] = bf2f(f2bf(v[c][j] * rstd)) * wf[j];
+            reinterpret_cast<uint4*>(h)[i] = pack8(o);
+        }
+    }
+    __syncthreads();
+    if (!live) return;
+    float acc[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) acc[r] = 0.f;
+    for (int kb = lane * 8;;) {
+#pragma unroll
+        for (int c = 0; c < CH; ++c) {
+            const int k = kb + 256 * c;
+            if (k >= K) break;
+            float xf[8], wf[8];
+            unpack8(*reinterpret_cast<const uint4*>(h + k), xf);
+#pragma unroll
+            for (int r = 0; r < R; ++r) {
+                unpack8(wv[c][r], wf);
+#pragma unroll
+                for (int i = 0; i < 8; ++i) acc[r] += wf[i] * xf[i];
+            }
+        }
+        kb += 256 * CH;
+        if (kb >= K) break;
+#pragma unroll
+        for (int c = 0; c < CH; ++c) {
+            const int k = kb + 256 * c;
+#pragma unroll
+            for (int r = 0; r < R; ++r)
+                wv[c][r] = (k < K && n0 + r < N)
+                    ? __ldg(reinterpret_cast<const uint4*>(W + (size_t)(n0 + r) * K + k))
+                    : make_uint4(0u, 0u, 0u, 0u);
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+        const float s = warp_sum(acc[r]);
+        if (lane == 0 && n0 + r < N) y[n0 + r] = f2bf(s);
+    }
+}

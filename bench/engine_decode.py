@@ -80,7 +80,7 @@ def hf_generate(model, batch: int, prompt_len: int, new: int) -> float:
 def ours(model, batch: int, prompt_len: int, new: int, **kw) -> dict:
     blocks = batch * (-(-(prompt_len + new) // 16) + 1) + 64  # what the run needs, not 90% of the GPU
     llm = LLM(EngineConfig(model=model.spec.name, max_num_seqs=max(batch, 1), max_num_batched_tokens=16384,
-                           num_blocks=blocks, **kw), model=model)
+                           num_blocks=blocks, max_model_len=prompt_len + new + 16, **kw), model=model)
     g = torch.Generator().manual_seed(batch)
     prompts = [torch.randint(0, model.spec.vocab_size, (prompt_len,), generator=g).tolist() for _ in range(batch)]
     llm.generate(prompts[:1], SamplingParams(max_tokens=4))  # warm-up, graph capture

@@ -38,8 +38,12 @@ class BlockManager:
         return b
 
     def _chain(self, seq: Sequence, upto: int) -> list[int]:
-        bs, toks, h, out = self.block_size, seq.tokens, None, []
-        for i in range(upto):
+        """Hashes of (at least) the first `upto` full blocks, extending the sequence's cached chain: each
+        block is hashed once in its life (rehashing the whole context at every completed block cost ~60 us
+        per commit at 900 tokens of context, in a CPU profile of 64 decoding sequences)."""
+        out, bs, toks = seq.block_hashes, self.block_size, seq.tokens
+        h = out[-1] if out else None
+        for i in range(len(out), upto):
             h = block_hash(h, tuple(toks[i * bs:(i + 1) * bs]))
             out.append(h)
         return out
@@ -51,7 +55,7 @@ class BlockManager:
             return 0
         limit = (seq.num_tokens - 1) // self.block_size
         n = 0
-        for h in self._chain(seq, limit):
+        for h in self._chain(seq, limit)[:limit]:
             b = self.block_of.get(h)
             if b is None:
                 break
@@ -59,6 +63,7 @@ class BlockManager:
                 del self.evictable[b]
             self.ref[b] += 1
             seq.block_table.append(b)
+            seq.table_np = None
             n += 1
         seq.num_cached_blocks = n
         seq.num_computed = n * self.block_size
@@ -73,6 +78,8 @@ class BlockManager:
             return False
         for _ in range(need):
             seq.block_table.append(self._take())
+        if need:
+            seq.table_np = None
         return True
 
     def commit(self, seq: Sequence) -> None:
@@ -98,6 +105,7 @@ class BlockManager:
                 else:
                     self.free.append(b)
         seq.block_table = []
+        seq.table_np = None
         seq.num_cached_blocks = 0
 
     def check(self) -> None:

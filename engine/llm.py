@@ -42,6 +42,7 @@ class EngineConfig:
     fuse_elementwise: bool = False  # torch.compile'd RMSNorm / RoPE / SiLU*mul (opt-in, see enable_fusion)
     kernels: bool = False  # use the CuPy kernels where available
     pad_tokens_to: int | None = None  # eager-step token padding (default 64 on CUDA, none on CPU)
+    capture_graphs_at_start: bool = True  # every decode graph (batch x table width) before serving; kernels only
     async_decode: bool = False  # launch the next decode step before reading this one's tokens (see _launch_ahead)
     seed: int = 0
 
@@ -81,6 +82,12 @@ class LLM:
                                   max_graph_batch=min(512, cfg.max_num_seqs), fuse=cfg.fuse_elementwise,
                                   pad_tokens_to=cfg.pad_tokens_to,
                                   piecewise_tokens=cfg.max_num_batched_tokens if cfg.piecewise_graphs else None)
+        # with the paged kernel, table width costs nothing but its bytes, so doubling widths can all be captured
+        # now; the PyTorch path gathers the whole width, so it keeps narrow widths, captured when first seen
+        self.graphs_at_start = 0
+        if cfg.capture_graphs_at_start and self.kernels_active and self.runner.use_graphs:
+            self.graphs_at_start = self.runner.capture_decode_graphs(
+                cfg.max_num_seqs, -(-cfg.max_model_len // cfg.block_size))
         self.generators: dict = {}
         self.steps = 0
         # when log_steps: (start, end, prefill tokens, decodes, graph, prompt chunks, decode context sum,

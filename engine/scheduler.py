@@ -54,12 +54,14 @@ class Scheduler:
             if batch:
                 return batch
         # running sequences in admission order: decodes take 1 token, unfinished prefills a chunk
-        decodes = [s for s in self.running if s.uncomputed == 1]
-        prefills = [s for s in self.running if s.uncomputed > 1]
+        decodes, prefills = [], []
+        for s in self.running:
+            (decodes if len(s.tokens) - s.num_computed == 1 else prefills).append(s)
         for s in decodes + prefills:
             if s.status != "running":
                 continue  # preempted to make room for an earlier one
-            n = 1 if s.uncomputed == 1 else min(s.uncomputed, budget)
+            u = len(s.tokens) - s.num_computed
+            n = 1 if u == 1 else min(u, budget)
             if n <= 0:
                 continue
             while not bm.allocate(s, n):
@@ -68,7 +70,7 @@ class Scheduler:
                 self._preempt(victim)
                 if victim is s:
                     break
-            if s in self.running:
+            if s.status == "running":
                 batch.append((s, n))
                 budget -= n
         if not preempted and cfg.enable_chunked_prefill:

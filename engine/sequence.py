@@ -35,6 +35,9 @@ class Sequence:
     preemptions: int = 0
     prefix_hit_tokens: int = 0
     tokens: list[int] = field(default_factory=list)  # prompt + output, kept in step with `output`
+    # host-side caches (tokens never change once written, so neither do hashes of full blocks)
+    block_hashes: list[int] = field(default_factory=list)  # chained hash of each full block, computed so far
+    table_np: object = None  # numpy copy of block_table, None whenever the block manager changes the table
 
     def __post_init__(self):
         self.tokens = list(self.prompt) + list(self.output)

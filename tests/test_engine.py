@@ -137,6 +137,87 @@ def test_two_pass_greedy_is_argmax_with_first_index_ties():
     assert greedy(x.to(torch.bfloat16)).tolist() == x.to(torch.bfloat16).argmax(-1).tolist()
 
 
+def test_graph_decode_inputs_pack_ids_positions_slots_lengths_and_tables():
+    """The one host array a decode graph replay copies in: laid out as the graph's static views expect, padding
+    rows at slot 0 with length 1, and device-fed ids left to the device copy."""
+    from engine.model_runner import ModelRunner
+
+    class Replay:
+        def replay(self):
+            pass
+
+    class Runner(ModelRunner):  # the packing only: no model, no CUDA graph
+        def __init__(self):
+            self.bs, self.graphs, self.widths = 4, {}, []
+
+        def _capture(self, gb, width):
+            p = torch.zeros(4 * gb + gb * width, dtype=torch.long)
+            self.graphs[(gb, width)] = {"graph": Replay(), "static": {"packed": p, "ids": p[:gb]},
+                                        "out": torch.zeros(gb, 3)}
+            return self.graphs[(gb, width)]
+
+    seqs = []
+    for i, n in enumerate((5, 13, 20)):
+        s = Sequence(list(range(100 + i, 100 + i + n)), SamplingParams())
+        s.block_table = [7 * i + b + 1 for b in range(-(-n // 4))]
+        s.num_computed = n - 1
+        seqs.append(s)
+    r = Runner()
+    r._graph_decode(seqs)
+    (gb, width), g = next(iter(r.graphs.items()))
+    assert (gb, width) == (4, 16)
+    v = g["static"]["packed"].tolist()
+    assert v[:gb] == [s.tokens[-1] for s in seqs] + [0]
+    assert v[gb:2 * gb] == [4, 12, 19, 0]
+    assert v[2 * gb:3 * gb] == [s.block_table[(s.num_computed) // 4] * 4 + s.num_computed % 4 for s in seqs] + [0]
+    assert v[3 * gb:4 * gb] == [5, 13, 20, 1]
+    tabs = torch.tensor(v[4 * gb:]).view(gb, width).tolist()
+    assert tabs == [s.block_table + [0] * (width - len(s.block_table)) for s in seqs] + [[0] * width]
+    seqs[1].block_table.append(99)
+    seqs[1].table_np = None  # as the block manager does whenever it changes a table
+    r._graph_decode(seqs, dec_ids=torch.tensor([1, 2, 3]))
+    v = g["static"]["packed"].tolist()
+    assert v[:gb] == [1, 2, 3, 0] and torch.tensor(v[4 * gb:]).view(gb, width)[1, 4] == 99
+
+
+def test_decode_graph_widths_double_up_to_the_longest_context():
+    from engine.model_runner import width_buckets
+    assert width_buckets(1024) == [16, 32, 64, 128, 256, 512, 1024]
+    assert width_buckets(600) == [16, 32, 64, 128, 256, 512, 608]
+    assert width_buckets(5) == [16]
+
+
+def test_block_manager_keeps_cached_tables_and_hash_chains_true():
+    """The host caches the runner and prefix cache lean on: a sequence's numpy table is dropped whenever its
+    block table changes, and its cached hash chain equals a fresh one."""
+    import numpy as np
+
+    from engine.block_manager import block_hash
+    bm = BlockManager(64, 4, True)
+    s = Sequence(list(range(30)), SamplingParams())
+    assert bm.allocate(s, 10)
+    s.table_np = np.asarray(s.block_table)
+    s.num_computed = 10
+    assert bm.allocate(s, 2) and s.table_np is not None  # no new block (12 tokens in 3 blocks)
+    s.num_computed = 12
+    assert bm.allocate(s, 3) and s.table_np is None  # a fourth block
+    s.num_computed = 15
+    bm.commit(s)
+    assert bm.allocate(s, 14)
+    s.num_computed = 29
+    bm.commit(s)
+    h, fresh = None, []
+    for i in range(7):
+        h = block_hash(h, tuple(s.tokens[4 * i:4 * i + 4]))
+        fresh.append(h)
+    assert s.block_hashes == fresh
+    s.table_np = np.asarray(s.block_table)
+    bm.free_seq(s)
+    assert s.table_np is None and s.block_hashes == fresh  # tokens are unchanged: the chain stays valid
+    t = Sequence(list(range(30)) + [5], SamplingParams())
+    assert bm.match_prefix(t) == 28 and t.table_np is None
+
+
 def test_paged_attention_equals_contiguous():
     torch.manual_seed(0)
     bs, nblk, kvh, hd, qh = 4, 32, 2, 16, 4

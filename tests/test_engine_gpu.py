@@ -150,6 +150,22 @@ def test_async_decode_replays_the_same_graphs_to_the_same_tokens(model_1b, kerne
     assert outs[0] == outs[1]
 
 
+def test_kernel_engine_captures_every_decode_graph_before_serving(model_1b):
+    """No CUDA-graph capture mid-run (each one stalls serving): with the paged kernel, every batch bucket x
+    doubling table width is captured at start-up, and serving contexts across several widths adds none."""
+    llm = LLM(EngineConfig(model="llama-3.2-1b", num_blocks=4096, max_num_seqs=8, max_model_len=2048, kernels=True),
+              model=model_1b)
+    try:
+        assert llm.graphs_at_start == 4 * 4 == len(llm.runner.graphs)  # batches 1,2,4,8 x widths 16,32,64,128
+        g = torch.Generator().manual_seed(2)
+        prompts = [torch.randint(0, 128256, (n,), generator=g).tolist() for n in (100, 300, 700, 1500, 20)]
+        llm.generate(prompts, SamplingParams(max_tokens=20))
+        assert len(llm.runner.graphs) == 16
+    finally:
+        from kernels.backend import detach
+        detach(model_1b)
+
+
 def test_two_pass_greedy_equals_argmax_on_the_gpu():
     from engine.model_runner import greedy
     x = torch.randn(64, 128256, device="cuda", generator=torch.Generator(device="cuda").manual_seed(0)).bfloat16()

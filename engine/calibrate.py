@@ -242,9 +242,12 @@ def measure_steps(model_name: str, batches=(1, 8, 32, 64, 128, 256), contexts=(2
     return rows, ovh, its
 
 
-def ramp_trace(rate: float, seconds: float = 20.0, shares=(0.15, 0.35, 0.55, 0.75, 0.95), seed: int = 7) -> dict:
+def ramp_trace(rate: float, seconds: float = 28.0, shares=(0.02, 0.1, 0.2, 0.3, 0.42, 0.55, 0.75),
+               seed: int = 7) -> dict:
     """Poisson arrivals whose rate steps through `shares` of `rate`, equal time each: one short replay that
-    visits batches from a few sequences to max_num_seqs. Its own seed, not the validation runs' seeds."""
+    visits batches from one or two sequences (0.02: what a trace like Azure's keeps running) to max_num_seqs
+    (`rate` is a decode-only bound, so capacity with prefills is near 0.55-0.6 of it). Its own seed, not the
+    validation runs' seeds."""
     import numpy as np
     from engine.validation_runs import LENGTHS
     rng = np.random.default_rng(seed)
@@ -258,7 +261,7 @@ def ramp_trace(rate: float, seconds: float = 20.0, shares=(0.15, 0.35, 0.55, 0.7
             "out": rng.integers(*LENGTHS["output"], size=len(t), endpoint=True)}
 
 
-def measure_iterations(model, dec64: float | None, kernels: bool = False, seconds: float = 20.0,
+def measure_iterations(model, dec64: float | None, kernels: bool = False, seconds: float = 28.0,
                        log=print) -> list[IterRow]:
     """The engine's whole iterations (schedule + forward + sample + bookkeeping, start to next start) while
     serving a rate ramp in real time, with the validation runs' knobs. What no operator table holds --
@@ -277,7 +280,7 @@ def measure_iterations(model, dec64: float | None, kernels: bool = False, second
     for cur, nxt in zip(lg, lg[1:]):
         if nxt[9]:  # idle before the next step: this iteration's end is not known
             continue
-        _, _, pre, dec, _, chunks, dctx, pctx, t_sched, _ = cur
+        _, _, pre, dec, _, chunks, dctx, pctx, t_sched = cur[:9]
         rows.append(IterRow(model=model.spec.name, tokens=pre + dec, decodes=dec, chunks=chunks, decode_ctx=dctx,
                             prefill_ctx=pctx, seconds=nxt[8] - t_sched,
                             max_num_batched_tokens=KNOBS["max_num_batched_tokens"]))

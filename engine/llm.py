@@ -91,12 +91,33 @@ class LLM:
         self.generators: dict = {}
         self.steps = 0
         # when log_steps: (start, end, prefill tokens, decodes, graph, prompt chunks, decode context sum,
-        # prefill context before the chunks, schedule start, whether the engine sat idle before it)
-        self.step_log: list[tuple] = []
+        # prefill context before the chunks, schedule start, whether the engine sat idle before it, when the
+        # host had issued the forward, GPU seconds between events around the forward -- NaN off CUDA)
+        self.step_log: list[list] = []
         self._idle = True
         self.log_steps = False
-        self._ahead = None  # (batch, samplers, device tokens, start) of a step launched ahead
+        self._ahead = None  # (batch, samplers, device tokens, start, events) of a step launched ahead
+        self._ev_pending: list = []  # (step log row, timing events) not read yet
         self.ahead_steps = 0
+
+    def _events(self):
+        """A fresh pair of timing events around a forward (step logs on CUDA only): the GPU's view of a step,
+        to tell host stalls from device ones."""
+        if self.runner.device.type != "cuda":
+            return None
+        return torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+
+    def resolve_step_log(self, wait: bool = True) -> None:
+        """Fill in the GPU seconds of logged steps whose events have completed (all of them with wait)."""
+        if wait and self._ev_pending:
+            torch.cuda.synchronize()
+        keep = []
+        for row, (a, b) in self._ev_pending:
+            if b.query():
+                row[11] = a.elapsed_time(b) / 1e3
+            else:
+                keep.append((row, (a, b)))
+        self._ev_pending = keep
 
     def clock(self) -> float:
         return time.perf_counter() - self._t0[0]
@@ -148,7 +169,7 @@ class LLM:
         t_sched = self.clock() if self.log_steps else 0.0
         ahead, self._ahead = self._ahead, None
         if ahead is not None:  # launched during the previous call, before its tokens reached the host
-            batch, samplers, toks_dev, t_start = ahead
+            batch, samplers, toks_dev, t_start, ev = ahead
             logits = None
         else:
             batch = self.sched.schedule()
@@ -161,7 +182,12 @@ class LLM:
                     return [s]
                 return []
             t_start = self.clock() if self.log_steps else 0.0
+            ev = self._events() if self.log_steps else None
+            if ev:
+                ev[0].record()
             logits, samplers = self.runner.forward(batch)
+            if ev:
+                ev[1].record()
             toks_dev = greedy(logits) if self.cfg.async_decode and all(
                 s.params.temperature == 0 for s in samplers) else None
         log = None
@@ -169,7 +195,8 @@ class LLM:
             pre = sum(n for _, n in batch if n > 1)
             log = [t_start, 0.0, pre, sum(1 for _, n in batch if n == 1), pre == 0,
                    sum(1 for _, n in batch if n > 1), sum(s.num_computed for s, n in batch if n == 1),
-                   sum(s.num_computed for s, n in batch if n > 1), t_sched, self._idle]
+                   sum(s.num_computed for s, n in batch if n > 1), t_sched, self._idle,
+                   self.clock() if ahead is None else t_start, float("nan")]
         for s, n in batch:  # the KV of this batch is (being) written: the positions advance
             s.num_computed += n
             self.bm.commit(s)
@@ -180,8 +207,11 @@ class LLM:
         now = self.clock()
         if log is not None:
             log[1] = now
-            self.step_log.append(tuple(log))
+            self.step_log.append(log)
             self._idle = False
+            if ev:  # read once complete: a step that samples nothing (a middle prompt chunk) has not synced
+                self._ev_pending.append((log, ev))
+                self.resolve_step_log(wait=False)
         done = []
         for s, t in zip(samplers, toks):
             s.append(t)
@@ -211,9 +241,14 @@ class LLM:
             return None  # the next schedule() preempts as usual (allocated blocks stay with their owners)
         nxt = [(s, 1) for s in samplers]
         t = self.clock() if self.log_steps else 0.0
+        ev = self._events() if self.log_steps else None
+        if ev:
+            ev[0].record()
         logits, seqs = self.runner.forward(nxt, dec_ids=toks_dev)
+        if ev:
+            ev[1].record()
         self.ahead_steps += 1
-        return nxt, seqs, greedy(logits), t
+        return nxt, seqs, greedy(logits), t, ev
 
     def generate(self, prompts: list[list[int]], params: SamplingParams | list[SamplingParams] | None = None,
                  progress: bool = False) -> list[Sequence]:
@@ -230,9 +265,11 @@ class LLM:
         order = sorted(range(len(arrivals)), key=lambda i: arrivals[i])
         prompts = [torch.randint(0, self.spec.vocab_size, (int(prompt_lens[i]),), generator=g).tolist() for i in order]
         pending = [(float(arrivals[i]), prompts[k], int(output_lens[i])) for k, i in enumerate(order)]
-        self._t0[0] = time.perf_counter()
         seqs, j = [], 0
         with quiet_gc():
+            # the clock starts after the collector's start-up pass (a full collection over every prompt list:
+            # measured 60-280 ms, which the first requests used to spend waiting in an idle engine)
+            self._t0[0] = time.perf_counter()
             while j < len(pending) or self.sched.has_work:
                 now = self.clock()
                 while j < len(pending) and pending[j][0] <= now:
@@ -244,6 +281,7 @@ class LLM:
                 elif j < len(pending):
                     self._idle = True  # the next step's iteration does not start where this one ended
                     time.sleep(max(0.0, min(pending[j][0] - self.clock(), 0.01)))
+        self.resolve_step_log()
         return seqs
 
 

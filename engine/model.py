@@ -174,14 +174,15 @@ class Attention(nn.Module):
         prompt chunks (padding) are left as they are in `out` (zeros when it is made here)."""
         T, nd, pre = q.shape[0], meta.n_decode, meta.prefill
         dec = None
-        if nd and backend is not None:
-            dec = backend.paged_decode(q[:nd], k_cache, v_cache, meta.block_tables, meta.context_lens, self.scale)
+        if nd and backend is not None:  # straight into the decode rows of `out` when there is one
+            dec = backend.paged_decode(q[:nd], k_cache, v_cache, meta.block_tables, meta.context_lens, self.scale,
+                                       out=None if out is None else out[:nd])
             if dec is not None and pre is None and nd == T and out is None:  # pure decode: nothing to pack
                 return dec
         # zeros, not empty: padding rows must stay finite -- their K/V land in scratch block 0, which padded
         # block-table entries also point at, and a masked NaN still poisons attention (0 * NaN = NaN)
         out = torch.zeros_like(q) if out is None else out
-        if nd:
+        if nd and (dec is None or dec.data_ptr() != out.data_ptr()):
             out[:nd] = dec if dec is not None else decode_attention(
                 q[:nd], k_cache, v_cache, meta.block_tables, meta.context_lens, self.scale, dmask)
         if pre is not None:

@@ -58,7 +58,9 @@ def capacity_estimate(model_name: str, num_blocks: int, profile_path: str | None
 
 def run_all(out: Path, models=("llama-3.2-1b", "llama-3.1-8b"), loads=(0.4, 0.8, 1.3), duration: float = 30.0,
             profile: str | None = None, azure: str | None = None, gpu: str = "H100-SXM", log=print,
-            kernels: bool = False) -> None:
+            kernels: bool = False, azure_duration: float = 60.0) -> None:
+    """azure_duration: the Azure slice is longer than the Poisson runs -- at its ~1.7 req/s, 25 s held 42
+    requests, too few for a P95 to mean much."""
     out.mkdir(parents=True, exist_ok=True)
     for name in models:
         model = build_model(MODELS[name], seed=0, dtype=torch.bfloat16, device="cuda")
@@ -67,14 +69,19 @@ def run_all(out: Path, models=("llama-3.2-1b", "llama-3.1-8b"), loads=(0.4, 0.8,
         del llm
         release_gpu_memory()
         cap = capacity_estimate(name, blocks, profile, gpu)
-        runs = [(f"poisson-{load:g}", poisson_trace(cap * load, duration, seed=int(load * 100))) for load in loads]
+        runs = [(f"poisson-{load:g}", poisson_trace(cap * load, duration, seed=int(load * 100)), duration)
+                for load in loads]
         if azure:
-            runs.append(("azure-conv", azure_slice(azure, duration)))
-        for label, tr in runs:
+            runs.append(("azure-conv", azure_slice(azure, azure_duration), azure_duration))
+        for label, tr, span in runs:
             llm = LLM(EngineConfig(model=name, num_blocks=blocks, kernels=kernels, **KNOBS), model=model)
             llm.generate([[1] * 64] * 2)  # warm-up: graphs for small batches
             llm.log_steps = True
+            m0 = torch.cuda.memory_stats()
             seqs = llm.replay(tr["t"], tr["in"], tr["out"])
+            m1 = torch.cuda.memory_stats()
+            # cudaMalloc calls and allocator retries while serving: each can stall a step by milliseconds
+            alloc = {k: m1.get(k, 0) - m0.get(k, 0) for k in ("segment.all.allocated", "num_alloc_retries")}
             stem = f"{name}_{gpu}_{label}"
             write_trace(out / f"{stem}.trace.csv", tr)
             recs = records(seqs)
@@ -84,15 +91,17 @@ def run_all(out: Path, models=("llama-3.2-1b", "llama-3.1-8b"), loads=(0.4, 0.8,
                 w.writerows(recs)
             meta = {"model": name, "gpu": gpu, "device_name": torch.cuda.get_device_name(), "label": label,
                     "num_blocks": blocks, "knobs": KNOBS, "requests": len(recs),
-                    "offered_req_s": len(tr["t"]) / duration, "capacity_estimate_req_s": cap,
-                    "duration_s": duration, "kernels": llm.kernels_active}
+                    "offered_req_s": len(tr["t"]) / span, "capacity_estimate_req_s": cap,
+                    "duration_s": span, "kernels": llm.kernels_active,
+                    "cuda_mallocs_while_serving": alloc["segment.all.allocated"],
+                    "alloc_retries_while_serving": alloc["num_alloc_retries"]}
             (out / f"{stem}.meta.json").write_text(json.dumps(meta, indent=1))
             with (out / f"{stem}.steps.csv").open("w", newline="") as fh:
                 w = csv.writer(fh)
                 w.writerow(["start", "end", "prefill_tokens", "decodes", "graph", "chunks", "decode_ctx", "prefill_ctx",
-                            "sched", "idle_before"])
-                w.writerows((round(a, 6), round(b, 6), p, d, int(g), k, dc, pc, round(t, 6), int(i))
-                            for a, b, p, d, g, k, dc, pc, t, i in llm.step_log)
+                            "sched", "idle_before", "issued", "gpu_s"])
+                w.writerows((round(a, 6), round(b, 6), p, d, int(g), k, dc, pc, round(t, 6), int(i), round(u, 6),
+                             round(gs, 6)) for a, b, p, d, g, k, dc, pc, t, i, u, gs in llm.step_log)
             lg = llm.step_log
             dec = sorted(r[1] - r[0] for r in lg if r[4])
             mix = sorted(r[1] - r[0] for r in lg if not r[4])

@@ -21,10 +21,10 @@ class Backend:
     def _skip(self) -> bool:
         return not self.eager and not torch.cuda.is_current_stream_capturing()
 
-    def paged_decode(self, q, k_cache, v_cache, block_tables, context_lens, scale):
+    def paged_decode(self, q, k_cache, v_cache, block_tables, context_lens, scale, out=None):
         if self._skip() or not paged_attention.supports(q, k_cache):
             return None
-        return paged_attention.paged_decode(q, k_cache, v_cache, block_tables, context_lens, scale)
+        return paged_attention.paged_decode(q, k_cache, v_cache, block_tables, context_lens, scale, out=out)
 
     def rope_cache(self, qkv, cos, sin, slots, k_cache, v_cache, nh, nkv):
         if self._skip() or qkv.dtype != torch.bfloat16 or not qkv.is_cuda:

@@ -202,13 +202,15 @@ def tiers(scenario: str = typer.Argument("seed-multi-tenant"),
 @app.command()
 def validate(data: Path = typer.Option(Path("data/validation"), help="engine runs (trace, records, meta)"),
              profile: Optional[str] = typer.Option("data/profiles/h100.json", help="calibration profile"),
-             json_out: bool = typer.Option(False, "--json")):
+             json_out: bool = typer.Option(False, "--json"),
+             jitter: bool = typer.Option(True, "--jitter/--no-jitter",
+                                         help="calibrated model with step jitter from the profile's iterations")):
     """Compare the simulator (calibrated and roofline) with the engine's measured runs, run for run."""
     from planner import validate as v
     try:
         if not data.exists() or not any(data.glob("*.meta.json")):
             raise ScenarioError([("--data", f"no engine runs (*.meta.json) in {data}")])
-        rows = v.validate(data, profile if profile and Path(profile).exists() else None)
+        rows = v.validate(data, profile if profile and Path(profile).exists() else None, jitter=jitter)
     except (ScenarioError, ValueError) as e:
         _fail(e)
     if json_out:

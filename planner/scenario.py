@@ -268,7 +268,16 @@ class Efficiency(_Strict):
 class CostModelCfg(_Strict):
     kind: Literal["roofline", "calibrated"] = "roofline"
     profile: str | None = Field(default=None, description="calibration profile JSON (kind: calibrated)")
+    step_jitter: bool = Field(default=False, description="kind calibrated: each step times a ratio drawn from the "
+                              "profile's measured serving iterations (mean 1; tails of queueing); "
+                              "fast-forward off")
     efficiency: Efficiency = Efficiency()
+
+    @model_validator(mode="after")
+    def _jitter_needs_profile(self) -> "CostModelCfg":
+        if self.step_jitter and self.kind != "calibrated":
+            raise ValueError("step_jitter needs kind 'calibrated': its ratios are the profile's measured iterations")
+        return self
 
 
 class Sim(_Strict):

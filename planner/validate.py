@@ -38,7 +38,7 @@ def engine_metrics(records_csv: Path) -> dict:
                         [r["status"] == "completed" for r in rows])
 
 
-def scenario_for(meta: dict, trace: Path, cost_model: dict):
+def scenario_for(meta: dict, trace: Path, cost_model: dict, seed: int = 0):
     k = meta["knobs"]
     return scenario_from_dict({
         "name": f"validate-{meta['model']}-{meta['label']}", "model": meta["model"],
@@ -49,19 +49,30 @@ def scenario_for(meta: dict, trace: Path, cost_model: dict):
                   "enable_prefix_caching": k["enable_prefix_caching"], "max_model_len": k["max_model_len"]},
         "router": {"policy": "round_robin"},
         "cost_model": cost_model,
-        "sim": {"duration_s": meta["duration_s"] + 1e-6, "warmup_s": 0, "drain_limit_s": 3600}})
+        "sim": {"duration_s": meta["duration_s"] + 1e-6, "warmup_s": 0, "drain_limit_s": 3600, "seed": seed}})
 
 
-def sim_metrics(meta: dict, trace: Path, cost_model: dict) -> dict:
+def sim_metrics(meta: dict, trace: Path, cost_model: dict, reps: int = 1) -> dict:
+    """The simulator's metrics on the run's trace; with step jitter, the mean over `reps` seeds (one
+    realization of a random step sequence is as noisy as one engine run; the prediction is its expectation)."""
     from planner.sim import simulate
     from planner.sim.metrics import columns
-    sc = scenario_for(meta, trace, cost_model)
-    cl, _ = simulate(sc, num_blocks=meta["num_blocks"])
-    c = columns(cl.records)
-    return metrics_from(c["arrival"], c["first_token"], c["finish"], c["output_tokens"], c["status"] == "completed")
+    out = []
+    for seed in range(reps if cost_model.get("step_jitter") else 1):
+        sc = scenario_for(meta, trace, cost_model, seed)
+        cl, _ = simulate(sc, num_blocks=meta["num_blocks"])
+        c = columns(cl.records)
+        out.append(metrics_from(c["arrival"], c["first_token"], c["finish"], c["output_tokens"],
+                                c["status"] == "completed"))
+    m = {k: float(np.mean([o[k] for o in out])) for k in out[0]}
+    m["completed"] = out[0]["completed"]
+    m["cost_model"] = cl.cost.description + (f"; mean of {len(out)} seeds" if len(out) > 1 else "")
+    return m
 
 
-def validate(data: Path, profile: str | None) -> list[dict]:
+def validate(data: Path, profile: str | None, jitter: bool = True, reps: int = 5) -> list[dict]:
+    """jitter: the calibrated model with step jitter from the profile's measured iterations (the engine's
+    step-time spread, which queueing tails depend on); the roofline model has no measurements to draw on."""
     rows = []
     profile_gpu = None
     if profile:
@@ -77,11 +88,12 @@ def validate(data: Path, profile: str | None) -> list[dict]:
                "engine": eng}
         models = {"roofline": {"kind": "roofline"}}
         if profile:
-            models["calibrated"] = {"kind": "calibrated", "profile": profile}
+            models["calibrated"] = {"kind": "calibrated", "profile": profile, "step_jitter": jitter}
             row["profile_gpu"] = profile_gpu
             row["extrapolated"] = profile_gpu != meta["gpu"]
         for name, cm in models.items():
-            sm = sim_metrics(meta, trace, cm)
+            sm = sim_metrics(meta, trace, cm, reps)
+            row[f"{name}_model"] = sm.pop("cost_model")
             row[name] = sm
             row[f"{name}_err"] = {m: (sm[m] - eng[m]) / eng[m] for m in METRICS}
         rows.append(row)
@@ -94,6 +106,8 @@ def render(rows: list[dict], con) -> None:
         if not rows or cm not in rows[0]:
             continue
         title = f"simulator ({cm} cost model) vs the engine: relative error per metric"
+        if cm == "calibrated" and "step jitter" in rows[0].get("calibrated_model", ""):
+            title += "\n(with step jitter drawn from the profile's measured iterations)"
         if cm == "calibrated" and any(r.get("extrapolated") for r in rows):
             pairs = sorted({(r["profile_gpu"], r["gpu"]) for r in rows if r.get("extrapolated")})
             title += "\nEXTRAPOLATED: " + ", ".join(f"runs on {g} predicted from the {p} profile (operators scaled "

@@ -205,3 +205,17 @@ def test_piecewise_graph_step_equals_eager_forward(model_1b, kernels):
         if kernels:
             from kernels.backend import detach
             detach(model_1b)
+
+
+def test_step_log_times_every_step_on_the_gpu_including_prompt_chunks_that_sample_nothing(model_1b):
+    """A middle prompt chunk samples no token, so nothing syncs after it: its GPU time is read once its events
+    complete (it crashed the Azure-slice replay when read at once)."""
+    llm = LLM(EngineConfig(model="llama-3.2-1b", num_blocks=256, max_num_batched_tokens=64, max_num_seqs=4,
+                           max_model_len=1024), model=model_1b)
+    llm.log_steps = True
+    seqs = llm.replay([0.0, 0.0], [300, 20], [3, 3])
+    assert all(s.status == "finished" for s in seqs)
+    rows = llm.step_log
+    assert any(r[3] == 0 and r[2] > 0 and r[5] == 1 for r in rows)  # a step with only a prompt chunk
+    assert all(r[11] > 0 for r in rows)  # every step's GPU seconds filled in
+    assert all(r[11] <= r[1] - r[0] + 1e-3 for r in rows)

@@ -33,9 +33,18 @@ class Series:
 
 class Cluster:
     def __init__(self, sc, cost, *, num_blocks: int | None = None, load_scale: float = 1.0, progress=None):
-        self.sc, self.cost = sc, cost
         self.env = simpy.Environment()
         self.rng = np.random.default_rng(sc.sim.seed)
+        jitter = sc.cost_model.step_jitter
+        if jitter:  # its own stream: the same seed gives the same arrivals with and without jitter
+            from planner.step_jitter import JitteredCostModel
+            ratios = getattr(cost, "jitter_ratios", None)
+            if not ratios or set(ratios) != {"decode", "prefill"}:
+                from planner.scenario import ScenarioError
+                raise ScenarioError([("cost_model.step_jitter", "the profile has no serving iterations measured "
+                                      f"for {sc.model} (engine calibrate records them)")])
+            cost = JitteredCostModel(cost, ratios, np.random.default_rng([sc.sim.seed, 0x5EED]))
+        self.sc, self.cost = sc, cost
         f = sc.fleet
         plan = memory_plan(sc)
         blocks = num_blocks if num_blocks is not None else plan.num_blocks
@@ -48,7 +57,7 @@ class Cluster:
             max_num_seqs=f.max_num_seqs, max_num_batched_tokens=f.max_num_batched_tokens, block_size=f.block_size,
             num_blocks=blocks, enable_prefix_caching=f.enable_prefix_caching,
             enable_chunked_prefill=f.enable_chunked_prefill, static=f.batching == "static",
-            fast_forward=sc.sim.fast_forward, policy=f.scheduling_policy,
+            fast_forward=sc.sim.fast_forward and not jitter, policy=f.scheduling_policy,
             tier_preemption=f.tier_preemption and f.scheduling_policy != "fcfs", tier_token_share=shares,
             swap=f.preemption_mode == "swap",
             swap_s_per_token=plan.kv_bytes_per_token_gpu / (sc.cost_model.efficiency.host_link_gbps * 1e9))

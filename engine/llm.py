@@ -257,6 +257,7 @@ class LLM:
         seqs = [self.add(p, sp) for p, sp in zip(prompts, plist)]
         while self.sched.has_work:
             self.step()
+        self.resolve_step_log()
         return seqs
 
     def replay(self, arrivals, prompt_lens, output_lens, seed: int = 0) -> list[Sequence]:

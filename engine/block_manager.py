@@ -63,8 +63,9 @@ class BlockManager:
                 del self.evictable[b]
             self.ref[b] += 1
             seq.block_table.append(b)
-            seq.table_np = None
             n += 1
+        if n:
+            seq.table_np = None
         seq.num_cached_blocks = n
         seq.num_computed = n * self.block_size
         return seq.num_computed

@@ -44,3 +44,50 @@ __device__ __forceinline__ float warp_max(float v) {
     for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
     return v;
 }
+
+// out = w * rmsnorm(x + res) over one row of H features (a multiple of 8, at most 256 * 8 * 4 = 8192) by a
+// 256-thread block, float32 statistics, rounding where the PyTorch path rounds to bf16. res may be null (plain
+// RMSNorm); res_out = x + res is written when both are set. red: 8 floats of shared memory. add_rmsnorm
+// (fused.cu) and norm_gemv_bf16 (gemv.cu) both call this, which is what keeps them bit-equal.
+__device__ __forceinline__ void block_add_rmsnorm(
+    const bf16_t* __restrict__ x, const bf16_t* __restrict__ res, const bf16_t* __restrict__ w, float eps, int H,
+    bf16_t* __restrict__ out, bf16_t* __restrict__ res_out, float* red)
+{
+    const int tid = threadIdx.x, nv = H / 8;
+    float v[4][8];
+    float ss = 0.f;
+#pragma unroll
+    for (int c = 0; c < 4; ++c) {
+        const int i = tid + c * 256;
+        if (i < nv) {
+            unpack8(reinterpret_cast<const uint4*>(x)[i], v[c]);
+            if (res != nullptr) {
+                float r[8];
+                unpack8(reinterpret_cast<const uint4*>(res)[i], r);
+#pragma unroll
+                for (int j = 0; j < 8; ++j) v[c][j] = bf2f(f2bf(v[c][j] + r[j]));
+                if (res_out != nullptr) reinterpret_cast<uint4*>(res_out)[i] = pack8(v[c]);
+            }
+#pragma unroll
+            for (int j = 0; j < 8; ++j) ss += v[c][j] * v[c][j];
+        }
+    }
+    ss = warp_sum(ss);
+    if ((tid & 31) == 0) red[tid >> 5] = ss;
+    __syncthreads();
+    float tot = 0.f;
+#pragma unroll
+    for (int i = 0; i < 8; ++i) tot += red[i];
+    const float rstd = rsqrtf(tot / H + eps);
+#pragma unroll
+    for (int c = 0; c < 4; ++c) {
+        const int i = tid + c * 256;
+        if (i < nv) {
+            float wf[8], o[8];
+            unpack8(reinterpret_cast<const uint4*>(w)[i], wf);
+#pragma unroll
+            for (int j = 0; j < 8; ++j) o[j] = bf2f(f2bf(v[c][j] * rstd)) * wf[j];
+            reinterpret_cast<uint4*>(out)[i] = pack8(o);
+        }
+    }
+}

@@ -8,44 +8,9 @@ extern "C" __global__ void __launch_bounds__(256) add_rmsnorm(
     bf16_t* __restrict__ out, bf16_t* __restrict__ res_out, int H, float eps)
 {
     __shared__ float red[8];
-    const int row = blockIdx.x, tid = threadIdx.x, nv = H / 8;
-    const uint4* xr = reinterpret_cast<const uint4*>(x + (size_t)row * H);
-    float v[4][8];
-    float ss = 0.f;
-#pragma unroll
-    for (int c = 0; c < 4; ++c) {
-        int i = tid + c * 256;
-        if (i < nv) {
-            unpack8(xr[i], v[c]);
-            if (res != nullptr) {
-                float r[8];
-                unpack8(reinterpret_cast<const uint4*>(res + (size_t)row * H)[i], r);
-#pragma unroll
-                for (int j = 0; j < 8; ++j) v[c][j] = bf2f(f2bf(v[c][j] + r[j]));
-                reinterpret_cast<uint4*>(res_out + (size_t)row * H)[i] = pack8(v[c]);
-            }
-#pragma unroll
-            for (int j = 0; j < 8; ++j) ss += v[c][j] * v[c][j];
-        }
-    }
-    ss = warp_sum(ss);
-    if ((tid & 31) == 0) red[tid >> 5] = ss;
-    __syncthreads();
-    float tot = 0.f;
-#pragma unroll
-    for (int i = 0; i < 8; ++i) tot += red[i];
-    const float rstd = rsqrtf(tot / H + eps);
-#pragma unroll
-    for (int c = 0; c < 4; ++c) {
-        int i = tid + c * 256;
-        if (i < nv) {
-            float wf[8], o[8];
-            unpack8(reinterpret_cast<const uint4*>(w)[i], wf);
-#pragma unroll
-            for (int j = 0; j < 8; ++j) o[j] = bf2f(f2bf(v[c][j] * rstd)) * wf[j];
-            reinterpret_cast<uint4*>(out + (size_t)row * H)[i] = pack8(o);
-        }
-    }
+    const size_t o = (size_t)blockIdx.x * H;
+    block_add_rmsnorm(x + o, res != nullptr ? res + o : nullptr, w, eps, H, out + o,
+                      res != nullptr ? res_out + o : nullptr, red);
 }
 
 // out[t, :F] = silu(gu[t, :F]) * gu[t, F:], F a multiple of 8

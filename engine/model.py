@@ -247,6 +247,40 @@ def _flash_varlen(q, k, v, pack: PrefillPack, scale: float):
         return None
 
 
+def flash_varlen_usable(q) -> bool:
+    """Whether _flash_varlen will take these queries (it may still find flash missing on first call)."""
+    return _FLASH["ok"] and q.is_cuda and q.dtype in (torch.bfloat16, torch.float16) and q.shape[-1] % 8 == 0 \
+        and q.shape[-1] <= 256
+
+
+def prefill_launcher(q, pack: PrefillPack, scale: float, out: torch.Tensor, nkv: int):
+    """The packed prefill attention of one eager step set up once for all layers: -> run(kv) where kv is a
+    layer's K and V caches as one [2, slots, kv_heads, hd] tensor. Per layer: one gather of K and V together
+    into a buffer made once, one flash varlen call, one copy into `out` -- the host time of each call is
+    what an eager step of a small model waits on. None where flash does not apply."""
+    if not flash_varlen_usable(q):
+        return None
+    K, hd = pack.kv_slots.shape[0], q.shape[-1]
+    kv_buf = torch.empty(2, K, nkv, hd, dtype=q.dtype, device=q.device)
+    kb, vb, idx = kv_buf[0], kv_buf[1], pack.kv_slots
+    flash = torch.ops.aten._flash_attention_forward.default
+    args = (pack.cu_q, pack.cu_k, pack.max_q, pack.max_k, 0.0, True, False)
+
+    def run(kv):
+        torch.index_select(kv, 1, idx, out=kv_buf)
+        try:
+            o = flash(q, kb, vb, *args, scale=scale)[0]
+        except (RuntimeError, NotImplementedError) as e:  # as _flash_varlen: say so once, loop per chunk
+            import warnings
+            warnings.warn(f"flash varlen attention unavailable, one SDPA call per prompt chunk instead: {e!r}")
+            _FLASH["ok"] = False
+            o = torch.empty_like(q)
+            for qs, n, ks, L in pack.spans:
+                o[qs:qs + n] = causal_attention(q[qs:qs + n], kb[ks:ks + L], vb[ks:ks + L], scale)
+        out.copy_(o)
+    return run
+
+
 def packed_prefill_attention(q, k_cache, v_cache, pack: PrefillPack, scale: float):
     """All prompt chunks of a step: K/V gathered once, then one varlen call (per-chunk SDPA off the GPU)."""
     nkv, hd = k_cache.shape[2], k_cache.shape[3]

@@ -18,17 +18,24 @@ from __future__ import annotations
 
 import torch
 
-from engine.model import AttnMeta, Llama, norm_linear
+from engine.model import AttnMeta, Llama, norm_linear, prefill_launcher
 from planner.calibration import token_buckets
 
 
 class PiecewiseGraphs:
-    def __init__(self, model: Llama, kv: list, max_tokens: int, graphs: bool = True):
+    def __init__(self, model: Llama, kv: list, max_tokens: int, graphs: bool = True, kv_pairs: list | None = None):
         """graphs=False runs the same pieces without capturing them (on any device: the CPU tests' check
-        that the pieces compose to the whole model)."""
+        that the pieces compose to the whole model). kv_pairs: each layer's K and V caches as one
+        [2, num_blocks, block_size, kv_heads, hd] tensor (kv holds its two halves), which lets attention
+        gather a prompt's K and V in one call."""
         if model.tp != 1:
             raise ValueError("piecewise CUDA graphs are single-GPU only")
         self.model, self.kv = model, kv
+        self.kv_flat = None
+        if kv_pairs is not None:
+            import numpy as np
+            self.kv_flat = [t.view(2, -1, t.shape[-2], t.shape[-1]) for t in kv_pairs]
+            self.kv_ptrs = [(np.uint64(k.data_ptr()), np.uint64(v.data_ptr())) for k, v in kv]
         self.buckets = token_buckets(max_tokens)
         Tm = self.buckets[-1]
         p = model.embed.weight
@@ -45,6 +52,7 @@ class PiecewiseGraphs:
         self.pool = None
         self.use_graphs = graphs
         self.runs = 0
+        self.planned_runs = 0  # steps whose attention was set up once for all layers (_attention)
 
     def bucket(self, tokens: int) -> int | None:
         return next((b for b in self.buckets if b >= tokens), None)
@@ -130,9 +138,48 @@ class PiecewiseGraphs:
         st["pos"][:T].copy_(pos)
         st["slots"][:T].copy_(meta.slot_mapping)
         q, out = st["q"][:T], st["attn"][:T]
-        for i, layer in enumerate(m.layers):
-            graphs[i]()
-            kc, vc = self.kv[i]
-            layer.attn.attend(q, kc, vc, meta, m.backend, dmask, out=out)
+        attend = self._attention(meta, q, out)
+        if attend is not None:
+            self.planned_runs += 1
+            for i in range(len(m.layers)):
+                graphs[i]()
+                attend(i)
+        else:
+            for i, layer in enumerate(m.layers):
+                graphs[i]()
+                kc, vc = self.kv[i]
+                layer.attn.attend(q, kc, vc, meta, m.backend, dmask, out=out)
         graphs[-1]()
         return m.lm_head(st["hidden"][:T][rows]).float()
+
+    def _attention(self, meta: AttnMeta, q: torch.Tensor, out: torch.Tensor):
+        """This step's attention, set up once for every layer (-> attend(layer index)), or None where the
+        general per-layer path must run (no kernels, no flash, caches not paired). Between graph pieces,
+        attention's own host time is all that runs eagerly; in a 1B mixed step on the H100's host it was
+        the step's critical path (bench/host_breakdown.py)."""
+        m = self.model
+        if m.backend is None or self.kv_flat is None or not q.is_cuda:
+            return None
+        a, nd, pre = m.layers[0].attn, meta.n_decode, meta.prefill
+        dec = fill = None
+        if nd:
+            dec = m.backend.decode_launcher(q[:nd], self.kv[0][0], meta.block_tables, meta.context_lens, a.scale,
+                                            out[:nd])
+            if dec is None:
+                return None
+        if pre is not None:
+            fill = prefill_launcher(q[nd:nd + pre.tokens], pre, a.scale, out[nd:nd + pre.tokens], a.nkv)
+            if fill is None:
+                return None
+        ptrs, flat = self.kv_ptrs, self.kv_flat
+        if dec is not None and fill is not None:
+            def attend(i):
+                dec(*ptrs[i])
+                fill(flat[i])
+        elif dec is not None:
+            def attend(i):
+                dec(*ptrs[i])
+        else:
+            def attend(i):
+                fill(flat[i])
+        return attend

@@ -87,9 +87,9 @@ def _current_stream_ptr() -> int:
     return raw(torch._C._cuda_getDevice())
 
 
-def launch(fn, grid, block, args, shared_mem: int = 0) -> None:
-    """Launch on PyTorch's current stream. args: tensors (passed as pointers), ints (int32), floats (f32),
-    or numpy scalars passed as they are."""
+def convert(args) -> tuple:
+    """Kernel arguments as CuPy takes them: tensors as device pointers, ints as int32, floats as float32,
+    None as a null pointer; numpy scalars pass as they are."""
     import torch
 
     conv = []
@@ -106,6 +106,13 @@ def launch(fn, grid, block, args, shared_mem: int = 0) -> None:
             conv.append(np.uint64(0))
         else:
             conv.append(a)
+    return tuple(conv)
+
+
+def launcher(fn, grid, block, shared_mem: int = 0):
+    """A launch of fn on PyTorch's current stream (taken now) with everything fixed but the arguments:
+    -> call(converted args). For a kernel launched once per layer with the same grid (the paged decode of an
+    eager step): the per-call host cost is CuPy's own launch, nothing else."""
     if shared_mem > 48 * 1024 and _SMEM_SET.get(id(fn), 0) < shared_mem:
         fn.max_dynamic_shared_size_bytes = shared_mem
         _SMEM_SET[id(fn)] = shared_mem
@@ -115,10 +122,18 @@ def launch(fn, grid, block, args, shared_mem: int = 0) -> None:
     if low is None:  # cupy.cuda.Function behind the RawKernel (the property is not free): look it up once
         low = _LOW[id(fn)] = getattr(fn, "kernel", False)
     if low:
-        low(grid, block, tuple(conv), shared_mem, stream)
-    else:
+        return lambda conv: low(grid, block, conv, shared_mem, stream)
+
+    def call(conv):
         with stream:
-            fn(grid, block, tuple(conv), shared_mem=shared_mem)
+            fn(grid, block, conv, shared_mem=shared_mem)
+    return call
+
+
+def launch(fn, grid, block, args, shared_mem: int = 0) -> None:
+    """Launch on PyTorch's current stream. args: tensors (passed as pointers), ints (int32), floats (f32),
+    or numpy scalars passed as they are."""
+    launcher(fn, grid, block, shared_mem)(convert(args))
 
 
 @functools.lru_cache(maxsize=None)

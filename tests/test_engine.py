@@ -365,3 +365,31 @@ def test_prefill_pack_gathers_every_chunks_context_and_itself(model):
     assert p.cu_q.tolist() == [0, 12, 24] and p.cu_k.tolist() == [0, 30, 42]
     assert (p.max_q, p.max_k, p.tokens) == (12, 30, 24)
     assert p.spans == [(0, 12, 0, 30), (12, 12, 30, 12)]
+
+
+def test_prepare_packs_decodes_chunks_padding_and_sampled_rows_into_one_buffer(model):
+    """One transfer carries the whole step: decode rows first (their newest token, position, slot, length
+    and block table), then each chunk's tokens, positions and slots, then padding (token 0 into slot 0);
+    the sampled rows are every decode and each chunk that ends its prompt."""
+    llm = engine(model, max_num_batched_tokens=1000)
+    a = llm.add(list(range(1, 31)), SamplingParams(max_tokens=2))
+    b = llm.add(list(range(40, 52)), SamplingParams(max_tokens=2))
+    c = llm.add([7, 8, 9, 10, 11, 12], SamplingParams(max_tokens=5))
+    for s, n in ((a, 30), (b, 12), (c, 6)):
+        llm.bm.allocate(s, n)
+    a.num_computed, c.num_computed = 18, 5  # a: a middle chunk of 8; c: one decode at position 5
+    ids, pos, meta, rows, samplers = llm.runner.prepare([(c, 1), (a, 8), (b, 12)], pad_to=32)
+    bs = llm.cfg.block_size
+
+    def slot(s, i):
+        return s.block_table[i // bs] * bs + i % bs
+    assert ids.tolist() == [12] + list(range(19, 27)) + list(range(40, 52)) + [0] * 11
+    assert pos.tolist() == [5] + list(range(18, 26)) + list(range(12)) + [0] * 11
+    assert meta.slot_mapping.tolist() == [slot(c, 5)] + [slot(a, i) for i in range(18, 26)] + \
+        [slot(b, i) for i in range(12)] + [0] * 11
+    assert rows.tolist() == [0, 20] and samplers == [c, b]  # a's chunk ends mid-prompt: nothing to sample
+    assert meta.n_decode == 1 and meta.context_lens.tolist() == [6]
+    assert meta.block_tables.tolist() == [c.block_table]
+    assert meta.prefill.cu_q.tolist() == [0, 8, 20] and meta.prefill.cu_k.tolist() == [0, 26, 38]
+    with pytest.raises(ValueError, match="pad_to"):
+        llm.runner.prepare([(c, 1), (a, 8), (b, 12)], pad_to=16)

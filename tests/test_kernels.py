@@ -92,6 +92,23 @@ def test_paged_decode_matches_sdpa_on_gathered_kv(D, nh, nkv, lens):
         assert e < BF16_TOL
 
 
+@pytest.mark.parametrize("lens", [[5, 1000, 33, 64], [300] * 40])  # several partitions / one
+def test_decode_launcher_equals_paged_decode_for_every_layer_cache(lens):
+    """Set up once, launched per layer with only the cache pointers swapped: each layer's output is the
+    one-shot kernel's on that layer's cache (two caches, so a stale pointer would show)."""
+    import numpy as np
+    B, D, nh, nkv = len(lens), 64, 32, 8
+    kc0, vc0, tables, L = make_paged(B, lens, nkv, D, 16, seed=1)
+    caches = [(kc0, vc0), (-0.7 * kc0, 1.3 * vc0 - 0.2)]  # same tables, other values (NaN slots stay NaN)
+    q = torch.randn(B, nh, D, device="cuda").bfloat16()
+    out = nan_like((B, nh, D), torch.bfloat16)
+    run = paged_attention.decode_launcher(q, kc0, tables, L, D ** -0.5, out)
+    for kc, vc in caches:
+        run(np.uint64(kc.data_ptr()), np.uint64(vc.data_ptr()))
+        want = paged_attention.paged_decode(q, kc, vc, tables, L, D ** -0.5)
+        assert torch.equal(out, want)
+
+
 def test_paged_decode_block_size_32():
     kc, vc, tables, L = make_paged(3, [31, 32, 95], 8, 128, 32, seed=5)
     q = torch.randn(3, 32, 128, device="cuda").bfloat16()

@@ -110,8 +110,8 @@ def render(rows: list[dict], con) -> None:
             title += "\n(with step jitter drawn from the profile's measured iterations)"
         if cm == "calibrated" and any(r.get("extrapolated") for r in rows):
             pairs = sorted({(r["profile_gpu"], r["gpu"]) for r in rows if r.get("extrapolated")})
-            title += "\nEXTRAPOLATED: " + ", ".join(f"runs on {g} predicted from the {p} profile (operators scaled "
-                                                      f"by roofline ratios)" for p, g in pairs)
+            title += "\nEXTRAPOLATED: " + ", ".join(f"runs on {g} predicted from the {p} profile (each operator's roofline part scaled "
+                                                      f"by the GPUs' ratio)" for p, g in pairs)
         t = Table(title=title)
         t.add_column("model")
         t.add_column("run")

@@ -74,6 +74,19 @@ def test_extrapolation_to_another_gpu_scales_by_the_bounding_resource_and_says_s
     assert ratio == pytest.approx(3350 / 4800, rel=0.05)
 
 
+def test_extrapolation_scales_the_roofline_part_and_keeps_each_operators_latency():
+    """Every GEMM row measured 20 us above its roofline time (launch latency, tails): on the H200 the roofline
+    part shrinks by the bandwidth ratio and the 20 us per GEMM stay -- the whole time scaled by the ratio
+    would put a small-batch decode step ~6% too fast."""
+    prof = synthetic_profile(overhead=0, per_token=0)
+    slow = prof.model_copy(update={"gemm": [g.model_copy(update={"seconds": g.seconds + 2e-5}) for g in prof.gemm]})
+    base100 = CalibratedCostModel(prof, M8, H100).decode_time(1, 500)
+    base200 = CalibratedCostModel(prof, M8, H200).decode_time(1, 500)
+    lat = 2e-5 * (4 * M8.num_layers + 1)  # four GEMM groups per layer and the LM head
+    assert CalibratedCostModel(slow, M8, H100).decode_time(1, 500) == pytest.approx(base100 + lat, rel=1e-3)
+    assert CalibratedCostModel(slow, M8, H200).decode_time(1, 500) == pytest.approx(base200 + lat, rel=1e-3)
+
+
 def test_fast_forward_sums_match_step_sums_for_the_calibrated_model():
     cal = CalibratedCostModel(synthetic_profile(), M8, H100)
     for b, s, k in [(3, 900, 40), (64, 64 * 700, 100)]:

@@ -1,12 +1,14 @@
 """Where the host time of a step with a prompt chunk goes (piecewise graphs + eager attention).
 
-    python bench/host_breakdown.py --model llama-3.2-1b [--decode-batch 14] [--prompt 600] [--out f.json]
+    python bench/host_breakdown.py --model llama-3.2-1b [--decode-batch 14] [--prompt 600] [--general] [--out f.json]
 
-Eager steps of the small model are host-bound in serving (the step log's issue time equals its GPU time),
-so what the host pays per call decides the step time. Prints (and writes) two things, both measured with
+Eager steps of a small model can be host-bound (the step log's issue time equal to its GPU time), and then
+what the host pays per call decides the step time. --general runs attention through the per-layer path
+(Attention.attend) instead of the one set up once per step: the baseline, in the same script. Prints (and writes) two things, both measured with
 perf_counter and no synchronisation inside the timed region, so a call costs what it costs the host:
   1. per-call host microseconds (median over repeats) of each call a mixed step makes per layer;
-  2. one mixed step taken apart the same way: scheduling, packing, graph pieces, attention, sampling;
+  2. whole mixed steps taken apart the same way: scheduling, packing, issuing the forward, sampling (which
+     waits for the GPU), bookkeeping;
 and the step's wall time and GPU time (CUDA events) for reference.
 """
 from __future__ import annotations

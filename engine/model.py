@@ -241,9 +241,7 @@ def _flash_varlen(q, k, v, pack: PrefillPack, scale: float):
         return torch.ops.aten._flash_attention_forward(q, k, v, pack.cu_q, pack.cu_k, pack.max_q, pack.max_k, 0.0,
                                                        True, False, scale=scale)[0]
     except (RuntimeError, NotImplementedError, AttributeError) as e:  # no flash in this build: say so, loop
-        import warnings
-        warnings.warn(f"flash varlen attention unavailable, one SDPA call per prompt chunk instead: {e!r}")
-        _FLASH["ok"] = False
+        _flash_failed(e)
         return None
 
 
@@ -270,15 +268,24 @@ def prefill_launcher(q, pack: PrefillPack, scale: float, out: torch.Tensor, nkv:
         torch.index_select(kv, 1, idx, out=kv_buf)
         try:
             o = flash(q, kb, vb, *args, scale=scale)[0]
-        except (RuntimeError, NotImplementedError) as e:  # as _flash_varlen: say so once, loop per chunk
-            import warnings
-            warnings.warn(f"flash varlen attention unavailable, one SDPA call per prompt chunk instead: {e!r}")
-            _FLASH["ok"] = False
-            o = torch.empty_like(q)
-            for qs, n, ks, L in pack.spans:
-                o[qs:qs + n] = causal_attention(q[qs:qs + n], kb[ks:ks + L], vb[ks:ks + L], scale)
+        except (RuntimeError, NotImplementedError) as e:
+            _flash_failed(e)
+            o = _per_chunk_attention(q, kb, vb, pack, scale)
         out.copy_(o)
     return run
+
+
+def _flash_failed(e: Exception) -> None:
+    import warnings
+    warnings.warn(f"flash varlen attention unavailable, one SDPA call per prompt chunk instead: {e!r}")
+    _FLASH["ok"] = False
+
+
+def _per_chunk_attention(q, k, v, pack: PrefillPack, scale: float):
+    o = torch.empty_like(q)
+    for qs, n, ks, L in pack.spans:
+        o[qs:qs + n] = causal_attention(q[qs:qs + n], k[ks:ks + L], v[ks:ks + L], scale)
+    return o
 
 
 def packed_prefill_attention(q, k_cache, v_cache, pack: PrefillPack, scale: float):
@@ -287,12 +294,7 @@ def packed_prefill_attention(q, k_cache, v_cache, pack: PrefillPack, scale: floa
     k = k_cache.view(-1, nkv, hd).index_select(0, pack.kv_slots)
     v = v_cache.view(-1, nkv, hd).index_select(0, pack.kv_slots)
     o = _flash_varlen(q, k, v, pack, scale)
-    if o is not None:
-        return o
-    o = torch.empty_like(q)
-    for qs, n, ks, L in pack.spans:
-        o[qs:qs + n] = causal_attention(q[qs:qs + n], k[ks:ks + L], v[ks:ks + L], scale)
-    return o
+    return o if o is not None else _per_chunk_attention(q, k, v, pack, scale)
 
 
 def decode_mask(block_tables, context_lens, block_size: int) -> torch.Tensor:

@@ -30,7 +30,7 @@ class Backend:
         """The paged decode of an eager step set up once for all layers (-> run(k_ptr, v_ptr)), or None."""
         if self._skip() or not paged_attention.supports(q, k_cache):
             return None
-        return paged_attention.decode_launcher(q, k_cache, block_tables, context_lens, scale, out)
+        return paged_attention.DecodeLaunch(q, k_cache, block_tables, context_lens, scale, out)
 
     def rope_cache(self, qkv, cos, sin, slots, k_cache, v_cache, nh, nkv):
         if self._skip() or qkv.dtype != torch.bfloat16 or not qkv.is_cuda:

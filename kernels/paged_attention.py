@@ -1,6 +1,7 @@
 """Paged-attention decode (kernels/cuda/paged_attention.cu) and its PyTorch reference."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from kernels import runtime
@@ -34,73 +35,56 @@ def paged_decode(q, k_cache, v_cache, block_tables, context_lens, scale: float,
     """q [B, nh, D] (rows may be strided), caches [num_blocks, block_size, nkv, D], block_tables [B, W] int64,
     context_lens [B] int64 -> [B, nh, D]. Padding table entries may point anywhere valid; tokens past
     context_lens are never read."""
-    if not supports(q, k_cache):
-        raise ValueError(f"paged_decode: unsupported q {tuple(q.shape)} {q.dtype} / cache {tuple(k_cache.shape)} "
-                         f"{k_cache.dtype} (bf16, head dim in {HEAD_DIMS}, GQA group in {GROUPS})")
-    if block_tables.dtype != torch.int64 or context_lens.dtype != torch.int64:
-        raise ValueError("paged_decode: block_tables and context_lens must be int64")
-    B, nh, D = q.shape
-    bs, nkv = k_cache.shape[1], k_cache.shape[2]
-    G = nh // nkv
-    tables = block_tables.contiguous()
-    W = tables.shape[1]
-    P = partition or partition_size(B, nkv, W * bs)
-    nparts = -(-(W * bs) // P)
-    out = torch.empty(B, nh, D, dtype=q.dtype, device=q.device) if out is None else out
-    parts = (None, None, None)
-    if nparts > 1:
-        parts = (torch.empty(B, nh, nparts, D, dtype=torch.float32, device=q.device),
-                 torch.empty(B, nh, nparts, dtype=torch.float32, device=q.device),
-                 torch.empty(B, nh, nparts, dtype=torch.float32, device=q.device))
-    if bs & (bs - 1):
-        raise ValueError(f"paged_decode: block size {bs} is not a power of two")
-    fn = runtime.function("paged_attention", f"paged_decode<{D},{G}>", _NAMES)
-    runtime.launch(fn, (nparts, nkv, B), (128,),
-                   (q, q.stride(0), k_cache, v_cache, tables, W, context_lens, bs.bit_length() - 1, nkv, out, *parts,
-                    P, nparts, float(scale)))
-    if nparts > 1:
-        runtime.launch(runtime.function("paged_attention", f"paged_combine<{D}>", _NAMES), (nh, B), (D,),
-                       (*parts, context_lens, out, nh, nparts, P))
+    out = torch.empty(q.shape, dtype=q.dtype, device=q.device) if out is None else out
+    DecodeLaunch(q, k_cache, block_tables, context_lens, scale, out, partition)(
+        np.uint64(k_cache.data_ptr()), np.uint64(v_cache.data_ptr()))
     return out
 
 
-def decode_launcher(q, k_cache, block_tables, context_lens, scale: float, out: torch.Tensor):
-    """The paged decode of one eager step, set up once for all its layers: q and out are the same buffers in
-    every layer (the piecewise graphs' static ones), and so are the tables, lengths and partitioning; only
-    the caches change. -> run(k_ptr, v_ptr). What this saves is host time -- shape checks, the partition
-    choice, three scratch allocations and argument conversion per layer: measured ~35-105 us per layer of a
-    1B mixed step on the H100's host, whose eager steps are host-bound."""
-    if not supports(q, k_cache):
-        raise ValueError(f"paged_decode: unsupported q {tuple(q.shape)} {q.dtype} / cache {tuple(k_cache.shape)} "
-                         f"{k_cache.dtype} (bf16, head dim in {HEAD_DIMS}, GQA group in {GROUPS})")
-    if block_tables.dtype != torch.int64 or context_lens.dtype != torch.int64:
-        raise ValueError("paged_decode: block_tables and context_lens must be int64")
-    B, nh, D = q.shape
-    bs, nkv = k_cache.shape[1], k_cache.shape[2]
-    if bs & (bs - 1):
-        raise ValueError(f"paged_decode: block size {bs} is not a power of two")
-    tables = block_tables.contiguous()
-    W = tables.shape[1]
-    P = partition_size(B, nkv, W * bs)
-    nparts = -(-(W * bs) // P)
-    parts = (None, None, None)
-    if nparts > 1:  # shared by every layer: each layer's combine reads them before the next layer writes
-        parts = (torch.empty(B, nh, nparts, D, dtype=torch.float32, device=q.device),
-                 torch.empty(B, nh, nparts, dtype=torch.float32, device=q.device),
-                 torch.empty(B, nh, nparts, dtype=torch.float32, device=q.device))
-    head = runtime.convert((q, q.stride(0)))
-    tail = runtime.convert((tables, W, context_lens, bs.bit_length() - 1, nkv, out, *parts, P, nparts, float(scale)))
-    main = runtime.launcher(runtime.function("paged_attention", f"paged_decode<{D},{nh // nkv}>", _NAMES),
-                            (nparts, nkv, B), (128,))
-    if nparts == 1:
-        return lambda kp, vp: main(head + (kp, vp) + tail)
-    comb = runtime.launcher(runtime.function("paged_attention", f"paged_combine<{D}>", _NAMES), (nh, B), (D,))
-    comb_args = runtime.convert((*parts, context_lens, out, nh, nparts, P))
+class DecodeLaunch:
+    """The paged decode of one step, set up once: call(k_ptr, v_ptr) launches it on one layer's caches. An
+    eager step's layers share q and out (the piecewise graphs' static buffers), tables, lengths and the
+    partitioning; what setting up once saves is host time -- checks, the partition choice, scratch
+    allocations and argument conversion per layer: measured 35-125 us per layer of a 1B mixed step on the
+    H100's host (bench/host_breakdown.py). Holds every tensor whose pointer it passes."""
 
-    def run(kp, vp):
-        main(head + (kp, vp) + tail)
-        comb(comb_args)
-    return run
+    def __init__(self, q, k_cache, block_tables, context_lens, scale: float, out: torch.Tensor,
+                 partition: int | None = None):
+        if not supports(q, k_cache):
+            raise ValueError(f"paged_decode: unsupported q {tuple(q.shape)} {q.dtype} / cache "
+                             f"{tuple(k_cache.shape)} {k_cache.dtype} (bf16, head dim in {HEAD_DIMS}, GQA group "
+                             f"in {GROUPS})")
+        if block_tables.dtype != torch.int64 or context_lens.dtype != torch.int64:
+            raise ValueError("paged_decode: block_tables and context_lens must be int64")
+        B, nh, D = q.shape
+        bs, nkv = k_cache.shape[1], k_cache.shape[2]
+        if bs & (bs - 1):
+            raise ValueError(f"paged_decode: block size {bs} is not a power of two")
+        tables = block_tables.contiguous()
+        W = tables.shape[1]
+        P = partition or partition_size(B, nkv, W * bs)
+        self.nparts = nparts = -(-(W * bs) // P)
+        parts = (None, None, None)
+        if nparts > 1:  # scratch shared by the layers: each layer's combine reads it before the next writes
+            parts = (torch.empty(B, nh, nparts, D, dtype=torch.float32, device=q.device),
+                     torch.empty(B, nh, nparts, dtype=torch.float32, device=q.device),
+                     torch.empty(B, nh, nparts, dtype=torch.float32, device=q.device))
+        self._keep = (q, tables, context_lens, out, parts)  # the launches below hold raw pointers to these
+        self._head = runtime.convert((q, q.stride(0)))
+        self._tail = runtime.convert((tables, W, context_lens, bs.bit_length() - 1, nkv, out, *parts, P, nparts,
+                                      float(scale)))
+        self._main = runtime.launcher(runtime.function("paged_attention", f"paged_decode<{D},{nh // nkv}>",
+                                                       _NAMES), (nparts, nkv, B), (128,))
+        self._comb = None
+        if nparts > 1:
+            self._comb = runtime.launcher(runtime.function("paged_attention", f"paged_combine<{D}>", _NAMES),
+                                          (nh, B), (D,))
+            self._comb_args = runtime.convert((*parts, context_lens, out, nh, nparts, P))
+
+    def __call__(self, k_ptr, v_ptr) -> None:
+        self._main(self._head + (k_ptr, v_ptr) + self._tail)
+        if self._comb is not None:
+            self._comb(self._comb_args)
 
 
 def reference(q, k_cache, v_cache, block_tables, context_lens, scale: float) -> torch.Tensor:

@@ -28,6 +28,7 @@ from engine.llm import LLM, EngineConfig, quiet_gc  # noqa: E402
 from engine.model import packed_prefill_attention  # noqa: E402
 from engine.sequence import SamplingParams  # noqa: E402
 from engine.validation_runs import KNOBS  # noqa: E402
+from bench.profile_step import steady_decodes  # noqa: E402
 
 
 def host_us(fn, reps: int = 200, sync_every: int = 20) -> float:
@@ -59,19 +60,11 @@ def main():
     runner, pw, m = llm.runner, llm.runner.piecewise, llm.model
     if a.general:
         pw.kv_flat = None  # _attention then declines: every layer calls Attention.attend
-    g = torch.Generator().manual_seed(0)
-    V = llm.spec.vocab_size
     res: dict = {"model": a.model, "path": "general" if a.general else "planned", "device": torch.cuda.get_device_name(), "decode_batch": a.decode_batch,
                  "prompt": a.prompt, "per_call_us": {}, "step_us": {}}
 
-    def prompt(n):
-        return torch.randint(0, V, (n,), generator=g).tolist()
-
     with quiet_gc():
-        for _ in range(a.decode_batch):
-            llm.add(prompt(a.context), SamplingParams(max_tokens=4000))
-        while any(s.uncomputed > 1 for s in llm.sched.running) or llm.sched.waiting:
-            llm.step()
+        prompt = steady_decodes(llm, a.decode_batch, a.context)
         # one mixed batch, packed once, for the per-call costs
         llm.add(prompt(a.prompt), SamplingParams(max_tokens=1))
         batch = llm.sched.schedule()
@@ -103,13 +96,8 @@ def main():
         # prepare() alone, on the same batch (host only: it reads nothing back)
         res["per_call_us"]["prepare (pack + H2D)"] = host_us(lambda: runner.prepare(batch, pad_to=T), reps=100)
         # finish the pending chunk the normal way
-        for s, n in batch:
-            s.num_computed += n
-            llm.bm.commit(s)
-        for s in samplers:
-            s.append(0)
-            if s.done:
-                llm.sched.finish(s)
+        llm._advance(batch)
+        llm._take_tokens(samplers, [0] * len(samplers), llm.clock())
 
         # 2. whole mixed steps, taken apart: a fresh prompt each step, decodes keep running
         from engine.model_runner import sample
@@ -131,17 +119,8 @@ def main():
             t3 = time.perf_counter()
             toks = sample(logits, samplers, llm.generators)
             t4 = time.perf_counter()
-            for s, n in batch:
-                s.num_computed += n
-                llm.bm.commit(s)
-            now = llm.clock()
-            for s, tk in zip(samplers, toks):
-                s.append(tk)
-                if s.first_token is None:
-                    s.first_token = now
-                if s.done:
-                    s.finish = now
-                    llm.sched.finish(s)
+            llm._advance(batch)
+            llm._take_tokens(samplers, toks, llm.clock())
             t5 = time.perf_counter()
             if i < 3:
                 continue

@@ -41,6 +41,22 @@ def gpu_busy_ms(prof) -> float:
     return busy / 1e3
 
 
+def steady_decodes(llm: LLM, batch: int, context: int, seed: int = 0):
+    """Bring `batch` sequences of `context` random prompt tokens to decoding (the steady state a mixed step
+    joins); -> prompt(n), more random prompts from the same generator."""
+    g = torch.Generator().manual_seed(seed)
+    V = llm.spec.vocab_size
+
+    def prompt(n):
+        return torch.randint(0, V, (n,), generator=g).tolist()
+
+    for _ in range(batch):
+        llm.add(prompt(context), SamplingParams(max_tokens=4000))
+    while any(s.uncomputed > 1 for s in llm.sched.running) or llm.sched.waiting:
+        llm.step()
+    return prompt
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="llama-3.1-8b")
@@ -55,17 +71,8 @@ def main():
     a = ap.parse_args()
     llm = LLM(EngineConfig(model=a.model, kernels=a.kernels, num_blocks=8192, piecewise_graphs=a.piecewise == "on",
                            **KNOBS))
-    g = torch.Generator().manual_seed(0)
-    V = llm.spec.vocab_size
-
-    def prompt(n):
-        return torch.randint(0, V, (n,), generator=g).tolist()
-
     with quiet_gc():
-        for _ in range(a.decode_batch):
-            llm.add(prompt(a.context), SamplingParams(max_tokens=4000))
-        while any(s.uncomputed > 1 for s in llm.sched.running) or llm.sched.waiting:
-            llm.step()
+        prompt = steady_decodes(llm, a.decode_batch, a.context)
 
         def mixed_step():
             for _ in range(a.chunks):

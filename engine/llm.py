@@ -197,9 +197,7 @@ class LLM:
                    sum(1 for _, n in batch if n > 1), sum(s.num_computed for s, n in batch if n == 1),
                    sum(s.num_computed for s, n in batch if n > 1), t_sched, self._idle,
                    self.clock() if ahead is None else t_start, float("nan")]
-        for s, n in batch:  # the KV of this batch is (being) written: the positions advance
-            s.num_computed += n
-            self.bm.commit(s)
+        self._advance(batch)
         if toks_dev is not None:
             self._ahead = self._launch_ahead(batch, samplers, toks_dev)
         # the host waits here for this step's tokens (the next step, if launched, keeps the GPU busy meanwhile)
@@ -212,6 +210,18 @@ class LLM:
             if ev:  # read once complete: a step that samples nothing (a middle prompt chunk) has not synced
                 self._ev_pending.append((log, ev))
                 self.resolve_step_log(wait=False)
+        done = self._take_tokens(samplers, toks, now)
+        self.steps += 1
+        return done
+
+    def _advance(self, batch) -> None:
+        """The KV of this batch is (being) written: the positions advance."""
+        for s, n in batch:
+            s.num_computed += n
+            self.bm.commit(s)
+
+    def _take_tokens(self, samplers, toks, now: float) -> list[Sequence]:
+        """Append each sampled token; finish the sequences that are done (returned)."""
         done = []
         for s, t in zip(samplers, toks):
             s.append(t)
@@ -222,7 +232,6 @@ class LLM:
                 self.sched.finish(s)
                 self.generators.pop(s.rid, None)
                 done.append(s)
-        self.steps += 1
         return done
 
     def _launch_ahead(self, batch, samplers, toks_dev):

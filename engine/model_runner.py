@@ -105,11 +105,12 @@ class ModelRunner:
                 rows.append(nd + qn - 1)
                 samplers.append(s)
         real = nd + qn
-        T = pad_to if pad_to else real + (-real % self.pad)  # padding rows: token 0 into scratch slot 0, never
-        if T < real:                                         # attended to or sampled
+        # padding rows: token 0 into scratch slot 0, never attended to or sampled
+        T = pad_to if pad_to else real + (-real % self.pad)
+        if T < real:
             raise ValueError(f"prepare: {real} tokens do not fit a pad_to of {T}")
         W = max(len(s.block_table) for s in dec) if dec else 0
-        R, ncu = len(rows), -(-2 * (C + 1) // 2) if C else 0  # cu_q and cu_k: 2(C+1) int32 in int64 words
+        R, ncu = len(rows), (C + 1 if C else 0)  # cu_q and cu_k: 2(C+1) int32 in C+1 int64 words
         o_pos, o_slot, o_rows = T, 2 * T, 3 * T
         o_lens = o_rows + R
         o_tab = o_lens + nd

@@ -93,30 +93,98 @@ def measure_gemms(shapes, dtype=torch.bfloat16, int8_shapes=(), m_grid=M_GRID, l
     return rows
 
 
-def measure_attention(layouts, batches=(1, 4, 16, 64, 256), contexts=(128, 512, 2048, 8192),
+# Decode attention as a serving step reads it: the running batch's contexts are spread around their mean
+# (uniform in [0.2, 1.8] x the mean -- the validation traces' prompts of 128-1024 tokens plus 0-256 generated),
+# blocks scattered over a large pool, and each layer's KV read cold (a step streams every layer's weights
+# between two visits of one layer's KV). The table used to time equal contexts, contiguous blocks and the same
+# call back to back (at small batches the whole KV sat in the 50 MB L2), on a x4 context grid: the kernel's
+# time steps with its partition count, which log interpolation between 512 and 2048 missed -- 25-80% low at
+# 650 tokens on the H100 (bench/attention_layout.py, bench/results/attention_layout_h100.json).
+DECODE_SPREAD = 0.8
+DECODE_BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+DECODE_CONTEXTS = (64, 128, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096, 8192)
+COLD_BYTES = 200 * 2**20  # KV read between two visits of one table: 4x the H100's L2
+
+
+def spread_lengths(batch: int, ctx: int, spread: float, rng) -> "np.ndarray":
+    """Context lengths uniform in [1 - spread, 1 + spread] x ctx, rescaled so their mean is ctx exactly."""
+    import numpy as np
+    if spread <= 0 or batch == 1:
+        return np.full(batch, ctx, dtype=np.int64)
+    u = rng.uniform(1 - spread, 1 + spread, batch)
+    return np.clip(np.round(ctx * u / u.mean()), 1, None).astype(np.int64)
+
+
+def decode_tables(lens, bs: int, pool_blocks: int, sets: int, scattered: bool, rng) -> list:
+    """`sets` block tables [B, W] (W in the model runner's width bucket of 16) for these lengths: blocks
+    drawn at random without replacement from the pool (scattered) or each sequence's blocks in a row."""
+    import numpy as np
+    need = [-(-int(n) // bs) for n in lens]
+    W = -(-max(need) // 16) * 16
+    total = sum(need)
+    if sets * total > pool_blocks - 1:
+        raise ValueError(f"decode_tables: {sets} x {total} blocks do not fit a pool of {pool_blocks}")
+    ids = (rng.choice(np.arange(1, pool_blocks), size=sets * total, replace=False) if scattered
+           else np.arange(1, 1 + sets * total))
+    out = []
+    for s in range(sets):
+        t = np.zeros((len(lens), W), dtype=np.int64)
+        k = s * total
+        for i, n in enumerate(need):
+            t[i, :n] = ids[k:k + n]
+            k += n
+        out.append(torch.from_numpy(t).cuda())
+    return out
+
+
+def decode_attention_time(decode, q, kc, vc, lens, rng, cold: bool = True, scattered: bool = True) -> float:
+    """GPU seconds of one layer's paged decode at these context lengths, over the pool (kc, vc); `cold`: a
+    different table each call until COLD_BYTES have been read, so no call finds its KV in L2."""
+    bs, kvh, hd = kc.shape[1], kc.shape[2], kc.shape[3]
+    per_set = int(lens.sum()) * kvh * hd * 2 * 2
+    sets = min(256, max(1, -(-COLD_BYTES // per_set))) if cold else 1
+    sets = max(1, min(sets, (kc.shape[0] - 1) // max(1, sum(-(-int(n) // bs) for n in lens))))
+    tables = decode_tables(lens, bs, kc.shape[0], sets, scattered, rng)
+    cl = torch.from_numpy(lens).cuda()
+    out = torch.empty_like(q)
+    scale = hd ** -0.5
+
+    def fn():
+        for t in tables:
+            decode(q, kc, vc, t, cl, scale, out)
+    return gpu_time(fn, reps=5, inner=3) / len(tables)
+
+
+def measure_attention(layouts, batches=DECODE_BATCHES, contexts=DECODE_CONTEXTS,
                       chunks=(16, 64, 256, 1024, 4096), before=(0, 1024, 4096), bs: int = 16, log=print,
-                      kernels: bool = False):
+                      kernels: bool = False, spread: float = DECODE_SPREAD, pool_gib: float = 12.0):
+    import numpy as np
     rows = []
-    decode = decode_attention
+
+    def decode(q, kc, vc, t, cl, scale, out):
+        return decode_attention(q, kc, vc, t, cl, scale)
     if kernels:  # the engine's paged-decode kernel, as the model runs it when kernels are on
-        from kernels.paged_attention import paged_decode as decode
+        from kernels.paged_attention import paged_decode
+
+        def decode(q, kc, vc, t, cl, scale, out):
+            return paged_decode(q, kc, vc, t, cl, scale, out=out)
     for heads, kvh, hd in layouts:
+        rng = np.random.default_rng(heads * 1000 + kvh * 10 + hd)
         scale = hd ** -0.5
+        pool = int(pool_gib * 2**30 / (2 * bs * kvh * hd * 2))
+        kc = torch.randn(pool, bs, kvh, hd, device="cuda", dtype=torch.bfloat16)
+        vc = torch.randn_like(kc)
         for b in batches:
             for c in contexts:
-                width = -(-c // bs)
-                width = -(-width // 16) * 16  # the model runner's table-width bucket
-                nb = b * width + 1
-                if nb * bs * kvh * hd * 2 * 2 > 24 * 2**30:
+                lens = spread_lengths(b, c, spread, rng)
+                if sum(-(-int(n) // bs) for n in lens) > pool - 1:
                     continue
-                kc = torch.randn(nb, bs, kvh, hd, device="cuda", dtype=torch.bfloat16)
-                vc = torch.randn_like(kc)
-                tables = torch.arange(1, nb, device="cuda").view(b, width)
-                lens = torch.full((b,), c, device="cuda")
                 q = torch.randn(b, heads, hd, device="cuda", dtype=torch.bfloat16)
-                t = gpu_time(lambda: decode(q, kc, vc, tables, lens, scale), reps=5, inner=5)
-                rows.append(AttnRow(kind="decode", heads=heads, kv_heads=kvh, head_dim=hd, a=b, context=c, seconds=t))
-                del kc, vc
+                t = decode_attention_time(decode, q, kc, vc, lens, rng)
+                rows.append(AttnRow(kind="decode", heads=heads, kv_heads=kvh, head_dim=hd, a=b, context=c, seconds=t,
+                                    spread=spread if b > 1 else 0.0))
+        del kc, vc
+        torch.cuda.empty_cache()
         for n in chunks:
             for p in before:
                 total = n + p
@@ -262,32 +330,37 @@ def ramp_trace(rate: float, seconds: float = 28.0, shares=(0.02, 0.1, 0.2, 0.3, 
 
 
 def measure_iterations(model, dec64: float | None, kernels: bool = False, seconds: float = 28.0,
-                       log=print) -> list[IterRow]:
+                       repeats: int = 2, log=print) -> list[IterRow]:
     """The engine's whole iterations (schedule + forward + sample + bookkeeping, start to next start) while
     serving a rate ramp in real time, with the validation runs' knobs. What no operator table holds --
     Python scheduling per sequence, the time between steps -- is in these; the calibrated cost model fits
-    its per-step overhead to them. Rate scale: max_num_seqs over (mean output x the batch-64 decode step)."""
+    its per-step overhead to them. Rate scale: max_num_seqs over (mean output x the batch-64 decode step).
+    `repeats` ramps (own seeds, a fresh engine each), pooled: two back-to-back replays of one ramp on one
+    H100 differed by 3-13% per batch bin in mean iteration time (bench/ramp_vs_run.py), so one replay is a
+    noisy sample of what the engine does."""
     from engine.validation_runs import KNOBS, LENGTHS
     mean_out = sum(LENGTHS["output"]) / 2
     rate = KNOBS["max_num_seqs"] / (mean_out * (dec64 or 0.01))
-    tr = ramp_trace(rate, seconds)
-    llm = LLM(EngineConfig(model=model.spec.name, kernels=kernels, **KNOBS), model=model)
-    llm.generate([[1] * 64] * 2, SamplingParams(max_tokens=4))  # warm-up
-    llm.log_steps = True
-    llm.replay(tr["t"], tr["in"], tr["out"], seed=11)
-    lg = llm.step_log
     rows = []
-    for cur, nxt in zip(lg, lg[1:]):
-        if nxt[9]:  # idle before the next step: this iteration's end is not known
-            continue
-        _, _, pre, dec, _, chunks, dctx, pctx, t_sched = cur[:9]
-        rows.append(IterRow(model=model.spec.name, tokens=pre + dec, decodes=dec, chunks=chunks, decode_ctx=dctx,
-                            prefill_ctx=pctx, seconds=nxt[8] - t_sched,
-                            max_num_batched_tokens=KNOBS["max_num_batched_tokens"]))
-    log(f"  iterations {model.spec.name}: {len(tr['t'])} requests at up to {rate * 0.95:.1f} req/s, "
-        f"{len(rows)} iterations timed")
-    del llm
-    release_gpu_memory()
+    for rep in range(repeats):
+        tr = ramp_trace(rate, seconds, seed=7 + rep)
+        llm = LLM(EngineConfig(model=model.spec.name, kernels=kernels, **KNOBS), model=model)
+        llm.generate([[1] * 64] * 2, SamplingParams(max_tokens=4))  # warm-up
+        llm.log_steps = True
+        llm.replay(tr["t"], tr["in"], tr["out"], seed=11 + rep)
+        lg = llm.step_log
+        n0 = len(rows)
+        for cur, nxt in zip(lg, lg[1:]):
+            if nxt[9]:  # idle before the next step: this iteration's end is not known
+                continue
+            _, _, pre, dec, _, chunks, dctx, pctx, t_sched = cur[:9]
+            rows.append(IterRow(model=model.spec.name, tokens=pre + dec, decodes=dec, chunks=chunks,
+                                decode_ctx=dctx, prefill_ctx=pctx, seconds=nxt[8] - t_sched,
+                                max_num_batched_tokens=KNOBS["max_num_batched_tokens"]))
+        log(f"  iterations {model.spec.name} (ramp {rep + 1}/{repeats}): {len(tr['t'])} requests at up to "
+            f"{rate * 0.95:.1f} req/s, {len(rows) - n0} iterations timed")
+        del llm
+        release_gpu_memory()
     return rows
 
 

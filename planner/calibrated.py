@@ -207,14 +207,18 @@ class CalibratedCostModel(StepCostModel):
             if kind == "decode" and self.overhead_source == "iterations":
                 self._dec_bins = self._batch_bins(A[:, 1], y - fit)
                 fit = fit + np.array([self._dec_corr(b) for b in A[:, 1]])
-            # per-token part: elementwise memory traffic, moves with bandwidth; fixed and per-sequence parts
-            # (CPU, launches) stay as measured on another GPU
+            # a prefill step's per-token part (elementwise traffic over up to thousands of tokens) moves with
+            # bandwidth; the fixed and per-sequence parts (CPU, launches) stay as measured on another GPU. So
+            # does a decode step's per-sequence part: Python per sequence and latency-bound small kernels
+            # (tens of tokens), not memory traffic -- on the H200, a decode step's batch 2 -> 64 increment
+            # beyond the attention tables was the H100's (8B: +1.07 vs +0.93 ms)
             if self.overhead_source == "iterations":  # measured / modelled per serving iteration (step jitter)
                 ops = np.array([p[5] for p in P], float)
                 model = ops + fit
                 ok = model > 0
                 self.jitter_ratios[kind] = (y + ops)[ok] / model[ok]
-            coef[1] *= self._scale("bandwidth")
+            if kind == "prefill":
+                coef[1] *= self._scale("bandwidth")
             fits[kind] = tuple(coef)
         graph = self.profile.overhead_graph_s or default
         eager = self.profile.overhead_eager_s or graph

@@ -47,8 +47,11 @@ class AttnRow(_S):
     kv_heads: int
     head_dim: int
     a: int  # batch (decode) or chunk tokens (prefill)
-    context: int
+    context: int  # decode: the mean context of the batch
     seconds: float = Field(gt=0)
+    # decode: contexts uniform in [1 - spread, 1 + spread] x `context` (a serving batch's spread), blocks
+    # scattered over a large pool, KV read cold; 0: every sequence at `context` (profiles before this field)
+    spread: float = Field(0.0, ge=0, lt=1)
 
 
 class AllReduceRow(_S):

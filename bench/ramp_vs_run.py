@@ -1,0 +1,72 @@
+"""The engine's step GPU times in the calibration ramp and in a validation run, on one machine, one process.
+
+The 1B's decode iterations in the H100 validation runs took 4-5% longer than the calibration ramp's at the same
+batch and context, with the same code and knobs. This replays the ramp (engine.calibrate.ramp_trace) and a
+committed validation trace back to back on one model and writes both step logs (with each step's CUDA-event
+GPU time), so the comparison can be made per batch on the CPU:
+
+    python bench/ramp_vs_run.py --model llama-3.2-1b --trace data/validation/llama-3.2-1b_H100-SXM_poisson-0.4 \
+        --dec64 0.00212 --out $OUT
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np
+import torch
+
+COLS = ["start", "end", "prefill_tokens", "decodes", "graph", "chunks", "decode_ctx", "prefill_ctx", "sched",
+        "idle_before", "issued", "gpu_s"]
+
+
+def write_log(path: Path, lg) -> None:
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(COLS)
+        w.writerows([round(x, 7) if isinstance(x, float) else int(x) for x in r] for r in lg)
+
+
+def main():
+    from engine.calibrate import ramp_trace
+    from engine.llm import LLM, EngineConfig, release_gpu_memory
+    from engine.sequence import SamplingParams
+    from engine.validation_runs import KNOBS, LENGTHS
+    from engine.weights import build_model
+    from planner.catalog import MODELS
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="llama-3.2-1b")
+    ap.add_argument("--trace", required=True, help="validation run stem (its .trace.csv and .meta.json)")
+    ap.add_argument("--dec64", type=float, required=True, help="batch-64 decode step seconds (the ramp's rate scale)")
+    ap.add_argument("--order", default="ramp,run,ramp")
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args()
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    meta = json.loads(Path(a.trace + ".meta.json").read_text())
+    rows = list(csv.DictReader(open(a.trace + ".trace.csv")))
+    run_tr = {"t": np.array([float(r["TIMESTAMP"]) for r in rows]),
+              "in": np.array([int(r["ContextTokens"]) for r in rows]),
+              "out": np.array([int(r["GeneratedTokens"]) for r in rows])}
+    rate = KNOBS["max_num_seqs"] / (sum(LENGTHS["output"]) / 2 * a.dec64)
+    model = build_model(MODELS[a.model], seed=0, dtype=torch.bfloat16, device="cuda")
+    for i, what in enumerate(a.order.split(",")):
+        tr = ramp_trace(rate) if what == "ramp" else run_tr
+        llm = LLM(EngineConfig(model=a.model, kernels=True, num_blocks=meta["num_blocks"], **KNOBS), model=model)
+        llm.generate([[1] * 64] * 2, SamplingParams(max_tokens=4))
+        llm.log_steps = True
+        llm.replay(tr["t"], tr["in"], tr["out"], seed=11 if what == "ramp" else 0)
+        write_log(out / f"{i}_{what}.steps.csv", llm.step_log)
+        g = [r[11] for r in llm.step_log if r[4]]
+        print(f"{i} {what}: {len(llm.step_log)} steps, decode GPU median {np.median(g) * 1e3:.3f} ms", flush=True)
+        del llm
+        release_gpu_memory()
+
+
+if __name__ == "__main__":
+    main()

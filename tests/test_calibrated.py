@@ -262,3 +262,46 @@ def test_step_jitter_needs_a_calibrated_model():
     from planner.scenario import ScenarioError, scenario_from_dict
     with pytest.raises(ScenarioError, match="step_jitter"):
         scenario_from_dict({"model": "llama-3.1-8b", "cost_model": {"kind": "roofline", "step_jitter": True}})
+
+
+def test_decode_per_sequence_overhead_stays_on_another_gpu_and_prefill_per_token_moves_with_bandwidth():
+    """A decode step's per-sequence overhead (Python per sequence, latency-bound kernels of tens of tokens)
+    is not memory traffic: the H200 gets the H100's; a prefill step's per-token part scales by bandwidth."""
+    prof = Profile.load(PROFILES[0])
+    src = CalibratedCostModel(prof, M8, H100, max_num_batched_tokens=2048)
+    dst = CalibratedCostModel(prof, M8, H200, max_num_batched_tokens=2048)
+    assert src.ovh["decode"][1] > 0
+    assert dst.ovh["decode"] == pytest.approx(src.ovh["decode"], rel=1e-12)
+    bw = src.roof.bw / dst.roof.bw
+    assert dst.ovh["prefill"][1] == pytest.approx(src.ovh["prefill"][1] * bw, rel=1e-9)
+
+
+def test_committed_profile_times_decode_attention_like_a_serving_batch_on_a_dense_grid():
+    """Decode attention rows: contexts spread around the mean (as a running batch's are) and no gap in the
+    context grid wider than x1.5 from 128 to 4096 -- the kernel's time steps with its partition count, and the
+    old x4 grid's log interpolation put 650-token attention 25-80% low on the H100. Older rows load with
+    spread 0."""
+    prof = Profile.load(PROFILES[0])
+    dec = [r for r in prof.attention if r.kind == "decode"]
+    assert all(r.spread == pytest.approx(0.8) for r in dec if r.a > 1)
+    ctx = sorted({r.context for r in dec if 128 <= r.context <= 4096})
+    assert max(b / a for a, b in zip(ctx, ctx[1:])) <= 1.5
+    assert {1, 2, 4, 8, 16, 32, 64} <= {r.a for r in dec}
+    old = AttnRow(kind="decode", heads=32, kv_heads=8, head_dim=128, a=4, context=512, seconds=1e-5)
+    assert old.spread == 0.0
+
+
+def test_spread_lengths_keep_the_mean_and_stay_in_range():
+    torch = pytest.importorskip("torch")  # engine.calibrate imports torch
+    from engine.calibrate import decode_tables, spread_lengths
+    rng = np.random.default_rng(0)
+    for b, c in [(8, 650), (64, 2048), (256, 64)]:
+        lens = spread_lengths(b, c, 0.8, rng)
+        assert len(lens) == b and abs(lens.mean() - c) <= 1
+        assert lens.min() >= 1 and lens.max() <= 2.0 * c  # [0.2, 1.8] x c, rescaled to the mean
+        assert lens.std() > 0.2 * c
+    assert list(spread_lengths(1, 650, 0.8, rng)) == [650]
+    assert list(spread_lengths(4, 650, 0.0, rng)) == [650] * 4
+    with pytest.raises(ValueError, match="do not fit"):
+        decode_tables(np.array([1600] * 4), 16, 300, 1, True, rng)
+    del torch

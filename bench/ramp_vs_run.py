@@ -7,6 +7,7 @@ GPU time), so the comparison can be made per batch on the CPU:
 
     python bench/ramp_vs_run.py --model llama-3.2-1b --trace data/validation/llama-3.2-1b_H100-SXM_poisson-0.4 \
         --dec64 0.00212 --out $OUT
+    python bench/ramp_vs_run.py --summarise OUT/*.steps.csv   # the summary alone
 """
 from __future__ import annotations
 
@@ -32,6 +33,20 @@ def write_log(path: Path, lg) -> None:
         w.writerows([round(x, 7) if isinstance(x, float) else int(x) for x in r] for r in lg)
 
 
+def summarise(path: Path) -> str:
+    """Mean iteration (schedule to next schedule) and GPU time of the decode-only steps per batch range."""
+    rows = [{k: float(v) for k, v in r.items()} for r in csv.DictReader(path.open())]
+    its = np.array([(c["decodes"], nx["sched"] - c["sched"], c["gpu_s"]) for c, nx in zip(rows, rows[1:])
+                    if not nx["idle_before"] and not c["chunks"] and c["decodes"]])
+    out = [f"{path.name}: {len(its)} decode iterations"]
+    for lo, hi in [(1, 2), (2, 4), (4, 8), (8, 12), (12, 16), (16, 24), (24, 32), (32, 48), (48, 65)]:
+        s = (its[:, 0] >= lo) & (its[:, 0] < hi)
+        if s.sum() >= 30:
+            out.append(f"  batch [{lo:2d},{hi:2d}) n={s.sum():5d} iteration {its[s, 1].mean() * 1e3:.3f} ms, "
+                       f"GPU {its[s, 2].mean() * 1e3:.3f} ms, outside the GPU {np.mean(its[s, 1] - its[s, 2]) * 1e3:.3f} ms")
+    return "\n".join(out)
+
+
 def main():
     from engine.calibrate import ramp_trace
     from engine.llm import LLM, EngineConfig, release_gpu_memory
@@ -41,11 +56,17 @@ def main():
     from planner.catalog import MODELS
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="llama-3.2-1b")
-    ap.add_argument("--trace", required=True, help="validation run stem (its .trace.csv and .meta.json)")
-    ap.add_argument("--dec64", type=float, required=True, help="batch-64 decode step seconds (the ramp's rate scale)")
+    ap.add_argument("--trace", help="validation run stem (its .trace.csv and .meta.json)")
+    ap.add_argument("--dec64", type=float, default=0.00212, help="batch-64 decode step seconds (the ramp's rate scale)")
     ap.add_argument("--order", default="ramp,run,ramp")
-    ap.add_argument("--out", required=True)
+    ap.add_argument("--out", default="out")
+    ap.add_argument("--summarise", nargs="*", help="only print the per-batch summary of these step logs")
     a = ap.parse_args()
+    if a.summarise is not None:
+        print("\n".join(summarise(Path(p)) for p in a.summarise))
+        return
+    if not a.trace:
+        ap.error("--trace (a validation run stem) is needed to replay")
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     meta = json.loads(Path(a.trace + ".meta.json").read_text())
@@ -64,6 +85,7 @@ def main():
         write_log(out / f"{i}_{what}.steps.csv", llm.step_log)
         g = [r[11] for r in llm.step_log if r[4]]
         print(f"{i} {what}: {len(llm.step_log)} steps, decode GPU median {np.median(g) * 1e3:.3f} ms", flush=True)
+        print(summarise(out / f"{i}_{what}.steps.csv"), flush=True)
         del llm
         release_gpu_memory()
 

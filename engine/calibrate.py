@@ -98,8 +98,8 @@ def measure_gemms(shapes, dtype=torch.bfloat16, int8_shapes=(), m_grid=M_GRID, l
 # blocks scattered over a large pool, and each layer's KV read cold (a step streams every layer's weights
 # between two visits of one layer's KV). The table used to time equal contexts, contiguous blocks and the same
 # call back to back (at small batches the whole KV sat in the 50 MB L2), on a x4 context grid: the kernel's
-# time steps with its partition count, which log interpolation between 512 and 2048 missed -- 25-80% low at
-# 650 tokens on the H100 (bench/attention_layout.py, bench/results/attention_layout_h100.json).
+# time steps with its partition count, which log interpolation between 512 and 2048 missed -- 16-42% low at
+# 650 tokens, batches 4-64, on the H100 (bench/attention_layout.py, bench/results/attention_layout_h100.json).
 DECODE_SPREAD = 0.8
 DECODE_BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 DECODE_CONTEXTS = (64, 128, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096, 8192)

@@ -279,7 +279,7 @@ def test_decode_per_sequence_overhead_stays_on_another_gpu_and_prefill_per_token
 def test_committed_profile_times_decode_attention_like_a_serving_batch_on_a_dense_grid():
     """Decode attention rows: contexts spread around the mean (as a running batch's are) and no gap in the
     context grid wider than x1.5 from 256 to 4096 -- the kernel's time steps with its partition count, and the
-    old x4 grid's log interpolation put 650-token attention 25-80% low on the H100. Older rows load with
+    old x4 grid's log interpolation put 650-token attention 16-42% low on the H100. Older rows load with
     spread 0."""
     prof = Profile.load(PROFILES[0])
     dec = [r for r in prof.attention if r.kind == "decode"]

@@ -49,7 +49,7 @@ def summarise(path: Path) -> str:
 
 def main():
     from engine.calibrate import ramp_trace
-    from engine.llm import LLM, EngineConfig, release_gpu_memory
+    from engine.llm import LLM, EngineConfig, records, release_gpu_memory
     from engine.sequence import SamplingParams
     from engine.validation_runs import KNOBS, LENGTHS
     from engine.weights import build_model
@@ -81,8 +81,14 @@ def main():
         llm = LLM(EngineConfig(model=a.model, kernels=True, num_blocks=meta["num_blocks"], **KNOBS), model=model)
         llm.generate([[1] * 64] * 2, SamplingParams(max_tokens=4))
         llm.log_steps = True
-        llm.replay(tr["t"], tr["in"], tr["out"], seed=11 if what == "ramp" else 0)
+        seqs = llm.replay(tr["t"], tr["in"], tr["out"], seed=11 if what == "ramp" else 0)
         write_log(out / f"{i}_{what}.steps.csv", llm.step_log)
+        if what == "run":  # the request records too: metrics of repeated replays of one trace
+            recs = records(seqs)
+            with (out / f"{i}_{what}.records.csv").open("w", newline="") as fh:
+                w = csv.DictWriter(fh, fieldnames=list(recs[0]))
+                w.writeheader()
+                w.writerows(recs)
         g = [r[11] for r in llm.step_log if r[4]]
         print(f"{i} {what}: {len(llm.step_log)} steps, decode GPU median {np.median(g) * 1e3:.3f} ms", flush=True)
         print(summarise(out / f"{i}_{what}.steps.csv"), flush=True)

@@ -22,17 +22,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np
 import torch
 
-COLS = ["start", "end", "prefill_tokens", "decodes", "graph", "chunks", "decode_ctx", "prefill_ctx", "sched",
-        "idle_before", "issued", "gpu_s"]
-
-
-def write_log(path: Path, lg) -> None:
-    with path.open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(COLS)
-        w.writerows([round(x, 7) if isinstance(x, float) else int(x) for x in r] for r in lg)
-
-
 def summarise(path: Path) -> str:
     """Mean iteration (schedule to next schedule) and GPU time of the decode-only steps per batch range."""
     rows = [{k: float(v) for k, v in r.items()} for r in csv.DictReader(path.open())]
@@ -51,7 +40,7 @@ def main():
     from engine.calibrate import ramp_trace
     from engine.llm import LLM, EngineConfig, records, release_gpu_memory
     from engine.sequence import SamplingParams
-    from engine.validation_runs import KNOBS, LENGTHS
+    from engine.validation_runs import KNOBS, LENGTHS, write_records, write_steps
     from engine.weights import build_model
     from planner.catalog import MODELS
     ap = argparse.ArgumentParser()
@@ -82,13 +71,9 @@ def main():
         llm.generate([[1] * 64] * 2, SamplingParams(max_tokens=4))
         llm.log_steps = True
         seqs = llm.replay(tr["t"], tr["in"], tr["out"], seed=11 if what == "ramp" else 0)
-        write_log(out / f"{i}_{what}.steps.csv", llm.step_log)
+        write_steps(out / f"{i}_{what}.steps.csv", llm.step_log)
         if what == "run":  # the request records too: metrics of repeated replays of one trace
-            recs = records(seqs)
-            with (out / f"{i}_{what}.records.csv").open("w", newline="") as fh:
-                w = csv.DictWriter(fh, fieldnames=list(recs[0]))
-                w.writeheader()
-                w.writerows(recs)
+            write_records(out / f"{i}_{what}.records.csv", records(seqs))
         g = [r[11] for r in llm.step_log if r[4]]
         print(f"{i} {what}: {len(llm.step_log)} steps, decode GPU median {np.median(g) * 1e3:.3f} ms", flush=True)
         print(summarise(out / f"{i}_{what}.steps.csv"), flush=True)

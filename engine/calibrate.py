@@ -115,6 +115,11 @@ def spread_lengths(batch: int, ctx: int, spread: float, rng) -> "np.ndarray":
     return np.clip(np.round(ctx * u / u.mean()), 1, None).astype(np.int64)
 
 
+def blocks_for(lens, bs: int) -> int:
+    """KV blocks that sequences of these lengths hold."""
+    return sum(-(-int(n) // bs) for n in lens)
+
+
 def decode_tables(lens, bs: int, pool_blocks: int, sets: int, scattered: bool, rng) -> list:
     """`sets` block tables [B, W] (W in the model runner's width bucket of 16) for these lengths: blocks
     drawn at random without replacement from the pool (scattered) or each sequence's blocks in a row."""
@@ -143,7 +148,7 @@ def decode_attention_time(decode, q, kc, vc, lens, rng, cold: bool = True, scatt
     bs, kvh, hd = kc.shape[1], kc.shape[2], kc.shape[3]
     per_set = int(lens.sum()) * kvh * hd * 2 * 2
     sets = min(256, max(1, -(-COLD_BYTES // per_set))) if cold else 1
-    sets = max(1, min(sets, (kc.shape[0] - 1) // max(1, sum(-(-int(n) // bs) for n in lens))))
+    sets = max(1, min(sets, (kc.shape[0] - 1) // max(1, blocks_for(lens, bs))))
     tables = decode_tables(lens, bs, kc.shape[0], sets, scattered, rng)
     cl = torch.from_numpy(lens).cuda()
     out = torch.empty_like(q)
@@ -177,7 +182,7 @@ def measure_attention(layouts, batches=DECODE_BATCHES, contexts=DECODE_CONTEXTS,
         for b in batches:
             for c in contexts:
                 lens = spread_lengths(b, c, spread, rng)
-                if sum(-(-int(n) // bs) for n in lens) > pool - 1:
+                if blocks_for(lens, bs) > pool - 1:
                     continue
                 q = torch.randn(b, heads, hd, device="cuda", dtype=torch.bfloat16)
                 t = decode_attention_time(decode, q, kc, vc, lens, rng)

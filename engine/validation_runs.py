@@ -42,6 +42,23 @@ def write_trace(path: Path, tr: dict) -> None:
         w.writerows(zip(np.round(tr["t"], 6), tr["in"], tr["out"]))
 
 
+def write_records(path: Path, recs: list[dict]) -> None:
+    with path.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(recs[0]))
+        w.writeheader()
+        w.writerows(recs)
+
+
+def write_steps(path: Path, step_log) -> None:
+    """The engine's step log (LLM.step_log, one row per step) with its column names."""
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["start", "end", "prefill_tokens", "decodes", "graph", "chunks", "decode_ctx", "prefill_ctx",
+                    "sched", "idle_before", "issued", "gpu_s"])
+        w.writerows((round(a, 6), round(b, 6), p, d, int(g), k, dc, pc, round(t, 6), int(i), round(u, 6),
+                     round(gs, 6)) for a, b, p, d, g, k, dc, pc, t, i, u, gs in step_log)
+
+
 def capacity_estimate(model_name: str, num_blocks: int, profile_path: str | None, gpu: str = "H100-SXM") -> float:
     """Saturation req/s of one engine at these knobs, from the planner's analytic model (calibrated when a
     profile is at hand)."""
@@ -85,10 +102,7 @@ def run_all(out: Path, models=("llama-3.2-1b", "llama-3.1-8b"), loads=(0.4, 0.8,
             stem = f"{name}_{gpu}_{label}"
             write_trace(out / f"{stem}.trace.csv", tr)
             recs = records(seqs)
-            with (out / f"{stem}.records.csv").open("w", newline="") as fh:
-                w = csv.DictWriter(fh, fieldnames=list(recs[0]))
-                w.writeheader()
-                w.writerows(recs)
+            write_records(out / f"{stem}.records.csv", recs)
             meta = {"model": name, "gpu": gpu, "device_name": torch.cuda.get_device_name(), "label": label,
                     "num_blocks": blocks, "knobs": KNOBS, "requests": len(recs),
                     "offered_req_s": len(tr["t"]) / span, "capacity_estimate_req_s": cap,
@@ -96,12 +110,7 @@ def run_all(out: Path, models=("llama-3.2-1b", "llama-3.1-8b"), loads=(0.4, 0.8,
                     "cuda_mallocs_while_serving": alloc["segment.all.allocated"],
                     "alloc_retries_while_serving": alloc["num_alloc_retries"]}
             (out / f"{stem}.meta.json").write_text(json.dumps(meta, indent=1))
-            with (out / f"{stem}.steps.csv").open("w", newline="") as fh:
-                w = csv.writer(fh)
-                w.writerow(["start", "end", "prefill_tokens", "decodes", "graph", "chunks", "decode_ctx", "prefill_ctx",
-                            "sched", "idle_before", "issued", "gpu_s"])
-                w.writerows((round(a, 6), round(b, 6), p, d, int(g), k, dc, pc, round(t, 6), int(i), round(u, 6),
-                             round(gs, 6)) for a, b, p, d, g, k, dc, pc, t, i, u, gs in llm.step_log)
+            write_steps(out / f"{stem}.steps.csv", llm.step_log)
             lg = llm.step_log
             dec = sorted(r[1] - r[0] for r in lg if r[4])
             mix = sorted(r[1] - r[0] for r in lg if not r[4])

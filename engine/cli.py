@@ -77,5 +77,17 @@ def validation_runs(out: Path = typer.Option(Path("data/validation")), gpu: str 
             kernels=kernels)
 
 
+@app.command("replay-runs")
+def replay_runs(data: Path = typer.Option(Path("data/validation"), help="committed runs (trace, meta) to replay"),
+                out: Optional[Path] = typer.Option(None, help="where the replays' records go (default: --data)"),
+                models: Optional[str] = None, labels: Optional[str] = None, repeats: int = 1,
+                deadline_s: Optional[float] = typer.Option(None, help="start no replay after this many seconds")):
+    """Replay committed validation runs again on this GPU: the engine's own run-to-run spread, and a
+    median reference for `planner validate`."""
+    from engine.validation_runs import replay_runs as run
+    run(data, out or data, models=tuple(models.split(",")) if models else None,
+        labels=tuple(labels.split(",")) if labels else None, repeats=repeats, deadline_s=deadline_s)
+
+
 if __name__ == "__main__":
     app()

@@ -31,6 +31,23 @@ def metrics_from(arrival, first, finish, out_tokens, ok) -> dict:
             "throughput_tok_s": n.sum() / span, "completed": int(ok.sum())}
 
 
+def replay_records(data: Path, stem: str) -> list[Path]:
+    """The run's records and those of its later replays (engine replay-runs), in replay order."""
+    extra = sorted(data.glob(f"{stem}.replay*.records.csv"),
+                   key=lambda p: int(p.name[len(stem) + len(".replay"):-len(".records.csv")]))
+    return [data / f"{stem}.records.csv", *extra]
+
+
+def reference_metrics(runs: list[dict]) -> tuple[dict, dict]:
+    """The engine reference over replays of one trace: each metric's median, and its spread (max - min over
+    the median). One replay is one noisy draw; the median of three is what a simulator's expectation should
+    be held to, and the spread says how closely any model can be checked against this engine here."""
+    med = {m: float(np.median([r[m] for r in runs])) for m in METRICS}
+    med["completed"] = runs[0]["completed"]
+    spread = {m: (max(r[m] for r in runs) - min(r[m] for r in runs)) / med[m] for m in METRICS}
+    return med, spread
+
+
 def engine_metrics(records_csv: Path) -> dict:
     rows = list(csv.DictReader(records_csv.open()))
     return metrics_from([float(r["arrival"]) for r in rows], [float(r["first_token"]) for r in rows],
@@ -81,11 +98,12 @@ def validate(data: Path, profile: str | None, jitter: bool = True, reps: int = 5
     for meta_path in sorted(data.glob("*.meta.json")):
         meta = json.loads(meta_path.read_text())
         stem = meta_path.name[: -len(".meta.json")]
-        trace, recs = data / f"{stem}.trace.csv", data / f"{stem}.records.csv"
-        eng = engine_metrics(recs)
+        trace = data / f"{stem}.trace.csv"
+        replays = [engine_metrics(p) for p in replay_records(data, stem)]
+        eng, spread = reference_metrics(replays)
         row = {"model": meta["model"], "gpu": meta["gpu"], "run": meta["label"],
                "offered_req_s": meta["offered_req_s"], "load": meta["offered_req_s"] / meta["capacity_estimate_req_s"],
-               "engine": eng}
+               "engine": eng, "engine_replays": replays, "engine_spread": spread}
         models = {"roofline": {"kind": "roofline"}}
         if profile:
             models["calibrated"] = {"kind": "calibrated", "profile": profile, "step_jitter": jitter}
@@ -127,12 +145,24 @@ def render(rows: list[dict], con) -> None:
                 cells.append(f"[{style}]{e * 100:+.1f}%[/]")
             t.add_row(r["model"], r["run"], f"{r['load']:.2f}", *cells)
         con.print(t)
-    t = Table(title="engine measurements (the reference)")
-    for c in ("model", "run", "req/s", "TTFT p50", "TTFT p95", "TPOT p50", "E2E p50", "E2E p95", "tok/s"):
+    if any(len(r["engine_replays"]) > 1 for r in rows):
+        t = Table(title="the engine against itself: spread of each metric over replays of the same trace\n"
+                        "((max - min) / median; the errors above are against the median)")
+        t.add_column("model")
+        t.add_column("run")
+        t.add_column("replays")
+        for m in METRICS:
+            t.add_column(m.replace("_", " "))
+        for r in rows:
+            t.add_row(r["model"], r["run"], str(len(r["engine_replays"])),
+                      *[f"{r['engine_spread'][m] * 100:.1f}%" for m in METRICS])
+        con.print(t)
+    t = Table(title="engine measurements (the reference: median over replays)")
+    for c in ("model", "run", "replays", "req/s", "TTFT p50", "TTFT p95", "TPOT p50", "E2E p50", "E2E p95", "tok/s"):
         t.add_column(c)
     for r in rows:
         e = r["engine"]
-        t.add_row(r["model"], r["run"], f"{r['offered_req_s']:.2f}", f"{e['ttft_p50'] * 1e3:.0f} ms",
+        t.add_row(r["model"], r["run"], str(len(r["engine_replays"])), f"{r['offered_req_s']:.2f}", f"{e['ttft_p50'] * 1e3:.0f} ms",
                   f"{e['ttft_p95'] * 1e3:.0f} ms", f"{e['tpot_p50'] * 1e3:.1f} ms", f"{e['e2e_p50']:.2f} s",
                   f"{e['e2e_p95']:.2f} s", f"{e['throughput_tok_s']:.0f}")
     con.print(t)

@@ -7,9 +7,10 @@ norms, RoPE, sampling, launch and CPU scheduling -- is fitted to the engine's se
 older profiles, its isolated whole steps); see _fit_overhead. On a GPU the profile was not measured on, each operator's
 roofline time on the source GPU (at most its measured time) is scaled by the ratio of the resource that bounds it,
 and the rest of its measured time -- launch latency, partial waves, tails, which SM count and clocks set, not the
-memory -- is kept; the model says it extrapolated. Scaling the whole measured time instead assumes every operator
-ran at the roofline: an H100 profile then put 1B/8B decode steps on an H200 8-16% fast (measured speed-up of a
-batch-64 8B decode step 1.20x against a bandwidth ratio of 1.43x; the H200 has the H100's SMs and clocks).
+memory -- is kept (added back for GEMMs; for decode attention the two overlap, see DECODE_ATTN_P); the model
+says it extrapolated. Scaling the whole measured time instead assumes every operator ran at the roofline: an
+H100 profile then put 1B/8B decode steps on an H200 8-16% fast (measured speed-up of a batch-64 8B decode step
+1.20x against a bandwidth ratio of 1.43x; the H200 has the H100's SMs and clocks).
 """
 from __future__ import annotations
 
@@ -19,17 +20,17 @@ from collections import defaultdict
 import numpy as np
 
 from planner.calibration import Profile, token_buckets
+from planner.catalog import GPUS
+from planner.cost_model import ACT_BYTES, RooflineCostModel, StepCostModel
 
 # Decode attention on another GPU: its roofline part (KV bytes over the peak) and the rest (the longest
 # sequence's chain of dependent block reads, partial waves) overlap -- t^2 = i^2 + l^2 -- instead of adding.
 # Paired serving-like measurements (bench/attention_layout.py, 24 batch x context points of the 1B and 8B
 # layouts, H100 and H200): the additive rule put the H200 times 9.8% fast (RMS, down to -20%), p = 2 within
 # 4.7% RMS (-12% to +6%); the H200 ran them only 1.00-1.17x faster against a bandwidth ratio of 1.43.
-# (p = 3 fits these points slightly better, 3.9%; 2 is the rule, not a fit.) GEMMs stay additive:
+# p was chosen on these points, as a round value (3 fits them slightly better, 3.9%). GEMMs stay additive:
 # an 8B batch-1 decode step (weight streaming) measured 4.80 ms of GPU time on the H200, predicted 4.80 ms.
 DECODE_ATTN_P = 2.0
-from planner.catalog import GPUS
-from planner.cost_model import ACT_BYTES, RooflineCostModel, StepCostModel
 
 
 def _interp_log(xs: np.ndarray, ys: np.ndarray, x: float) -> float:

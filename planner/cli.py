@@ -203,6 +203,7 @@ def tiers(scenario: str = typer.Argument("seed-multi-tenant"),
 def validate(data: Path = typer.Option(Path("data/validation"), help="engine runs (trace, records, meta)"),
              profile: Optional[str] = typer.Option("data/profiles/h100.json", help="calibration profile"),
              json_out: bool = typer.Option(False, "--json"),
+             markdown: bool = typer.Option(False, "--markdown", help="Markdown tables (for READMEs and notes)"),
              jitter: bool = typer.Option(True, "--jitter/--no-jitter",
                                          help="calibrated model with step jitter from the profile's iterations")):
     """Compare the simulator (calibrated and roofline) with the engine's measured runs, run for run."""
@@ -215,6 +216,8 @@ def validate(data: Path = typer.Option(Path("data/validation"), help="engine run
         _fail(e)
     if json_out:
         print(json.dumps(rows, indent=2, default=float))
+    elif markdown:
+        print(v.markdown(rows), end="")
     else:
         v.render(rows, console)
 

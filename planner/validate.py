@@ -118,6 +118,58 @@ def validate(data: Path, profile: str | None, jitter: bool = True, reps: int = 5
     return rows
 
 
+TARGETS = ("ttft_p50", "ttft_p95", "e2e_p50", "e2e_p95", "throughput_tok_s")
+
+
+def limit(row: dict, metric: str) -> float:
+    """The accuracy asked of the calibrated simulator for one cell: TTFT within 10%; E2E and throughput within
+    5% below saturation and 10% above; everything within 10% on a GPU the profile was not measured on."""
+    if row.get("extrapolated") or metric.startswith("ttft") or row["load"] > 1.0:
+        return 0.10
+    return 0.05
+
+
+def target_cells(rows: list[dict], cm: str = "calibrated") -> list[tuple[dict, str, float, float]]:
+    """(row, metric, error, limit) for every target cell of a cost model's table."""
+    return [(r, m, r[f"{cm}_err"][m], limit(r, m)) for r in rows if f"{cm}_err" in r for m in TARGETS]
+
+
+def markdown(rows: list[dict]) -> str:
+    """The comparison as Markdown tables (for READMEs and notes): errors per cost model, the engine's spread
+    over replays, and the reference values; a cell outside its target is in bold."""
+    out = []
+    for cm in ("calibrated", "roofline"):
+        if not rows or f"{cm}_err" not in rows[0]:
+            continue
+        out += [f"{cm} cost model vs the engine (relative error; **bold**: outside the target):", "",
+                "| model | run | load | " + " | ".join(m.replace("_", " ") for m in METRICS) + " |",
+                "|---|---|---|" + "---|" * len(METRICS)]
+        for r in rows:
+            cells = []
+            for m in METRICS:
+                e = r[f"{cm}_err"][m]
+                bad = m in TARGETS and abs(e) > limit(r, m)
+                cells.append(f"**{e * 100:+.1f}%**" if bad else f"{e * 100:+.1f}%")
+            out.append(f"| {r['model']} | {r['run']} | {r['load']:.2f} | " + " | ".join(cells) + " |")
+        ok = [abs(e) <= lim for _, _, e, lim in target_cells(rows, cm)]
+        out += ["", f"{sum(ok)} of {len(ok)} target cells within their limits.", ""]
+    out += ["the engine against itself: (max - min) / median over replays of the same trace:", "",
+            "| model | run | replays | " + " | ".join(m.replace("_", " ") for m in METRICS) + " |",
+            "|---|---|---|" + "---|" * len(METRICS)]
+    for r in rows:
+        out.append(f"| {r['model']} | {r['run']} | {len(r['engine_replays'])} | "
+                   + " | ".join(f"{r['engine_spread'][m] * 100:.1f}%" for m in METRICS) + " |")
+    out += ["", "engine reference (median over replays):", "",
+            "| model | run | req/s | TTFT P50 | TTFT P95 | TPOT P50 | E2E P50 | E2E P95 | tok/s |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        e = r["engine"]
+        out.append(f"| {r['model']} | {r['run']} | {r['offered_req_s']:.1f} | {e['ttft_p50'] * 1e3:.0f} ms | "
+                   f"{e['ttft_p95'] * 1e3:.0f} ms | {e['tpot_p50'] * 1e3:.1f} ms | {e['e2e_p50']:.2f} s | "
+                   f"{e['e2e_p95']:.2f} s | {e['throughput_tok_s']:.0f} |")
+    return "\n".join(out) + "\n"
+
+
 def render(rows: list[dict], con) -> None:
     from rich.table import Table
     for cm in ("calibrated", "roofline"):
@@ -140,11 +192,13 @@ def render(rows: list[dict], con) -> None:
             cells = []
             for m in METRICS:
                 e = r[f"{cm}_err"][m]
-                lim = 0.10 if (m.startswith("ttft") or r["load"] > 1.0) else 0.05
-                style = "green" if abs(e) <= lim else "red"
+                style = "green" if abs(e) <= limit(r, m) else "red"
                 cells.append(f"[{style}]{e * 100:+.1f}%[/]")
             t.add_row(r["model"], r["run"], f"{r['load']:.2f}", *cells)
         con.print(t)
+        ok = [abs(e) <= lim for _, _, e, lim in target_cells(rows, cm)]
+        con.print(f"{cm}: {sum(ok)} of {len(ok)} target cells (TTFT, E2E P50/P95, throughput) within their limits "
+                  f"(TTFT 10%; E2E, throughput 5% below saturation, 10% above; 10% on another GPU)")
     if any(len(r["engine_replays"]) > 1 for r in rows):
         t = Table(title="the engine against itself: spread of each metric over replays of the same trace\n"
                         "((max - min) / median; the errors above are against the median)")

@@ -365,3 +365,21 @@ def test_decode_attention_extrapolated_to_the_h200_matches_the_paired_measuremen
     rms = {p: float(np.sqrt(np.mean(np.square(e)))) for p, e in errs.items()}
     assert rms[DECODE_ATTN_P] < 0.05 and max(abs(e) for e in errs[DECODE_ATTN_P]) < 0.13
     assert rms[1.0] > 1.5 * rms[DECODE_ATTN_P]
+
+
+def test_targets_are_the_issues_limits_and_markdown_marks_the_misses():
+    from planner.validate import METRICS, limit, markdown, target_cells
+    zero = {m: 0.0 for m in METRICS}
+    below = {"model": "m", "run": "poisson-0.4", "load": 0.4, "offered_req_s": 1.0, "extrapolated": False,
+             "calibrated_err": zero | {"e2e_p50": 0.06, "ttft_p95": 0.09, "tpot_p50": 0.3},
+             "engine": zero | {"completed": 1}, "engine_replays": [zero], "engine_spread": zero}
+    above = below | {"run": "poisson-1.3", "load": 1.3}
+    other_gpu = below | {"extrapolated": True}
+    assert (limit(below, "e2e_p50"), limit(below, "ttft_p50"), limit(above, "e2e_p95"),
+            limit(other_gpu, "throughput_tok_s")) == (0.05, 0.10, 0.10, 0.10)
+    cells = target_cells([below, above, other_gpu])
+    assert len(cells) == 15  # TPOT is reported, not a target
+    assert [(r["load"], r["extrapolated"], m) for r, m, e, lim in cells if abs(e) > lim] == [(0.4, False, "e2e_p50")]
+    md = markdown([below, above, other_gpu])
+    assert md.count("**+6.0%**") == 1 and "+30.0%" in md and "**+30.0%**" not in md
+    assert "14 of 15 target cells within their limits." in md

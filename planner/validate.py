@@ -172,13 +172,15 @@ def markdown(rows: list[dict]) -> str:
         if max(len(r["engine_replays"]) for r in rows) > 1:
             each = ", ".join(f"{a}" for a, _ in per_replay_targets(rows, cm))
             out += [f"Against each replay alone instead of the median: {each} of {len(ok)}.", ""]
-    out += ["the engine against itself: (max - min) / median over replays of the same trace:", "",
-            "| model | run | replays | " + " | ".join(m.replace("_", " ") for m in METRICS) + " |",
-            "|---|---|---|" + "---|" * len(METRICS)]
-    for r in rows:
-        out.append(f"| {r['model']} | {r['run']} | {len(r['engine_replays'])} | "
-                   + " | ".join(f"{r['engine_spread'][m] * 100:.1f}%" for m in METRICS) + " |")
-    out += ["", "engine reference (median over replays):", "",
+    if max(len(r["engine_replays"]) for r in rows) > 1:
+        out += ["the engine against itself: (max - min) / median over replays of the same trace:", "",
+                "| model | run | replays | " + " | ".join(m.replace("_", " ") for m in METRICS) + " |",
+                "|---|---|---|" + "---|" * len(METRICS)]
+        for r in rows:
+            out.append(f"| {r['model']} | {r['run']} | {len(r['engine_replays'])} | "
+                       + " | ".join(f"{r['engine_spread'][m] * 100:.1f}%" for m in METRICS) + " |")
+        out.append("")
+    out += ["engine reference (median over replays):", "",
             "| model | run | req/s | TTFT P50 | TTFT P95 | TPOT P50 | E2E P50 | E2E P95 | tok/s |",
             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:

@@ -113,8 +113,9 @@ def replay_runs(data: Path, out: Path, models=None, labels=None, repeats: int = 
     """Replay committed validation runs again -- the same trace, knobs, KV block count and kernels -- and write
     `<stem>.replay<k>.records.csv` (k: the next index free in `data` and `out`) with an entry in
     `<stem>.replays.json` (device, host CPU, date). One replay of a trace is as noisy a reference as one
-    simulator seed: back-to-back replays of the 1B Azure slice differed by up to 6% in E2E P50 and 14% in
-    TTFT P95 (bench/results/replay_spread_1b_h100.txt). A new replay is not started after `deadline_s`.
+    simulator seed: four replays of each committed H100 run spread by up to 25% in TTFT P95, 5.6% in E2E P50
+    below saturation and 16% above it (bench/results/validate_h100.md). A new replay is not started after
+    `deadline_s`.
     build: (model name, meta) -> model, for tests; default, random weights on the GPU as run_all builds."""
     import time
     t0 = time.perf_counter()

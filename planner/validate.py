@@ -40,8 +40,8 @@ def replay_records(data: Path, stem: str) -> list[Path]:
 
 def reference_metrics(runs: list[dict]) -> tuple[dict, dict]:
     """The engine reference over replays of one trace: each metric's median, and its spread (max - min over
-    the median). One replay is one noisy draw; the median of three is what a simulator's expectation should
-    be held to, and the spread says how closely any model can be checked against this engine here."""
+    the median). One replay is one noisy draw; the median of several is what a simulator's expectation
+    should be held to, and the spread says how closely any model can be checked against this engine here."""
     med = {m: float(np.median([r[m] for r in runs])) for m in METRICS}
     med["completed"] = runs[0]["completed"]
     spread = {m: (max(r[m] for r in runs) - min(r[m] for r in runs)) / med[m] for m in METRICS}

@@ -392,3 +392,18 @@ def test_per_replay_targets_count_each_replay_alone():
            "engine_replays": [one, {m: 1.2 for m in METRICS}, one]}
     # the simulator equals replays 0 and 2; replay 1 is 20% higher: every target cell (TTFT 10%, rest 5%) misses
     assert per_replay_targets([row]) == [(5, 5), (0, 5), (5, 5)]
+
+
+@pytest.mark.parametrize("runs,result", [("validation", "validate_h100.json"),
+                                         ("validation_h200", "validate_h200_from_h100_profile.json")])
+def test_committed_validation_results_are_what_validate_computes_now(runs, result):
+    """The README's tables and the dashboard's panel read bench/results/validate_*.json: they must be what
+    `planner validate --json` gives on the committed runs and profile today (the simulation is deterministic)."""
+    import json
+    committed = json.loads((ROOT / "bench" / "results" / result).read_text())
+    fresh = validated(runs)
+    assert [(r["model"], r["run"]) for r in committed] == [(r["model"], r["run"]) for r in fresh]
+    for c, f in zip(committed, fresh):
+        for cm in ("calibrated_err", "roofline_err"):
+            for m, v in f[cm].items():
+                assert c[cm][m] == pytest.approx(v, rel=1e-6, abs=1e-9), (c["model"], c["run"], cm, m)

@@ -33,10 +33,11 @@ def test_a_bad_value_shows_an_inline_error_naming_the_field():
 def test_run_a_simulation_then_change_a_knob_and_compare():
     at = app()
     at.sidebar.number_input(key="duration").set_value(120.0).run()
+    before = len(at.get("plotly_chart"))  # the validation panel's heatmaps
     at.button(key="run").click().run()
     assert not at.exception
     assert any(m.label == "P95 E2E (s)" for m in at.metric)
-    assert len(at.get("plotly_chart")) == 2
+    assert len(at.get("plotly_chart")) == before + 2  # latency CDFs and time series
     at.button(key="pin").click().run()
     at.sidebar.slider(key="replicas").set_value(4).run()
     at.button(key="run").click().run()
@@ -97,3 +98,17 @@ def test_tier_knobs_change_the_answer():
     assert not at.exception
     after = [m.value for m in at.metric if m.label == "instances needed at peak"]
     assert before != after  # a 50 ms premium TTFT target needs more instances (or none will do)
+
+
+def test_the_validation_panel_shows_the_committed_evidence_for_each_gpu():
+    at = app()
+    sel = at.selectbox(key="validation_set")
+    assert not at.exception
+    assert len(sel.options) == 2
+    charts = len(at.get("plotly_chart"))
+    assert charts >= 2  # calibrated and roofline heatmaps
+    counts = [m.value for m in at.metric if "target cells" in m.label]
+    assert counts[0] == "40 of 40" and counts[1].endswith("of 40")
+    sel.select(sel.options[1]).run()
+    assert not at.exception
+    assert [m.value for m in at.metric if "target cells" in m.label][0] == "29 of 40"

@@ -25,6 +25,9 @@ from planner.scenario import ScenarioError, scenario_from_dict  # noqa: E402
 
 SCENARIOS = {p.stem: p for p in sorted((ROOT / "scenarios").glob("*.yaml"))}
 PROFILES = {p.stem: p for p in sorted((ROOT / "data" / "profiles").glob("*.json"))}
+# `planner validate --json` on the committed engine runs (README, "Calibration and validation")
+VALIDATIONS = {"H100 (profile measured on an H100)": ROOT / "bench" / "results" / "validate_h100.json",
+               "H200 (predicted from the H100 profile)": ROOT / "bench" / "results" / "validate_h200_from_h100_profile.json"}
 DEFAULT = {"name": "defaults", "model": "llama-3.1-8b",
            "workload": {"arrival": {"process": "poisson", "rate": 10}},
            "fleet": {"gpu": "H100-SXM", "replicas": 2}, "slas": [{"metric": "e2e", "target_s": 10}],
@@ -265,6 +268,46 @@ def series_figure(ser: dict) -> go.Figure:
     return fig
 
 
+def validation_figure(rows: list, cm: str = "calibrated") -> go.Figure:
+    """Simulator error per run and metric as a heatmap, coloured by error over its target limit (1 = at the limit)."""
+    from planner.validate import METRICS, TARGETS, limit
+    ys = [f"{r['model']} {r['run']} ({r['load']:.2f})" for r in rows]
+    z = [[abs(r[f"{cm}_err"][m]) / limit(r, m) for m in METRICS] for r in rows]
+    text = [[f"{r[f'{cm}_err'][m] * 100:+.1f}%" for m in METRICS] for r in rows]
+    fig = go.Figure(go.Heatmap(z=z, x=[m.replace("_", " ") + ("" if m in TARGETS else " (info)") for m in METRICS],
+                               y=ys, text=text, texttemplate="%{text}", zmin=0, zmax=2,
+                               colorscale=[[0, "#e8f5e9"], [0.5, "#a5d6a7"], [0.5001, "#ffcdd2"], [1, "#c62828"]],
+                               colorbar={"title": "|error| / limit"}))
+    fig.update_layout(height=90 + 32 * len(rows), margin={"t": 30, "b": 10}, yaxis={"autorange": "reversed"},
+                      title=f"{cm} cost model vs the engine")
+    return fig
+
+
+def validation_panel() -> None:
+    """The evidence behind the calibrated cost model: the simulator against the real engine, run for run."""
+    from planner.validate import per_replay_targets, target_cells
+    have = {k: p for k, p in VALIDATIONS.items() if p.exists()}
+    if not have:
+        return
+    with st.expander("How far to trust the calibrated cost model: simulator vs the real engine", expanded=False):
+        which = st.selectbox("engine runs", list(have), key="validation_set")
+        rows = json.loads(have[which].read_text())
+        for cm in ("calibrated", "roofline"):
+            if f"{cm}_err" not in rows[0]:
+                continue
+            ok = [abs(e) <= lim for _, _, e, lim in target_cells(rows, cm)]
+            each = per_replay_targets(rows, cm)
+            st.metric(f"{cm}: target cells within their limits", f"{sum(ok)} of {len(ok)}",
+                      help="TTFT P50/P95 within 10%; E2E P50/P95 and throughput within 5% below saturation, 10% "
+                           "above; everything within 10% on a GPU the profile was not measured on")
+            if len(each) > 1:
+                st.caption("against each engine replay alone instead of their median: "
+                           + ", ".join(str(a) for a, _ in each) + f" of {len(ok)}")
+            st.plotly_chart(validation_figure(rows, cm), width="stretch", key=f"validation_{cm}")
+        st.caption(f"{have[which].relative_to(ROOT)}; made by `python -m planner.cli validate --json` on the "
+                   "committed runs (data/validation*/); the engine reference is each metric's median over replays.")
+
+
 def headline(summ: dict) -> dict:
     return {"P50 TTFT (s)": summ["ttft_s"]["p50"], "P95 TTFT (s)": summ["ttft_s"]["p95"],
             "P95 E2E (s)": summ["e2e_s"]["p95"], "tokens/s": summ["throughput"]["total_tok_s"],
@@ -349,6 +392,7 @@ def main() -> None:
         cur = headline(res["summary"])
         st.dataframe([{"metric": k, "pinned": pinned["headline"][k], "current": cur[k]} for k in cur],
                      key="compare_table")
+    validation_panel()
 
 
 if __name__ == "__main__" or st.runtime.exists():

@@ -80,7 +80,9 @@ def validation_runs(out: Path = typer.Option(Path("data/validation")), gpu: str 
 @app.command("replay-runs")
 def replay_runs(data: Path = typer.Option(Path("data/validation"), help="committed runs (trace, meta) to replay"),
                 out: Optional[Path] = typer.Option(None, help="where the replays' records go (default: --data)"),
-                models: Optional[str] = None, labels: Optional[str] = None, repeats: int = 1,
+                models: Optional[str] = typer.Option(None, help="comma-separated model names (default: all)"),
+                labels: Optional[str] = typer.Option(None, help="comma-separated run labels, e.g. poisson-0.4"),
+                repeats: int = typer.Option(1, min=1, help="replays of each run"),
                 deadline_s: Optional[float] = typer.Option(None, help="start no replay after this many seconds")):
     """Replay committed validation runs again on this GPU: the engine's own run-to-run spread, and a
     median reference for `planner validate`."""

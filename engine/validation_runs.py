@@ -122,6 +122,9 @@ def replay_runs(data: Path, out: Path, models=None, labels=None, repeats: int = 
     out.mkdir(parents=True, exist_ok=True)
     metas = [(p, json.loads(p.read_text())) for p in sorted(data.glob("*.meta.json"))]
     metas = [(p, m) for p, m in metas if (not models or m["model"] in models) and (not labels or m["label"] in labels)]
+    if not metas:
+        raise ValueError(f"no runs to replay in {data} (*.meta.json" + (f", models {list(models)}" if models else "")
+                         + (f", labels {list(labels)}" if labels else "") + ")")
     written: list[Path] = []
     by_model: dict[str, list] = {}
     for p, m in metas:

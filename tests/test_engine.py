@@ -422,3 +422,5 @@ def test_replay_runs_replays_a_committed_run_with_its_knobs_and_numbers_each_rep
     more = replay_runs(tmp_path, tmp_path, repeats=1, log=lambda *_: None, build=lambda name, meta: m)
     assert more[0].name == f"{stem}.replay3.records.csv"
     assert replay_runs(tmp_path, tmp_path, deadline_s=-1, log=lambda *_: None, build=lambda n, mt: m) == []
+    with pytest.raises(ValueError, match="labels"):
+        replay_runs(tmp_path, tmp_path, labels=("poisson-9",), log=lambda *_: None, build=lambda n, mt: m)

@@ -140,7 +140,8 @@ def replay_runs(data: Path, out: Path, models=None, labels=None, repeats: int = 
                 k = 1
                 while (data / f"{stem}.replay{k}.records.csv").exists() or (out / f"{stem}.replay{k}.records.csv").exists():
                     k += 1
-                llm, seqs, alloc = serve(name, model, meta["num_blocks"], meta["kernels"], read_trace(data / f"{stem}.trace.csv"))
+                llm, seqs, alloc = serve(name, model, meta["num_blocks"], meta.get("kernels", False),
+                                        read_trace(data / f"{stem}.trace.csv"))
                 recs = records(seqs)
                 path = out / f"{stem}.replay{k}.records.csv"
                 write_records(path, recs)

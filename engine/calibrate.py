@@ -359,9 +359,11 @@ def measure_iterations(model, dec64: float | None, kernels: bool = False, second
             if nxt[9]:  # idle before the next step: this iteration's end is not known
                 continue
             _, _, pre, dec, _, chunks, dctx, pctx, t_sched = cur[:9]
+            gpu = cur[11]
             rows.append(IterRow(model=model.spec.name, tokens=pre + dec, decodes=dec, chunks=chunks,
                                 decode_ctx=dctx, prefill_ctx=pctx, seconds=nxt[8] - t_sched,
-                                max_num_batched_tokens=KNOBS["max_num_batched_tokens"]))
+                                max_num_batched_tokens=KNOBS["max_num_batched_tokens"],
+                                gpu_seconds=gpu if gpu == gpu and gpu > 0 else None))  # NaN off CUDA
         log(f"  iterations {model.spec.name} (ramp {rep + 1}/{repeats}): {len(tr['t'])} requests at up to "
             f"{rate * 0.95:.1f} req/s, {len(rows) - n0} iterations timed")
         del llm

@@ -111,7 +111,23 @@ class CalibratedCostModel(StepCostModel):
         self.dec = self._attn_table("decode")
         self.pre = self._attn_table("prefill")
         self._fit_overhead(roofline_kw.get("step_overhead_s", 1.5e-4))
+        self.host_share = self._host_share()
+        if self.host_share:
+            self.description += "; host " + ", ".join(f"{v:.0%} of {k} iterations" for k, v in self.host_share.items())
         self._cache: dict = {}
+
+    def _host_share(self) -> dict[str, float]:
+        """Share of this model's serving-iteration time the GPU spent waiting on the host (iteration minus its
+        forward's GPU time), per kind; empty for profiles without per-iteration GPU time. A host of another
+        speed moves this share, not the rest: what the figure tells a planner about another machine."""
+        out = {}
+        its = [r for r in self.profile.iterations if r.model == self.model.name and r.gpu_seconds]
+        for kind, mixed in (("decode", False), ("prefill", True)):
+            sel = [r for r in its if (r.chunks > 0) == mixed]
+            if sel:
+                tot = sum(r.seconds for r in sel)
+                out[kind] = max(0.0, tot - sum(r.gpu_seconds for r in sel)) / tot
+        return out
 
     # ---------------------------------------------------------------- tables
     def _attn_table(self, kind: str):

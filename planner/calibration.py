@@ -82,6 +82,10 @@ class IterRow(_S):
     prefill_ctx: int  # sum of the chunks' context before them
     seconds: float = Field(gt=0)
     max_num_batched_tokens: int = Field(2048, ge=1)  # the serving engine's (its token buckets)
+    # the forward's GPU time (CUDA events around it); seconds - gpu_seconds is the host time the GPU waited on.
+    # None in profiles before this field: the 1B's serving iterations differed by 3-5% between calibrations,
+    # outside the operator tables, and this is what tells host time from device time in the next ones
+    gpu_seconds: float | None = Field(None, gt=0)
 
 
 class Profile(_S):

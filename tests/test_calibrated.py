@@ -409,3 +409,18 @@ def test_committed_validation_results_are_what_validate_computes_now(runs, resul
         for cm in ("calibrated_err", "roofline_err"):
             for m, v in f[cm].items():
                 assert c[cm][m] == pytest.approx(v, rel=1e-6, abs=1e-9), (c["model"], c["run"], cm, m)
+
+
+def test_host_share_of_serving_iterations_is_reported_when_the_profile_times_the_gpu():
+    from planner.calibration import IterRow
+    its = [IterRow(model=M8.name, tokens=b, decodes=b, chunks=0, decode_ctx=b * 500, prefill_ctx=0,
+                   seconds=0.010, gpu_seconds=0.009) for b in (1, 8, 32, 64) for _ in range(10)]
+    its += [IterRow(model=M8.name, tokens=600, decodes=88, chunks=1, decode_ctx=88 * 500, prefill_ctx=0,
+                    seconds=0.030, gpu_seconds=0.024) for _ in range(10)]
+    prof = synthetic_profile().model_copy(update={"iterations": its})
+    cal = CalibratedCostModel(Profile.model_validate_json(prof.model_dump_json()), M8, H100)
+    assert cal.host_share == {"decode": pytest.approx(0.10), "prefill": pytest.approx(0.20)}
+    assert "host 10% of decode iterations, 20% of prefill iterations" in cal.description
+    # profiles measured before the field: nothing claimed
+    old = prof.model_copy(update={"iterations": [r.model_copy(update={"gpu_seconds": None}) for r in its]})
+    assert CalibratedCostModel(old, M8, H100).host_share == {}

@@ -424,3 +424,16 @@ def test_replay_runs_replays_a_committed_run_with_its_knobs_and_numbers_each_rep
     assert replay_runs(tmp_path, tmp_path, deadline_s=-1, log=lambda *_: None, build=lambda n, mt: m) == []
     with pytest.raises(ValueError, match="labels"):
         replay_runs(tmp_path, tmp_path, labels=("poisson-9",), log=lambda *_: None, build=lambda n, mt: m)
+
+
+def test_serving_iterations_are_timed_schedule_to_schedule_and_leave_gpu_time_empty_off_cuda():
+    """engine calibrate's ramp replay on the CPU with the tiny model: every iteration has its batch and a
+    positive wall time; the forward's GPU time is only recorded where CUDA events exist."""
+    from engine.calibrate import measure_iterations
+    m = build_model(tiny(), seed=1, dtype=torch.bfloat16)
+    rows = measure_iterations(m, 0.05, seconds=1.0, repeats=1, log=lambda *_: None)
+    assert len(rows) > 50
+    assert all(r.seconds > 0 and r.tokens >= r.decodes for r in rows)
+    assert all(r.tokens == r.decodes for r in rows if not r.chunks)  # a decode-only step: one token each
+    assert any(r.chunks for r in rows) and any(r.decodes and not r.chunks for r in rows)
+    assert all(r.gpu_seconds is None for r in rows)

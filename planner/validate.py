@@ -134,6 +134,27 @@ def target_cells(rows: list[dict], cm: str = "calibrated") -> list[tuple[dict, s
     return [(r, m, r[f"{cm}_err"][m], limit(r, m)) for r in rows if f"{cm}_err" in r for m in TARGETS]
 
 
+def target_count(rows: list[dict], cm: str = "calibrated") -> tuple[int, int]:
+    """(within their limits, all) target cells of a cost model's table."""
+    cells = target_cells(rows, cm)
+    return sum(abs(e) <= lim for _, _, e, lim in cells), len(cells)
+
+
+def replayed(rows: list[dict]) -> bool:
+    """Whether any run has more than one engine replay (so spread and per-replay counts mean something)."""
+    return any(len(r["engine_replays"]) > 1 for r in rows)
+
+
+def _err_cell(r: dict, cm: str, m: str) -> tuple[str, bool]:
+    """A table cell: the relative error as text, and whether it is within the cell's limit."""
+    e = r[f"{cm}_err"][m]
+    return f"{e * 100:+.1f}%", abs(e) <= limit(r, m)
+
+
+def _spread_cells(r: dict) -> list[str]:
+    return [f"{r['engine_spread'][m] * 100:.1f}%" for m in METRICS]
+
+
 def per_replay_targets(rows: list[dict], cm: str = "calibrated") -> list[tuple[int, int]]:
     """(within, cells) of the targets against each replay alone instead of the median: how much one replay's
     luck decides a pass (runs with fewer replays count their last one for the missing)."""
@@ -163,22 +184,21 @@ def markdown(rows: list[dict]) -> str:
         for r in rows:
             cells = []
             for m in METRICS:
-                e = r[f"{cm}_err"][m]
-                bad = m in TARGETS and abs(e) > limit(r, m)
-                cells.append(f"**{e * 100:+.1f}%**" if bad else f"{e * 100:+.1f}%")
+                text, within = _err_cell(r, cm, m)
+                cells.append(f"**{text}**" if m in TARGETS and not within else text)
             out.append(f"| {r['model']} | {r['run']} | {r['load']:.2f} | " + " | ".join(cells) + " |")
-        ok = [abs(e) <= lim for _, _, e, lim in target_cells(rows, cm)]
-        out += ["", f"{sum(ok)} of {len(ok)} target cells within their limits.", ""]
-        if max(len(r["engine_replays"]) for r in rows) > 1:
+        ok, n = target_count(rows, cm)
+        out += ["", f"{ok} of {n} target cells within their limits.", ""]
+        if replayed(rows):
             each = ", ".join(f"{a}" for a, _ in per_replay_targets(rows, cm))
-            out += [f"Against each replay alone instead of the median: {each} of {len(ok)}.", ""]
-    if max(len(r["engine_replays"]) for r in rows) > 1:
+            out += [f"Against each replay alone instead of the median: {each} of {n}.", ""]
+    if replayed(rows):
         out += ["the engine against itself: (max - min) / median over replays of the same trace:", "",
                 "| model | run | replays | " + " | ".join(m.replace("_", " ") for m in METRICS) + " |",
                 "|---|---|---|" + "---|" * len(METRICS)]
         for r in rows:
-            out.append(f"| {r['model']} | {r['run']} | {len(r['engine_replays'])} | "
-                       + " | ".join(f"{r['engine_spread'][m] * 100:.1f}%" for m in METRICS) + " |")
+            out.append(f"| {r['model']} | {r['run']} | {len(r['engine_replays'])} | " + " | ".join(_spread_cells(r))
+                       + " |")
         out.append("")
     out += ["engine reference (median over replays):", "",
             "| model | run | req/s | TTFT P50 | TTFT P95 | TPOT P50 | E2E P50 | E2E P95 | tok/s |",
@@ -210,20 +230,17 @@ def render(rows: list[dict], con) -> None:
         for m in METRICS:
             t.add_column(m.replace("_", " "))
         for r in rows:
-            cells = []
-            for m in METRICS:
-                e = r[f"{cm}_err"][m]
-                style = "green" if abs(e) <= limit(r, m) else "red"
-                cells.append(f"[{style}]{e * 100:+.1f}%[/]")
+            cells = [f"[{'green' if within else 'red'}]{text}[/]" for text, within in
+                     (_err_cell(r, cm, m) for m in METRICS)]
             t.add_row(r["model"], r["run"], f"{r['load']:.2f}", *cells)
         con.print(t)
-        ok = [abs(e) <= lim for _, _, e, lim in target_cells(rows, cm)]
-        con.print(f"{cm}: {sum(ok)} of {len(ok)} target cells (TTFT, E2E P50/P95, throughput) within their limits "
+        ok, n = target_count(rows, cm)
+        con.print(f"{cm}: {ok} of {n} target cells (TTFT, E2E P50/P95, throughput) within their limits "
                   f"(TTFT 10%; E2E, throughput 5% below saturation, 10% above; 10% on another GPU)")
-        if max(len(r["engine_replays"]) for r in rows) > 1:
+        if replayed(rows):
             con.print(f"  against each replay alone instead of the median: "
-                      f"{', '.join(str(a) for a, _ in per_replay_targets(rows, cm))} of {len(ok)}")
-    if any(len(r["engine_replays"]) > 1 for r in rows):
+                      f"{', '.join(str(a) for a, _ in per_replay_targets(rows, cm))} of {n}")
+    if replayed(rows):
         t = Table(title="the engine against itself: spread of each metric over replays of the same trace\n"
                         "((max - min) / median; the errors above are against the median)")
         t.add_column("model")
@@ -232,8 +249,7 @@ def render(rows: list[dict], con) -> None:
         for m in METRICS:
             t.add_column(m.replace("_", " "))
         for r in rows:
-            t.add_row(r["model"], r["run"], str(len(r["engine_replays"])),
-                      *[f"{r['engine_spread'][m] * 100:.1f}%" for m in METRICS])
+            t.add_row(r["model"], r["run"], str(len(r["engine_replays"])), *_spread_cells(r))
         con.print(t)
     t = Table(title="engine measurements (the reference: median over replays)")
     for c in ("model", "run", "replays", "req/s", "TTFT p50", "TTFT p95", "TPOT p50", "E2E p50", "E2E p95", "tok/s"):

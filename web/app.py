@@ -285,7 +285,7 @@ def validation_figure(rows: list, cm: str = "calibrated") -> go.Figure:
 
 def validation_panel() -> None:
     """The evidence behind the calibrated cost model: the simulator against the real engine, run for run."""
-    from planner.validate import per_replay_targets, target_cells
+    from planner.validate import per_replay_targets, replayed, target_count
     have = {k: p for k, p in VALIDATIONS.items() if p.exists()}
     if not have:
         return
@@ -295,14 +295,13 @@ def validation_panel() -> None:
         for cm in ("calibrated", "roofline"):
             if f"{cm}_err" not in rows[0]:
                 continue
-            ok = [abs(e) <= lim for _, _, e, lim in target_cells(rows, cm)]
-            each = per_replay_targets(rows, cm)
-            st.metric(f"{cm}: target cells within their limits", f"{sum(ok)} of {len(ok)}",
+            ok, n = target_count(rows, cm)
+            st.metric(f"{cm}: target cells within their limits", f"{ok} of {n}",
                       help="TTFT P50/P95 within 10%; E2E P50/P95 and throughput within 5% below saturation, 10% "
                            "above; everything within 10% on a GPU the profile was not measured on")
-            if len(each) > 1:
+            if replayed(rows):
                 st.caption("against each engine replay alone instead of their median: "
-                           + ", ".join(str(a) for a, _ in each) + f" of {len(ok)}")
+                           + ", ".join(str(a) for a, _ in per_replay_targets(rows, cm)) + f" of {n}")
             st.plotly_chart(validation_figure(rows, cm), width="stretch", key=f"validation_{cm}")
         st.caption(f"{have[which].relative_to(ROOT)}; made by `python -m planner.cli validate --json` on the "
                    "committed runs (data/validation*/); the engine reference is each metric's median over replays.")

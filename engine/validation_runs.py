@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import platform
 from pathlib import Path
 
 import numpy as np
@@ -104,7 +105,6 @@ def host_cpu() -> str:
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    import platform
     return platform.processor() or "unknown"
 
 
@@ -145,13 +145,14 @@ def replay_runs(data: Path, out: Path, models=None, labels=None, repeats: int = 
                 recs = records(seqs)
                 path = out / f"{stem}.replay{k}.records.csv"
                 write_records(path, recs)
+                write_steps(out / f"{stem}.replay{k}.steps.csv", llm.step_log)
                 written.append(path)
                 index = out / f"{stem}.replays.json"
                 old = data / f"{stem}.replays.json"
                 entries = json.loads(index.read_text()) if index.exists() else (
                     json.loads(old.read_text()) if old.exists() else [])
                 entries.append({"replay": k, "device_name": torch.cuda.get_device_name() if torch.cuda.is_available()
-                                else "cpu", "host_cpu": host_cpu(), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+                                else "cpu", "host_cpu": host_cpu(), "os_kernel": platform.release(), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
                                 "kernels": llm.kernels_active, "cuda_mallocs_while_serving": alloc["segment.all.allocated"]})
                 index.write_text(json.dumps(entries, indent=1))
                 done = [r for r in recs if r["status"] == "completed"]

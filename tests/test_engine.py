@@ -412,7 +412,9 @@ def test_replay_runs_replays_a_committed_run_with_its_knobs_and_numbers_each_rep
     written = replay_runs(tmp_path, tmp_path, repeats=2, log=lambda *_: None, build=lambda name, meta: m)
     assert [p.name for p in written] == [f"{stem}.replay1.records.csv", f"{stem}.replay2.records.csv"]
     index = json.loads((tmp_path / f"{stem}.replays.json").read_text())
-    assert [e["replay"] for e in index] == [1, 2] and all(e["host_cpu"] for e in index)
+    assert [e["replay"] for e in index] == [1, 2] and all(e["host_cpu"] and e["os_kernel"] for e in index)
+    steps = (tmp_path / f"{stem}.replay1.steps.csv").read_text().splitlines()
+    assert steps[0].startswith("start,end,") and len(steps) > 3  # each replay keeps its step log (host vs GPU)
     for p in written:
         rec = engine_metrics(p)
         assert rec["completed"] == 3

@@ -51,8 +51,9 @@ def write_records(path: Path, recs: list[dict]) -> None:
 
 
 def write_steps(path: Path, step_log) -> None:
-    """The engine's step log (LLM.step_log, one row per step) with its column names."""
-    with path.open("w", newline="") as fh:
+    """The engine's step log (LLM.step_log, one row per step) with its column names; gzipped for a .gz path."""
+    import gzip
+    with (gzip.open(path, "wt", newline="") if path.suffix == ".gz" else path.open("w", newline="")) as fh:
         w = csv.writer(fh)
         w.writerow(["start", "end", "prefill_tokens", "decodes", "graph", "chunks", "decode_ctx", "prefill_ctx",
                     "sched", "idle_before", "issued", "gpu_s"])
@@ -145,7 +146,7 @@ def replay_runs(data: Path, out: Path, models=None, labels=None, repeats: int = 
                 recs = records(seqs)
                 path = out / f"{stem}.replay{k}.records.csv"
                 write_records(path, recs)
-                write_steps(out / f"{stem}.replay{k}.steps.csv", llm.step_log)
+                write_steps(out / f"{stem}.replay{k}.steps.csv.gz", llm.step_log)
                 written.append(path)
                 index = out / f"{stem}.replays.json"
                 old = data / f"{stem}.replays.json"

@@ -33,6 +33,7 @@ from planner.cost_model import ACT_BYTES, RooflineCostModel, StepCostModel
 # iteration is 3.0% short of the H200's measured one and 1.1% long of the H100's; 1.2 points of that 4.1 are
 # the H200 machine's slower host (the validation runs' step logs).
 DECODE_ATTN_P = 2.0
+GEMM_P = 1.0
 
 
 def _interp_log(xs: np.ndarray, ys: np.ndarray, x: float) -> float:
@@ -328,10 +329,7 @@ class CalibratedCostModel(StepCostModel):
         M = _pad(T, buckets)
         src = self.src_roof
         for n, k in self.roof.gemms:
-            v = self._gemm_time(M, n, k)
-            bound = "compute" if 2.0 * M * n * k / self.roof.flops > n * k * self.roof.wbytes / self.roof.bw else "bandwidth"
-            ideal = max(2.0 * M * n * k / src.flops, (n * k * src.wbytes + M * (n + k) * ACT_BYTES) / src.bw)
-            g += self._extrapolate(v, ideal, bound, scaled)
+            g += self.gemm_on_target(M, n, k, self._gemm_time(M, n, k), scaled)
         g *= self.L
         if S:
             n, k = self.model.vocab_size // self.tp, self.model.hidden_size
@@ -353,6 +351,14 @@ class CalibratedCostModel(StepCostModel):
             else:
                 a += self.roof._prefill_attn([(c, p)])
         return g + a
+
+    def gemm_on_target(self, M: int, n: int, k: int, measured: float, scaled: bool = True,
+                       p: float | None = None) -> float:
+        """A GEMM's time measured on the profile's GPU, on the target GPU (the same time on the same GPU)."""
+        src = self.src_roof
+        bound = "compute" if 2.0 * M * n * k / self.roof.flops > n * k * self.roof.wbytes / self.roof.bw else "bandwidth"
+        ideal = max(2.0 * M * n * k / src.flops, (n * k * src.wbytes + M * (n + k) * ACT_BYTES) / src.bw)
+        return self._extrapolate(measured, ideal, bound, scaled, GEMM_P if p is None else p)
 
     def _extrapolate(self, measured: float, ideal: float, bound: str, scaled: bool = True, p: float = 1.0) -> float:
         """An operator measured on the profile's GPU, on the target: its time is split as t^p = i^p + l^p into

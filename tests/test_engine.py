@@ -413,7 +413,8 @@ def test_replay_runs_replays_a_committed_run_with_its_knobs_and_numbers_each_rep
     assert [p.name for p in written] == [f"{stem}.replay1.records.csv", f"{stem}.replay2.records.csv"]
     index = json.loads((tmp_path / f"{stem}.replays.json").read_text())
     assert [e["replay"] for e in index] == [1, 2] and all(e["host_cpu"] and e["os_kernel"] for e in index)
-    steps = (tmp_path / f"{stem}.replay1.steps.csv").read_text().splitlines()
+    import gzip
+    steps = gzip.open(tmp_path / f"{stem}.replay1.steps.csv.gz", "rt").read().splitlines()
     assert steps[0].startswith("start,end,") and len(steps) > 3  # each replay keeps its step log (host vs GPU)
     for p in written:
         rec = engine_metrics(p)

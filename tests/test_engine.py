@@ -440,3 +440,11 @@ def test_serving_iterations_are_timed_schedule_to_schedule_and_leave_gpu_time_em
     assert all(r.tokens == r.decodes for r in rows if not r.chunks)  # a decode-only step: one token each
     assert any(r.chunks for r in rows) and any(r.decodes and not r.chunks for r in rows)
     assert all(r.gpu_seconds is None for r in rows)
+
+
+def test_gemm_calibration_cycles_enough_weight_copies_to_miss_l2():
+    from engine.calibrate import COLD_BYTES, weight_copies
+    assert weight_copies(2048, 8192) * 2048 * 8192 * 2 >= COLD_BYTES  # the 1B's down projection: 34 MB
+    assert weight_copies(128256, 4096) == 1  # an lm_head is larger than the L2 on its own
+    assert weight_copies(2048, 8192, elem_bytes=1) * 2048 * 8192 >= COLD_BYTES > weight_copies(2048, 8192) * 2048 * 8192
+    assert weight_copies(16, 16) == 256  # capped: a tiny weight needs not a million copies

@@ -108,7 +108,7 @@ def test_the_validation_panel_shows_the_committed_evidence_for_each_gpu():
     charts = len(at.get("plotly_chart"))
     assert charts >= 2  # calibrated and roofline heatmaps
     counts = [m.value for m in at.metric if "target cells" in m.label]
-    assert counts[0] == "40 of 40" and counts[1].endswith("of 40")
+    assert counts[0] == "38 of 40" and counts[1].endswith("of 40")
     sel.select(sel.options[1]).run()
     assert not at.exception
-    assert [m.value for m in at.metric if "target cells" in m.label][0] == "29 of 40"
+    assert [m.value for m in at.metric if "target cells" in m.label][0] == "39 of 40"

@@ -269,10 +269,11 @@ def series_figure(ser: dict) -> go.Figure:
 
 
 def validation_figure(rows: list, cm: str = "calibrated") -> go.Figure:
-    """Simulator error per run and metric as a heatmap, coloured by error over its target limit (1 = at the limit)."""
+    """Simulator error per run and metric as a heatmap, coloured by error over its target limit (1 = at the limit);
+    the columns that are no target (TPOT) are left uncoloured, so a red cell is always a missed target."""
     from planner.validate import METRICS, TARGETS, limit
     ys = [f"{r['model']} {r['run']} ({r['load']:.2f})" for r in rows]
-    z = [[abs(r[f"{cm}_err"][m]) / limit(r, m) for m in METRICS] for r in rows]
+    z = [[abs(r[f"{cm}_err"][m]) / limit(r, m) if m in TARGETS else None for m in METRICS] for r in rows]
     text = [[f"{r[f'{cm}_err'][m] * 100:+.1f}%" for m in METRICS] for r in rows]
     fig = go.Figure(go.Heatmap(z=z, x=[m.replace("_", " ") + ("" if m in TARGETS else " (info)") for m in METRICS],
                                y=ys, text=text, texttemplate="%{text}", zmin=0, zmax=2,

@@ -4,8 +4,9 @@ GEMMs over the catalog models' layer shapes and a range of token counts (bf16, a
 engine's own models); paged decode attention by (batch, context) and prefill attention by (chunk,
 context) through the engine's own attention path; whole decode and prefill steps of the engine's models,
 CUDA graphs on and off; the CPU + launch overhead per step; and whole serving iterations during a short
-rate-ramp replay (measure_iterations), to which the cost model fits its per-step overhead. GPU times are CUDA-event medians over back-to-
-back calls (launch latency hidden, as inside a graph); whole steps are wall-clock medians.
+rate-ramp replay (measure_iterations), to which the cost model fits its per-step overhead. GPU times are
+CUDA-event medians over calls replayed from a graph (launch latency hidden), each GEMM or attention call on
+other weights or KV than the last, out of L2 as in a serving step; whole steps are wall-clock medians.
 """
 from __future__ import annotations
 
@@ -95,8 +96,8 @@ def measure_gemms(shapes, dtype=torch.bfloat16, int8_shapes=(), m_grid=M_GRID, l
     """GEMM times over token counts, weights read cold. Timed back to back on one weight, a weight that fits
     in L2 stays there: on the H100 and the H200 (50 MB L2) the 1B's 8-34 MB projections then ran at the same
     speed on both cards (1.00x, 2.8-3.1 TB/s on the H100, above its cold copy rate), while the >= 67 MB ones
-    ran 1.37-1.45x faster on the H200 as its bandwidth says (bench/results/profile_h200.json against
-    data/profiles/h100.json before this change)."""
+    ran 1.37-1.45x faster on the H200 as its bandwidth says (bench/results/profile_h200_warm_gemms.json against
+    profile_h100_warm_gemms.json)."""
     rows = []
     for n, k in sorted(shapes):
         ws = [torch.randn(n, k, device="cuda", dtype=dtype) * 0.02 for _ in range(weight_copies(n, k))]

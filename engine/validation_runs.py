@@ -153,8 +153,9 @@ def replay_runs(data: Path, out: Path, models=None, labels=None, repeats: int = 
                 entries = json.loads(index.read_text()) if index.exists() else (
                     json.loads(old.read_text()) if old.exists() else [])
                 entries.append({"replay": k, "device_name": torch.cuda.get_device_name() if torch.cuda.is_available()
-                                else "cpu", "host_cpu": host_cpu(), "os_kernel": platform.release(), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-                                "kernels": llm.kernels_active, "cuda_mallocs_while_serving": alloc["segment.all.allocated"]})
+                                else "cpu", "host_cpu": host_cpu(), "os_kernel": platform.release(),
+                                "date": time.strftime("%Y-%m-%d %H:%M:%S"), "kernels": llm.kernels_active,
+                                "cuda_mallocs_while_serving": alloc["segment.all.allocated"]})
                 index.write_text(json.dumps(entries, indent=1))
                 done = [r for r in recs if r["status"] == "completed"]
                 e2e = sorted(r["finish"] - r["arrival"] for r in done)

@@ -112,3 +112,14 @@ def test_the_validation_panel_shows_the_committed_evidence_for_each_gpu():
     sel.select(sel.options[1]).run()
     assert not at.exception
     assert [m.value for m in at.metric if "target cells" in m.label][0] == "39 of 40"
+
+
+def test_latency_cdf_labels_each_sla_target_without_stacking_the_labels():
+    from web.app import cdf_figure
+    slas = [{"tier": "premium", "percentile": 95, "metric": "ttft", "target_s": 0.5},
+            {"tier": "standard", "percentile": 95, "metric": "ttft", "target_s": 0.6}]
+    fig = cdf_figure({"ttft": [0.1, 0.2, 0.4], "tpot": [0.01], "e2e": [1.0, 2.0]}, slas)
+    notes = fig.layout.annotations
+    assert [a.x for a in notes] == [0.5, 0.6] and "premium" in notes[0].text and "standard" in notes[1].text
+    assert notes[0].y != notes[1].y  # 0.1 s apart on a 20 s axis: side by side they would overprint
+    assert len([s for s in fig.layout.shapes if s.line.dash == "dash"]) == 2

@@ -289,7 +289,8 @@ STEP_MAX_TOKENS = 16384  # the calibration engine's max_num_batched_tokens (its 
 
 
 def measure_steps(model_name: str, batches=(1, 8, 32, 64, 128, 256), contexts=(256, 1024),
-                  prefills=(128, 512, 2048, 8192), log=print, kernels: bool = False) -> tuple[list[StepRow], dict]:
+                  prefills=(128, 512, 2048, 8192), log=print, kernels: bool = False,
+                  ramps: int = 2) -> tuple[list[StepRow], dict]:
     spec = MODELS[model_name]
     model = build_model(spec, seed=0, dtype=torch.bfloat16, device="cuda")
     rows, ovh = [], {}
@@ -332,7 +333,7 @@ def measure_steps(model_name: str, batches=(1, 8, 32, 64, 128, 256), contexts=(2
             dec64 = next((r.seconds for r in rows if r.kind == "decode" and r.batch == 64 and r.cuda_graphs), None)
         del llm
         release_gpu_memory()
-    its = measure_iterations(model, dec64, kernels=kernels, log=log)
+    its = measure_iterations(model, dec64, kernels=kernels, repeats=ramps, log=log)
     del model
     release_gpu_memory()
     return rows, ovh, its
@@ -402,7 +403,11 @@ def copy_bandwidth() -> float:
 
 
 def calibrate(gpu: str, models=("llama-3.2-1b", "llama-3.1-8b"), gemm_models=("llama-3.2-1b", "llama-3.1-8b",
-              "llama-3.1-70b"), tps=(1, 2, 4, 8), log=print, kernels: bool = False) -> Profile:
+              "llama-3.1-70b"), tps=(1, 2, 4, 8), log=print, kernels: bool = False, ramps: int = 2) -> Profile:
+    """ramps: serving-iteration ramps per model (28 s each), pooled; more narrow the within-machine spread
+    (two sets of two ramps on one H100 differed by 3.5-4.4% for the 1B), not the spread between machines."""
+    if ramps < 1:
+        raise ValueError(f"ramps must be at least 1, got {ramps}")
     if not torch.cuda.is_available():
         raise RuntimeError("engine calibrate needs a CUDA GPU")
     import engine
@@ -421,7 +426,7 @@ def calibrate(gpu: str, models=("llama-3.2-1b", "llama-3.1-8b"), gemm_models=("l
     log(f"attention: {len(prof.attention)} rows, {time.time() - t0:.0f} s")
     for m in models:
         with quiet_gc():  # steps timed as the engine serves: without collector pauses
-            rows, ovh, its = measure_steps(m, log=log, kernels=kernels)
+            rows, ovh, its = measure_steps(m, log=log, kernels=kernels, ramps=ramps)
         prof.steps += rows
         prof.iterations += its
         prof.piecewise_max_tokens = STEP_MAX_TOKENS if EngineConfig().piecewise_graphs else 0

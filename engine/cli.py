@@ -59,10 +59,11 @@ def replay(trace: str = typer.Argument(..., help="Azure-format CSV or Mooncake J
 @app.command()
 def calibrate(gpu: str = typer.Option(..., help="catalog GPU this device stands for, e.g. H100-SXM"),
               out: Path = typer.Option(Path("data/profiles/profile.json")),
-              kernels: bool = typer.Option(False, help="measure the engine with its CUDA kernels on")):
-    """Measure the calibration profile on this GPU (a few minutes)."""
+              kernels: bool = typer.Option(False, help="measure the engine with its CUDA kernels on"),
+              ramps: int = typer.Option(2, min=1, help="serving-iteration ramps per model (28 s each), pooled")):
+    """Measure the calibration profile on this GPU (about 4 minutes on an H100 with 2 ramps)."""
     from engine.calibrate import calibrate as run
-    prof = run(gpu, kernels=kernels)
+    prof = run(gpu, kernels=kernels, ramps=ramps)
     prof.save(out)
     print(f"wrote {out}")
 

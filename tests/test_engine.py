@@ -448,3 +448,13 @@ def test_gemm_calibration_cycles_enough_weight_copies_to_miss_l2():
     assert weight_copies(128256, 4096) == 1  # an lm_head is larger than the L2 on its own
     assert weight_copies(2048, 8192, elem_bytes=1) * 2048 * 8192 >= COLD_BYTES > weight_copies(2048, 8192) * 2048 * 8192
     assert weight_copies(16, 16) == 256  # capped: a tiny weight needs not a million copies
+
+
+def test_calibrate_refuses_zero_ramps_naming_the_option():
+    from typer.testing import CliRunner
+    from engine.calibrate import calibrate
+    from engine.cli import app
+    res = CliRunner().invoke(app, ["calibrate", "--gpu", "H100-SXM", "--ramps", "0"])
+    assert res.exit_code == 2 and "--ramps" in res.output
+    with pytest.raises(ValueError, match="ramps must be at least 1"):
+        calibrate("H100-SXM", ramps=0)

@@ -1,0 +1,59 @@
+"""Target counts of `planner validate` for every H100 profile measured so far, on the H100 runs and on the
+H200 runs (EXTRAPOLATED): the table in README.md ("Calibration and validation"), by one command.
+
+    python bench/validate_profiles.py --out bench/results/validate_profiles.md     # about 9 min on 2 cores
+
+One calibration is one machine: the counts move by several cells between profiles whose operator tables
+agree within 1%, because the engine's serving iterations differ by 3-5% between machines.
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RES = ROOT / "bench" / "results"
+PROFILES = [
+    ("data/profiles/h100.json (product; cold GEMM tables)", ROOT / "data" / "profiles" / "h100.json"),
+    ("profile_h100_warm_gemms.json (product before; warm GEMM tables)", RES / "profile_h100_warm_gemms.json"),
+    ("profile_h100_second_machine.json (warm)", RES / "profile_h100_second_machine.json"),
+    ("profile_h100_third_machine.json (warm)", RES / "profile_h100_third_machine.json"),
+]
+DATA = [("H100 runs", ROOT / "data" / "validation"), ("H200 runs, from the H100 profile", ROOT / "data" / "validation_h200")]
+
+
+def _count(args) -> tuple[int, int]:
+    from planner.validate import target_count, validate
+    data, profile = args
+    return target_count(validate(Path(data), str(profile)))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=None, help="write the Markdown table here too")
+    ap.add_argument("--workers", type=int, default=2)
+    a = ap.parse_args()
+    import sys
+    sys.path.insert(0, str(ROOT / "bench"))
+    from pool_iterations import pool
+    from planner.calibration import Profile
+    pooled = Path(tempfile.mkdtemp()) / "h100_pooled.json"
+    pooled.write_text(pool(Profile.load(PROFILES[0][1]), [Profile.load(p) for _, p in PROFILES[1:]]).model_dump_json())
+    profiles = PROFILES + [("product tables, serving iterations pooled from all four (bench/pool_iterations.py)", pooled)]
+    jobs = [(str(d), str(p)) for _, p in profiles for _, d in DATA]
+    with ProcessPoolExecutor(a.workers) as ex:
+        counts = list(ex.map(_count, jobs))
+    lines = ["| profile | " + " | ".join(name for name, _ in DATA) + " |", "|---" * (1 + len(DATA)) + "|"]
+    for i, (name, _) in enumerate(profiles):
+        cells = counts[i * len(DATA):(i + 1) * len(DATA)]
+        lines.append(f"| {name} | " + " | ".join(f"{ok} of {n}" for ok, n in cells) + " |")
+    table = "\n".join(lines)
+    print(table)
+    if a.out:
+        a.out.write_text("target cells within their limits (`python bench/validate_profiles.py`):\n\n" + table + "\n")
+
+
+if __name__ == "__main__":
+    main()

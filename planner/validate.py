@@ -211,6 +211,15 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(out) + "\n"
 
 
+def _metric_table(title: str, third: str):
+    """A rich table with model, run, one column per run (load or replays), then one per metric."""
+    from rich.table import Table
+    t = Table(title=title)
+    for c in ("model", "run", third, *(m.replace("_", " ") for m in METRICS)):
+        t.add_column(c)
+    return t
+
+
 def render(rows: list[dict], con) -> None:
     from rich.table import Table
     for cm in ("calibrated", "roofline"):
@@ -223,12 +232,7 @@ def render(rows: list[dict], con) -> None:
             pairs = sorted({(r["profile_gpu"], r["gpu"]) for r in rows if r.get("extrapolated")})
             title += "\nEXTRAPOLATED: " + ", ".join(f"runs on {g} predicted from the {p} profile (each operator's roofline part scaled "
                                                       f"by the GPUs' ratio)" for p, g in pairs)
-        t = Table(title=title)
-        t.add_column("model")
-        t.add_column("run")
-        t.add_column("load")
-        for m in METRICS:
-            t.add_column(m.replace("_", " "))
+        t = _metric_table(title, "load")
         for r in rows:
             cells = [f"[{'green' if within else 'red'}]{text}[/]" for text, within in
                      (_err_cell(r, cm, m) for m in METRICS)]
@@ -241,13 +245,8 @@ def render(rows: list[dict], con) -> None:
             con.print(f"  against each replay alone instead of the median: "
                       f"{', '.join(str(a) for a, _ in per_replay_targets(rows, cm))} of {n}")
     if replayed(rows):
-        t = Table(title="the engine against itself: spread of each metric over replays of the same trace\n"
-                        "((max - min) / median; the errors above are against the median)")
-        t.add_column("model")
-        t.add_column("run")
-        t.add_column("replays")
-        for m in METRICS:
-            t.add_column(m.replace("_", " "))
+        t = _metric_table("the engine against itself: spread of each metric over replays of the same trace\n"
+                          "((max - min) / median; the errors above are against the median)", "replays")
         for r in rows:
             t.add_row(r["model"], r["run"], str(len(r["engine_replays"])), *_spread_cells(r))
         con.print(t)

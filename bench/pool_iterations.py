@@ -2,8 +2,8 @@
 tables stay the first profile's). The 1B's serving iterations differed by 3-5% between H100 machines while
 their operator tables agreed within 1%; pooling asks what the average machine would give.
 
-    python bench/pool_iterations.py data/profiles/h100.json bench/results/profile_h100_warm_gemms.json \
-        bench/results/profile_h100_second_machine.json bench/results/profile_h100_third_machine.json \
+    python bench/pool_iterations.py data/profiles/h100.json bench/results/profile_h100_warm_gemms.json.gz \
+        bench/results/profile_h100_second_machine.json.gz bench/results/profile_h100_third_machine.json.gz \
         --out /tmp/h100_pooled.json
     python -m planner.cli validate --profile /tmp/h100_pooled.json
 """

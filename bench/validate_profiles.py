@@ -17,9 +17,9 @@ ROOT = Path(__file__).resolve().parents[1]
 RES = ROOT / "bench" / "results"
 PROFILES = [
     ("data/profiles/h100.json (product; cold GEMM tables)", ROOT / "data" / "profiles" / "h100.json"),
-    ("profile_h100_warm_gemms.json (product before; warm GEMM tables)", RES / "profile_h100_warm_gemms.json"),
-    ("profile_h100_second_machine.json (warm)", RES / "profile_h100_second_machine.json"),
-    ("profile_h100_third_machine.json (warm)", RES / "profile_h100_third_machine.json"),
+    ("profile_h100_warm_gemms.json.gz (product before; warm GEMM tables)", RES / "profile_h100_warm_gemms.json.gz"),
+    ("profile_h100_second_machine.json.gz (warm)", RES / "profile_h100_second_machine.json.gz"),
+    ("profile_h100_third_machine.json.gz (warm)", RES / "profile_h100_third_machine.json.gz"),
 ]
 DATA = [("H100 runs", ROOT / "data" / "validation"), ("H200 runs, from the H100 profile", ROOT / "data" / "validation_h200")]
 

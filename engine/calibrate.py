@@ -96,8 +96,8 @@ def measure_gemms(shapes, dtype=torch.bfloat16, int8_shapes=(), m_grid=M_GRID, l
     """GEMM times over token counts, weights read cold. Timed back to back on one weight, a weight that fits
     in L2 stays there: on the H100 and the H200 (50 MB L2) the 1B's 8-34 MB projections then ran at the same
     speed on both cards (1.00x, 2.8-3.1 TB/s on the H100, above its cold copy rate), while the >= 67 MB ones
-    ran 1.37-1.45x faster on the H200 as its bandwidth says (bench/results/profile_h200_warm_gemms.json against
-    profile_h100_warm_gemms.json)."""
+    ran 1.37-1.45x faster on the H200 as its bandwidth says (bench/results/profile_h200_warm_gemms.json.gz against
+    profile_h100_warm_gemms.json.gz)."""
     rows = []
     for n, k in sorted(shapes):
         ws = [torch.randn(n, k, device="cuda", dtype=dtype) * 0.02 for _ in range(weight_copies(n, k))]

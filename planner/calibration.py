@@ -6,6 +6,7 @@ fit the per-step overhead and to validate the composition.
 """
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -117,7 +118,8 @@ class Profile(_S):
         if not p.exists():
             raise ScenarioError([("cost_model.profile", f"calibration profile '{p}' does not exist")])
         try:
-            prof = cls.model_validate(json.loads(p.read_text()))
+            text = gzip.decompress(p.read_bytes()).decode() if p.suffix == ".gz" else p.read_text()
+            prof = cls.model_validate(json.loads(text))
         except Exception as e:  # pydantic or JSON
             raise ScenarioError([("cost_model.profile", f"{p}: not a valid calibration profile: {e}")])
         if prof.schema_version != SCHEMA_VERSION:
@@ -126,5 +128,11 @@ class Profile(_S):
         return prof
 
     def save(self, path: str | Path) -> None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(self.model_dump_json(indent=1))
+        """JSON, gzip-compressed when the name ends in .gz (a profile's serving iterations run to megabytes)."""
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        text = self.model_dump_json(indent=1)
+        if p.suffix == ".gz":
+            p.write_bytes(gzip.compress(text.encode(), mtime=0))
+        else:
+            p.write_text(text)

@@ -1,6 +1,6 @@
 """On a GPU: measure the calibration profile, then replay the validation traces (no CLI deps needed).
 
-    python bench/calibrate_and_validate.py --gpu H100-SXM --profile data/profiles/h100.json \
+    python bench/calibrate_and_validate.py --gpu H100-SXM --profile $OUT/profile_h100.json \
         [--skip-calibrate] [--kernels] [--models llama-3.2-1b,llama-3.1-8b] [--out data/validation]
 """
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """Target counts of `planner validate` for every H100 profile measured so far, on the H100 runs and on the
 H200 runs (EXTRAPOLATED): the table in README.md ("Calibration and validation"), by one command.
 
-    python bench/validate_profiles.py --out bench/results/validate_profiles.md     # about 9 min on 2 cores
+    python bench/validate_profiles.py --out bench/results/validate_profiles.md     # about 15 min on 2 cores
 
 One calibration is one machine: the counts move by several cells between profiles whose operator tables
-agree within 1%, because the engine's serving iterations differ by 3-5% between machines.
+agree within 1%, because the engine's serving iterations differ by 3-8% per batch bin between calibrations.
 """
 from __future__ import annotations
 
@@ -16,10 +16,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RES = ROOT / "bench" / "results"
 PROFILES = [
-    ("data/profiles/h100.json (product; cold GEMM tables)", ROOT / "data" / "profiles" / "h100.json"),
-    ("profile_h100_warm_gemms.json.gz (product before; warm GEMM tables)", RES / "profile_h100_warm_gemms.json.gz"),
+    ("profile_h100_first_cold.json.gz (cold GEMM tables; the product's operator tables)",
+     RES / "profile_h100_first_cold.json.gz"),
+    ("profile_h100_warm_gemms.json.gz (warm GEMM tables)", RES / "profile_h100_warm_gemms.json.gz"),
     ("profile_h100_second_machine.json.gz (warm)", RES / "profile_h100_second_machine.json.gz"),
     ("profile_h100_third_machine.json.gz (warm)", RES / "profile_h100_third_machine.json.gz"),
+    ("profile_h100_machine4_run1.json.gz (cold; replays 4 made after it, same GPU)", RES / "profile_h100_machine4_run1.json.gz"),
+    ("profile_h100_machine4_run2.json.gz (cold; replay 5 made after it, same GPU)", RES / "profile_h100_machine4_run2.json.gz"),
+    ("profile_h100_machine5.json.gz (cold; replay 6 made after it, same GPU)", RES / "profile_h100_machine5.json.gz"),
 ]
 DATA = [("H100 runs", ROOT / "data" / "validation"), ("H200 runs, from the H100 profile", ROOT / "data" / "validation_h200")]
 
@@ -35,13 +39,16 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None, help="write the Markdown table here too")
     ap.add_argument("--workers", type=int, default=2)
     a = ap.parse_args()
-    import sys
-    sys.path.insert(0, str(ROOT / "bench"))
-    from pool_iterations import pool
-    from planner.calibration import Profile
+    from planner.calibration import Profile, pool_iterations
     pooled = Path(tempfile.mkdtemp()) / "h100_pooled.json"
-    pooled.write_text(pool(Profile.load(PROFILES[0][1]), [Profile.load(p) for _, p in PROFILES[1:]]).model_dump_json())
-    profiles = PROFILES + [("product tables, serving iterations pooled from all four (bench/pool_iterations.py)", pooled)]
+    Profile.save(pool_iterations(Profile.load(PROFILES[0][1]), [Profile.load(p) for _, p in PROFILES[1:]]), pooled)
+    product = ROOT / "data" / "profiles" / "h100.json.gz"
+    if Profile.load(product) == Profile.load(pooled):
+        last = (f"**data/profiles/h100.json.gz (product): the serving iterations of all {len(PROFILES)} pooled, "
+                "operator tables of the first** (`planner pool-profiles`)", product)
+    else:
+        last = (f"the serving iterations of all {len(PROFILES)} pooled (NOT data/profiles/h100.json.gz)", pooled)
+    profiles = PROFILES + [last]
     jobs = [(str(d), str(p)) for _, p in profiles for _, d in DATA]
     with ProcessPoolExecutor(a.workers) as ex:
         counts = list(ex.map(_count, jobs))

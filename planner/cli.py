@@ -199,9 +199,29 @@ def tiers(scenario: str = typer.Argument("seed-multi-tenant"),
         tq.render(res, console)
 
 
+PRODUCT_PROFILE = Path(__file__).resolve().parent.parent / "data" / "profiles" / "h100.json.gz"
+
+
+@app.command("pool-profiles")
+def pool_profiles(base: Path = typer.Argument(..., help="profile whose operator tables are kept"),
+                  others: list[Path] = typer.Argument(..., help="calibrations whose serving iterations join"),
+                  out: Path = typer.Option(..., help="pooled profile to write (.json, or .json.gz compressed)")):
+    """Pool the serving iterations of several `engine calibrate` runs of one GPU kind into one profile: one
+    calibration is one machine, and a plan is for the GPU kind."""
+    from planner.calibration import Profile, pool_iterations
+    try:
+        prof = pool_iterations(Profile.load(base), [Profile.load(p) for p in others], [str(p) for p in others])
+    except (ScenarioError, ValueError) as e:
+        _fail(e)
+    prof.save(out)
+    console.print(f"{len(prof.iterations)} serving iterations from {len(prof.iteration_sources)} calibrations, "
+                  f"operator tables from {base} -> {out}")
+
+
 @app.command()
 def validate(data: Path = typer.Option(Path("data/validation"), help="engine runs (trace, records, meta)"),
-             profile: Optional[str] = typer.Option("data/profiles/h100.json", help="calibration profile"),
+             profile: Optional[str] = typer.Option(str(PRODUCT_PROFILE), help="calibration profile ('none': "
+                                                   "the roofline model alone)"),
              json_out: bool = typer.Option(False, "--json"),
              markdown: bool = typer.Option(False, "--markdown", help="Markdown tables (for READMEs and notes)"),
              jitter: bool = typer.Option(True, "--jitter/--no-jitter",
@@ -211,7 +231,9 @@ def validate(data: Path = typer.Option(Path("data/validation"), help="engine run
     try:
         if not data.exists() or not any(data.glob("*.meta.json")):
             raise ScenarioError([("--data", f"no engine runs (*.meta.json) in {data}")])
-        rows = v.validate(data, profile if profile and Path(profile).exists() else None, jitter=jitter)
+        if profile and profile != "none" and not Path(profile).exists():
+            raise ScenarioError([("--profile", f"calibration profile '{profile}' does not exist")])
+        rows = v.validate(data, None if profile in (None, "none") else profile, jitter=jitter)
     except (ScenarioError, ValueError) as e:
         _fail(e)
     if json_out:

@@ -1,6 +1,7 @@
 """The command line as a user runs it."""
 import json
 import time
+from pathlib import Path
 
 from typer.testing import CliRunner
 
@@ -48,3 +49,22 @@ def test_experiments_run(tmp_path):
     assert json.loads(res.output)["curves"]["static"]
     res = runner.invoke(app, ["experiment", "nope"])
     assert res.exit_code == 2 and "unknown experiment" in res.output
+
+
+def test_validate_refuses_a_profile_that_does_not_exist_naming_the_option():
+    res = runner.invoke(app, ["validate", "--profile", "no/such/profile.json"])
+    assert res.exit_code == 2
+    assert "--profile" in res.output and "does not exist" in res.output
+
+
+def test_pool_profiles_writes_the_pool_and_refuses_another_gpu(tmp_path):
+    from planner.calibration import Profile
+    res_dir = Path(__file__).resolve().parent.parent / "bench" / "results"
+    a, b = res_dir / "profile_h100_machine4_run1.json.gz", res_dir / "profile_h100_machine5.json.gz"
+    out = tmp_path / "pooled.json.gz"
+    res = runner.invoke(app, ["pool-profiles", str(a), str(b), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    pooled = Profile.load(out)
+    assert len(pooled.iterations) == len(Profile.load(a).iterations) + len(Profile.load(b).iterations)
+    res = runner.invoke(app, ["pool-profiles", str(a), str(res_dir / "profile_h200.json.gz"), "--out", str(out)])
+    assert res.exit_code == 2 and "gpu is 'H200'" in res.output

@@ -1,0 +1,70 @@
+"""Does a profile predict its own machine? `planner validate` with each profile that bench/own_machine.sh
+measured against the replay it made right after, on the same GPU, alone as the reference -- and, for
+comparison, against the median of all committed replays.
+
+    python bench/own_machine.py [--out bench/results/own_machine_h100.md]     # about 5 min on 2 cores
+
+A single replay is a noisy reference (one draw of the engine's timing), so its count is the one to hold
+against the other single replays' (planner validate's "against each replay alone").
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from planner.validate import markdown, per_replay_targets, target_count, validate  # noqa: E402
+
+DATA = ROOT / "data" / "validation"
+RES = ROOT / "bench" / "results"
+# (profile, the replay index made right after it on the same GPU)
+PAIRS = [("profile_h100_machine4_run1.json.gz", 4), ("profile_h100_machine4_run2.json.gz", 5),
+         ("profile_h100_machine5.json.gz", 6)]
+
+
+def one_replay(k: int, into: Path, data: Path = DATA) -> Path:
+    """A data folder holding each committed run's trace and knobs with its replay k as the only records."""
+    into.mkdir(parents=True, exist_ok=True)
+    for meta in sorted(data.glob("*.meta.json")):
+        stem = meta.name[: -len(".meta.json")]
+        rec = data / f"{stem}.replay{k}.records.csv"
+        if not rec.exists():
+            continue
+        shutil.copy(meta, into / meta.name)
+        shutil.copy(data / f"{stem}.trace.csv", into / f"{stem}.trace.csv")
+        shutil.copy(rec, into / f"{stem}.records.csv")
+    if not any(into.glob("*.meta.json")):
+        raise ValueError(f"no replay {k} in {data}")
+    return into
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, help="write the summary and the tables (Markdown) here")
+    a = ap.parse_args()
+    lines = ["| profile (bench/results/) | its own machine's replay alone | median of all replays | "
+             "each replay alone |", "|---|---|---|---|"]
+    tables = []
+    for name, k in PAIRS:
+        prof = str(RES / name)
+        with tempfile.TemporaryDirectory() as tmp:
+            rows = validate(one_replay(k, Path(tmp)), prof)
+        own, tot = target_count(rows)
+        tables.append(f"### {name} against replay {k} alone\n\n{markdown(rows)}")
+        allrows = validate(DATA, prof)
+        med, _ = target_count(allrows)
+        each = ", ".join(str(n) for n, _ in per_replay_targets(allrows))
+        lines.append(f"| `{name}` | {own} of {tot} (replay {k}) | {med} of {tot} | {each} |")
+        print(lines[-1], flush=True)
+    if a.out:
+        a.out.write_text("Each profile against the replay made right after it on the same GPU "
+                         "(`python bench/own_machine.py`):\n\n" + "\n".join(lines) + "\n\n" + "\n\n".join(tables))
+
+
+if __name__ == "__main__":
+    main()

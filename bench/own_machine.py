@@ -1,8 +1,8 @@
 """Does a profile predict its own machine? `planner validate` with each profile that bench/own_machine.sh
-measured against the replay it made right after, on the same GPU, alone as the reference -- and, for
-comparison, against the median of all committed replays.
+(H100) or bench/device_round.sh (H200) measured against the replay made on the same machine, alone as the
+reference -- and, for comparison, against the median of all committed replays of that GPU.
 
-    python bench/own_machine.py [--out bench/results/own_machine_h100.md]     # about 5 min on 2 cores
+    python bench/own_machine.py [--out bench/results/own_machine.md]     # about 4 min on 2 cores
 
 A single replay is a noisy reference (one draw of the engine's timing), so its count is the one to hold
 against the other single replays' (planner validate's "against each replay alone").
@@ -22,9 +22,11 @@ from planner.validate import markdown, per_replay_targets, target_count, validat
 
 DATA = ROOT / "data" / "validation"
 RES = ROOT / "bench" / "results"
-# (profile, the replay index made right after it on the same GPU)
-PAIRS = [("profile_h100_machine4_run1.json.gz", 4), ("profile_h100_machine4_run2.json.gz", 5),
-         ("profile_h100_machine5.json.gz", 6)]
+# (profile, the replay made right after it on the same GPU -- on the H200, at the same time on the machine's
+# other GPU -- and the runs it belongs to)
+PAIRS = [("profile_h100_machine4_run1.json.gz", 4, DATA), ("profile_h100_machine4_run2.json.gz", 5, DATA),
+         ("profile_h100_machine5.json.gz", 6, DATA),
+         ("profile_h200_machine3.json.gz", 7, ROOT / "data" / "validation_h200")]
 
 
 def one_replay(k: int, into: Path, data: Path = DATA) -> Path:
@@ -50,13 +52,13 @@ def main():
     lines = ["| profile (bench/results/) | its own machine's replay alone | median of all replays | "
              "each replay alone |", "|---|---|---|---|"]
     tables = []
-    for name, k in PAIRS:
+    for name, k, data in PAIRS:
         prof = str(RES / name)
         with tempfile.TemporaryDirectory() as tmp:
-            rows = validate(one_replay(k, Path(tmp)), prof)
+            rows = validate(one_replay(k, Path(tmp), data), prof)
         own, tot = target_count(rows)
         tables.append(f"### {name} against replay {k} alone\n\n{markdown(rows)}")
-        allrows = validate(DATA, prof)
+        allrows = validate(data, prof)
         med, _ = target_count(allrows)
         each = ", ".join(str(n) for n, _ in per_replay_targets(allrows))
         lines.append(f"| `{name}` | {own} of {tot} (replay {k}) | {med} of {tot} | {each} |")

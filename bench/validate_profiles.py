@@ -1,7 +1,7 @@
 """Target counts of `planner validate` for every H100 profile measured so far, on the H100 runs and on the
 H200 runs (EXTRAPOLATED): the table in README.md ("Calibration and validation"), by one command.
 
-    python bench/validate_profiles.py --out bench/results/validate_profiles.md     # about 15 min on 2 cores
+    python bench/validate_profiles.py --out bench/results/validate_profiles.md     # about 5 min on 2 cores
 
 One calibration is one machine: the counts move by several cells between profiles whose operator tables
 agree within 1%, because the engine's serving iterations differ by 3-8% per batch bin between calibrations.

@@ -159,14 +159,14 @@ def test_calibration_beats_the_roofline_on_the_committed_engine_runs(runs):
     assert np.median(cal) < np.median(roof)
 
 
-@pytest.mark.parametrize("runs,at_least", [("validation", 40), ("validation_h200", 37)])
+@pytest.mark.parametrize("runs,at_least", [("validation", 40), ("validation_h200", 38)])
 def test_calibrated_simulator_meets_the_targets_in_all_but_a_few_cells_against_the_median_of_replays(runs, at_least):
-    """The issue's targets on the committed runs (seven runs of each trace: the H100's on several H100s, the
-    H200's on three 2x H200 machines; the reference is each metric's median): E2E P50/P95 and throughput within
+    """The issue's targets on the committed runs (seven runs of each H100 trace on several H100s, eight of each
+    H200 trace on four H200 machines; the reference is each metric's median): E2E P50/P95 and throughput within
     5% below saturation (10% on the H200) and 10% above, TTFT P50/P95 within 10%, for the 1B and the 8B. Product
-    profile (serving iterations of seven H100 calibrations pooled): 40 of 40 on the H100; 37 of 40 on the H200
-    predicted from it (8B at 0.82 TTFT P95 -19%, where the engine's replays spread by 67%; the 1B above
-    saturation, TTFT and E2E P50 -12 to -14%, spread 25-26%)."""
+    profile (serving iterations of seven H100 calibrations pooled): 40 of 40 on the H100; 38 of 40 on the H200
+    predicted from it (8B at 0.82 TTFT P95 -17%, where the engine's runs spread by 68%; the 1B above saturation,
+    TTFT P50 -11%, spread 32%)."""
     from planner.validate import target_cells, target_count
     rows = validated(runs)
     assert {r["model"] for r in rows} == {"llama-3.2-1b", "llama-3.1-8b"}

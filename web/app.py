@@ -26,7 +26,7 @@ from planner.scenario import ScenarioError, scenario_from_dict  # noqa: E402
 SCENARIOS = {p.stem: p for p in sorted((ROOT / "scenarios").glob("*.yaml"))}
 PROFILES = {p.name.split(".json")[0]: p for p in sorted((ROOT / "data" / "profiles").glob("*.json*"))}
 # `planner validate --json` on the committed engine runs (README, "Calibration and validation")
-VALIDATIONS = {"H100 (profile measured on an H100)": ROOT / "bench" / "results" / "validate_h100.json",
+VALIDATIONS = {"H100 (profile measured on H100s)": ROOT / "bench" / "results" / "validate_h100.json",
                "H200 (predicted from the H100 profile)": ROOT / "bench" / "results" / "validate_h200_from_h100_profile.json"}
 DEFAULT = {"name": "defaults", "model": "llama-3.1-8b",
            "workload": {"arrival": {"process": "poisson", "rate": 10}},

@@ -68,3 +68,15 @@ def test_pool_profiles_writes_the_pool_and_refuses_another_gpu(tmp_path):
     assert len(pooled.iterations) == len(Profile.load(a).iterations) + len(Profile.load(b).iterations)
     res = runner.invoke(app, ["pool-profiles", str(a), str(res_dir / "profile_h200.json.gz"), "--out", str(out)])
     assert res.exit_code == 2 and "gpu is 'H200'" in res.output
+
+
+def test_validate_with_profile_none_compares_the_roofline_model_alone(tmp_path):
+    import shutil
+    data = Path(__file__).resolve().parent.parent / "data" / "validation"
+    stem = "llama-3.2-1b_H100-SXM_azure-conv"
+    for suffix in (".meta.json", ".trace.csv", ".records.csv"):
+        shutil.copy(data / f"{stem}{suffix}", tmp_path / f"{stem}{suffix}")
+    res = runner.invoke(app, ["validate", "--data", str(tmp_path), "--profile", "none", "--json"])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.output)
+    assert len(rows) == 1 and "roofline" in rows[0] and "calibrated" not in rows[0]

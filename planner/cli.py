@@ -219,7 +219,8 @@ def pool_profiles(base: Path = typer.Argument(..., help="profile whose operator 
 
 
 @app.command()
-def validate(data: Path = typer.Option(Path("data/validation"), help="engine runs (trace, records, meta)"),
+def validate(data: Path = typer.Option(PRODUCT_PROFILE.parent.parent / "validation",
+                                      help="engine runs (trace, records, meta)"),
              profile: Optional[str] = typer.Option(str(PRODUCT_PROFILE), help="calibration profile ('none': "
                                                    "the roofline model alone)"),
              json_out: bool = typer.Option(False, "--json"),

@@ -416,6 +416,8 @@ def calibrate(gpu: str, models=("llama-3.2-1b", "llama-3.1-8b"), gemm_models=("l
                    cuda=torch.version.cuda or "", engine_version=getattr(engine, "__version__", "0.1.0"),
                    created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                    driver=_driver(), kernels=kernels)
+    from engine.host_speed import host_benchmark
+    host0 = host_benchmark()
     prof.copy_bandwidth_gbps = copy_bandwidth() / 1e9
     log(f"copy bandwidth {prof.copy_bandwidth_gbps:.0f} GB/s")
     own = gemm_shapes(models)
@@ -432,6 +434,8 @@ def calibrate(gpu: str, models=("llama-3.2-1b", "llama-3.1-8b"), gemm_models=("l
         prof.piecewise_max_tokens = STEP_MAX_TOKENS if EngineConfig().piecewise_graphs else 0
         if m == models[0]:
             prof.overhead_graph_s, prof.overhead_eager_s = ovh.get("graph"), ovh.get("eager")
+    prof.host_bench_s = (host0 + host_benchmark()) / 2  # before and after: the host's speed while calibrating
+    log(f"host benchmark {prof.host_bench_s * 1e3:.2f} ms (engine.host_speed)")
     if torch.cuda.device_count() > 1:
         log("several GPUs present: all-reduce timing is done by engine.parallel (TP issue)")
     log(f"calibration done in {time.time() - t0:.0f} s")

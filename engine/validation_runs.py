@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from engine.llm import LLM, EngineConfig, records, release_gpu_memory
+from engine.host_speed import host_benchmark
 from engine.weights import build_model
 from planner.catalog import MODELS
 
@@ -154,6 +155,7 @@ def replay_runs(data: Path, out: Path, models=None, labels=None, repeats: int = 
                     json.loads(old.read_text()) if old.exists() else [])
                 entries.append({"replay": k, "device_name": torch.cuda.get_device_name() if torch.cuda.is_available()
                                 else "cpu", "host_cpu": host_cpu(), "os_kernel": platform.release(),
+                                "host_bench_s": host_benchmark(),
                                 "date": time.strftime("%Y-%m-%d %H:%M:%S"), "kernels": llm.kernels_active,
                                 "cuda_mallocs_while_serving": alloc["segment.all.allocated"]})
                 index.write_text(json.dumps(entries, indent=1))
@@ -196,7 +198,7 @@ def run_all(out: Path, models=("llama-3.2-1b", "llama-3.1-8b"), loads=(0.4, 0.8,
                     "offered_req_s": len(tr["t"]) / span, "capacity_estimate_req_s": cap,
                     "duration_s": span, "kernels": llm.kernels_active,
                     "cuda_mallocs_while_serving": alloc["segment.all.allocated"],
-                    "alloc_retries_while_serving": alloc["num_alloc_retries"]}
+                    "alloc_retries_while_serving": alloc["num_alloc_retries"], "host_bench_s": host_benchmark()}
             (out / f"{stem}.meta.json").write_text(json.dumps(meta, indent=1))
             write_steps(out / f"{stem}.steps.csv", llm.step_log)
             lg = llm.step_log

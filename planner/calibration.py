@@ -113,6 +113,9 @@ class Profile(_S):
     # the calibrations whose serving iterations this profile pools (pool_iterations), "device_name created"
     # each, this one's first; empty for a single calibration
     iteration_sources: list[str] = []
+    # seconds of engine.host_speed's fixed Python workload on the calibration host (None before this field):
+    # the host share of its serving iterations scales with it on another machine
+    host_bench_s: float | None = Field(None, gt=0)
 
     @classmethod
     def load(cls, path: str | Path) -> "Profile":

@@ -413,6 +413,7 @@ def test_replay_runs_replays_a_committed_run_with_its_knobs_and_numbers_each_rep
     assert [p.name for p in written] == [f"{stem}.replay1.records.csv", f"{stem}.replay2.records.csv"]
     index = json.loads((tmp_path / f"{stem}.replays.json").read_text())
     assert [e["replay"] for e in index] == [1, 2] and all(e["host_cpu"] and e["os_kernel"] for e in index)
+    assert all(e["host_bench_s"] > 0 for e in index)  # the host's speed beside each replay
     import gzip
     steps = gzip.open(tmp_path / f"{stem}.replay1.steps.csv.gz", "rt").read().splitlines()
     assert steps[0].startswith("start,end,") and len(steps) > 3  # each replay keeps its step log (host vs GPU)
@@ -458,3 +459,12 @@ def test_calibrate_refuses_zero_ramps_naming_the_option():
     assert res.exit_code == 2 and "--ramps" in res.output
     with pytest.raises(ValueError, match="ramps must be at least 1"):
         calibrate("H100-SXM", ramps=0)
+
+
+def test_host_benchmark_runs_a_fixed_workload_and_refuses_zero_repeats():
+    """The same Python every time (its checksum is fixed), so its time says how fast the host is."""
+    from engine.host_speed import _workload, host_benchmark
+    assert _workload() == _workload() and _workload(n_seqs=8, steps=10) != _workload()
+    assert host_benchmark(repeats=3) > 0
+    with pytest.raises(ValueError, match="repeats"):
+        host_benchmark(repeats=0)

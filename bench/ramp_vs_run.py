@@ -18,15 +18,15 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
 import torch
+from host_gap import decode_iterations  # noqa: E402
 
 def summarise(path: Path) -> str:
     """Mean iteration (schedule to next schedule) and GPU time of the decode-only steps per batch range."""
-    rows = [{k: float(v) for k, v in r.items()} for r in csv.DictReader(path.open())]
-    its = np.array([(c["decodes"], nx["sched"] - c["sched"], c["gpu_s"]) for c, nx in zip(rows, rows[1:])
-                    if not nx["idle_before"] and not c["chunks"] and c["decodes"]])
+    its = decode_iterations(path)  # (batch, iteration, GPU time, scheduling) per decode-only step
     out = [f"{path.name}: {len(its)} decode iterations"]
     for lo, hi in [(1, 2), (2, 4), (4, 8), (8, 12), (12, 16), (16, 24), (24, 32), (32, 48), (48, 65)]:
         s = (its[:, 0] >= lo) & (its[:, 0] < hi)

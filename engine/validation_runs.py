@@ -4,6 +4,7 @@ records and the engine's knobs, so the planner can simulate exactly the same thi
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 import platform
 from pathlib import Path
@@ -53,7 +54,6 @@ def write_records(path: Path, recs: list[dict]) -> None:
 
 def write_steps(path: Path, step_log) -> None:
     """The engine's step log (LLM.step_log, one row per step) with its column names; gzipped for a .gz path."""
-    import gzip
     with (gzip.open(path, "wt", newline="") if path.suffix == ".gz" else path.open("w", newline="")) as fh:
         w = csv.writer(fh)
         w.writerow(["start", "end", "prefill_tokens", "decodes", "graph", "chunks", "decode_ctx", "prefill_ctx",

@@ -6,6 +6,7 @@
 source bench/device_setup.sh > "$OUT/setup.log" 2>&1
 { nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader; uname -r
   grep -m1 "model name" /proc/cpuinfo; nproc; } > "$OUT/machine.txt"
+python3 -c "from engine.host_speed import host_benchmark as h; print('host_bench_s', h())" >> "$OUT/machine.txt"
 cat "$OUT/machine.txt"
 for g in 0 1; do
   CUDA_VISIBLE_DEVICES=$g timeout "${TOTAL_S:-540}" python3 - "$g" <<'PY' > "$OUT/replays_h200_gpu$g.log" 2>&1 &

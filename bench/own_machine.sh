@@ -7,6 +7,7 @@
 source bench/device_setup.sh > "$OUT/setup.log" 2>&1
 { nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,temperature.gpu,power.draw --format=csv,noheader; uname -r
   grep -m1 "model name" /proc/cpuinfo; nproc; hostname; } > "$OUT/machine.txt"
+python3 -c "from engine.host_speed import host_benchmark as h; print('host_bench_s', h())" >> "$OUT/machine.txt"
 cat "$OUT/machine.txt"
 t0=$SECONDS
 timeout "${CAL_S:-270}" python3 -m engine.cli calibrate --gpu H100-SXM --kernels --out "$OUT/profile_h100.json" \

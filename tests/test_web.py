@@ -110,7 +110,7 @@ def test_the_validation_panel_shows_the_committed_evidence_for_each_gpu():
     assert counts[0] == "40 of 40" and counts[1].endswith("of 40")
     sel.select(sel.options[1]).run()
     assert not at.exception
-    assert [m.value for m in at.metric if "target cells" in m.label][0] == "38 of 40"
+    assert [m.value for m in at.metric if "target cells" in m.label][0] == "39 of 40"
 
 
 def test_latency_cdf_labels_each_sla_target_without_stacking_the_labels():

@@ -165,16 +165,19 @@ def test_calibrated_simulator_meets_the_targets_in_all_but_a_few_cells_against_t
     H200 trace on five H200 machines; the reference is each metric's median): E2E P50/P95 and throughput within
     5% below saturation (10% on the H200) and 10% above, TTFT P50/P95 within 10%, for the 1B and the 8B. Product
     profile (serving iterations of eight H100 calibrations pooled): 40 of 40 on the H100; 39 of 40 on the H200
-    predicted from it (8B at 0.82 TTFT P95 -12%, where the engine's runs spread by 74%)."""
-    from planner.validate import target_cells, target_count
+    predicted from it (8B at 0.82 TTFT P95 -12%, where the engine's runs spread by 74%: the median's 98%
+    interval over the ten runs, 77.5-104 ms, holds medians the simulated 79.9 ms would meet)."""
+    from planner.validate import misses, target_cells, target_count
     rows = validated(runs)
     assert {r["model"] for r in rows} == {"llama-3.2-1b", "llama-3.1-8b"}
     assert all(len(r["engine_replays"]) >= 4 for r in rows)
     assert any(r["load"] > 1 for r in rows) and any(r["load"] < 0.5 for r in rows)
     ok, cells = target_count(rows)
     assert cells == 40 and ok >= at_least, (ok, cells)
-    # no cell is far off: the misses are near their limits or in near-saturation TTFT P95
+    # no cell is far off: the misses are near their limits or in near-saturation TTFT P95, and each lies
+    # inside the engine's own variation (a median in its distribution-free interval would meet the limit)
     assert all(abs(e) <= 2.5 * lim for _, _, e, lim in target_cells(rows))
+    assert all(x["within_noise"] for x in misses(rows)), misses(rows)
     assert all(abs(r["calibrated_err"]["throughput_tok_s"]) <= 0.05 for r in rows)
 
 
@@ -419,6 +422,43 @@ def test_per_replay_targets_count_each_replay_alone():
            "engine_replays": [one, {m: 1.2 for m in METRICS}, one]}
     # the simulator equals replays 0 and 2; replay 1 is 20% higher: every target cell (TTFT 10%, rest 5%) misses
     assert per_replay_targets([row]) == [(5, 5), (0, 5), (5, 5)]
+
+
+def test_median_interval_is_the_order_statistics_whose_binomial_coverage_reaches_the_level():
+    from scipy.stats import binom
+    from planner.validate import median_interval
+    vals = [9.0, 1.0, 8.0, 2.0, 7.0, 3.0, 6.0, 4.0, 5.0, 10.0]  # n = 10, sorted 1..10
+    lo, hi, cover = median_interval(vals, 0.90)
+    # (3rd, 8th) covers 1 - 2 P(Bin(10, 1/2) <= 2) = 89.1% < 90%: the interval is (2nd, 9th), 97.9%
+    assert (lo, hi) == (2.0, 9.0) and cover == pytest.approx(1 - 2 * binom.cdf(1, 10, 0.5))
+    assert median_interval(vals, 0.85)[:2] == (3.0, 8.0)
+    # too few runs for the level: the whole range, with the coverage it has
+    lo, hi, cover = median_interval([1.0, 2.0, 3.0], 0.9)
+    assert (lo, hi) == (1.0, 3.0) and cover == pytest.approx(0.75)
+    # the coverage is real: draws from a skewed law, the true median inside at least 90% of the time
+    rng = np.random.default_rng(0)
+    inside = [lo <= np.log(2) <= hi for lo, hi, _ in (median_interval(rng.exponential(size=10)) for _ in range(4000))]
+    assert np.mean(inside) >= 0.95
+    with pytest.raises(ValueError, match="level"):
+        median_interval(vals, 1.5)
+
+
+def test_a_miss_is_within_noise_only_when_a_median_inside_the_interval_would_meet_the_limit():
+    from planner.validate import METRICS, misses
+    eng = [{m: v for m in METRICS} for v in (80.0, 85.0, 90.0, 95.0, 100.0, 105.0, 110.0, 115.0, 120.0, 200.0)]
+    med = {m: 102.5 for m in METRICS}
+
+    def row(sim):
+        return {"model": "m", "run": "r", "load": 0.8, "engine_replays": eng, "engine": med,
+                "calibrated": {m: sim for m in METRICS},
+                "calibrated_err": {m: (sim - 102.5) / 102.5 for m in METRICS}}
+    # 88 is 14% under the median (a TTFT miss at 10%), but a median of 85-97.8 (inside 85-120) would pass
+    near = [x for x in misses([row(88.0)]) if x["metric"] == "ttft_p95"][0]
+    assert near["within_noise"] is True and (near["low"], near["high"]) == (85.0, 120.0)
+    # 60 would need a median of at most 66.7: below every run in the interval
+    far = [x for x in misses([row(60.0)]) if x["metric"] == "ttft_p95"][0]
+    assert far["within_noise"] is False
+    assert misses([row(102.5)]) == []
 
 
 @pytest.mark.parametrize("runs,result", [("validation", "validate_h100.json"),

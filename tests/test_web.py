@@ -111,6 +111,9 @@ def test_the_validation_panel_shows_the_committed_evidence_for_each_gpu():
     sel.select(sel.options[1]).run()
     assert not at.exception
     assert [m.value for m in at.metric if "target cells" in m.label][0] == "39 of 40"
+    # the one miss is named, with the engine median's interval over the runs and the verdict
+    misses = [c.value for c in at.caption if c.value.startswith("miss:")]
+    assert len(misses) == 1 and "ttft p95" in misses[0] and "inside the engine's own variation" in misses[0]
 
 
 def test_latency_cdf_labels_each_sla_target_without_stacking_the_labels():

@@ -288,7 +288,7 @@ def validation_figure(rows: list, cm: str = "calibrated") -> go.Figure:
 
 def validation_panel() -> None:
     """The evidence behind the calibrated cost model: the simulator against the real engine, run for run."""
-    from planner.validate import per_replay_targets, replayed, target_count
+    from planner.validate import miss_lines, per_replay_targets, replayed, target_count
     have = {k: p for k, p in VALIDATIONS.items() if p.exists()}
     if not have:
         return
@@ -305,6 +305,8 @@ def validation_panel() -> None:
             if replayed(rows):
                 st.caption("against each engine replay alone instead of their median: "
                            + ", ".join(str(a) for a, _ in per_replay_targets(rows, cm)) + f" of {n}")
+                for line in (miss_lines(rows, cm) if cm == "calibrated" else []):
+                    st.caption(f"miss: {line}")
             st.plotly_chart(validation_figure(rows, cm), width="stretch", key=f"validation_{cm}")
         st.caption(f"{have[which].relative_to(ROOT)}; made by `python -m planner.cli validate --json` on the "
                    "committed runs (data/validation*/); the engine reference is each metric's median over replays.")

@@ -290,7 +290,7 @@ STEP_MAX_TOKENS = 16384  # the calibration engine's max_num_batched_tokens (its 
 
 def measure_steps(model_name: str, batches=(1, 8, 32, 64, 128, 256), contexts=(256, 1024),
                   prefills=(128, 512, 2048, 8192), log=print, kernels: bool = False,
-                  ramps: int = 2) -> tuple[list[StepRow], dict]:
+                  ramps: int = 2, host_samples: list | None = None) -> tuple[list[StepRow], dict]:
     spec = MODELS[model_name]
     model = build_model(spec, seed=0, dtype=torch.bfloat16, device="cuda")
     rows, ovh = [], {}
@@ -333,7 +333,7 @@ def measure_steps(model_name: str, batches=(1, 8, 32, 64, 128, 256), contexts=(2
             dec64 = next((r.seconds for r in rows if r.kind == "decode" and r.batch == 64 and r.cuda_graphs), None)
         del llm
         release_gpu_memory()
-    its = measure_iterations(model, dec64, kernels=kernels, repeats=ramps, log=log)
+    its = measure_iterations(model, dec64, kernels=kernels, repeats=ramps, log=log, host_samples=host_samples)
     del model
     release_gpu_memory()
     return rows, ovh, its
@@ -359,19 +359,23 @@ def ramp_trace(rate: float, seconds: float = 28.0, shares=(0.02, 0.1, 0.2, 0.3, 
 
 
 def measure_iterations(model, dec64: float | None, kernels: bool = False, seconds: float = 28.0,
-                       repeats: int = 2, log=print) -> list[IterRow]:
+                       repeats: int = 2, log=print, host_samples: list | None = None) -> list[IterRow]:
     """The engine's whole iterations (schedule + forward + sample + bookkeeping, start to next start) while
     serving a rate ramp in real time, with the validation runs' knobs. What no operator table holds --
     Python scheduling per sequence, the time between steps -- is in these; the calibrated cost model fits
     its per-step overhead to them. Rate scale: max_num_seqs over (mean output x the batch-64 decode step).
     `repeats` ramps (own seeds, a fresh engine each), pooled: two back-to-back replays of one ramp on one
     H100 differed by 3-13% per batch bin in mean iteration time (bench/ramp_vs_run.py), so one replay is a
-    noisy sample of what the engine does."""
+    noisy sample of what the engine does. `host_samples`, when given, gets engine.host_speed's benchmark
+    before each ramp and after the last: the host's speed while these iterations were timed."""
+    from engine.host_speed import host_benchmark
     from engine.validation_runs import KNOBS, LENGTHS
     mean_out = sum(LENGTHS["output"]) / 2
     rate = KNOBS["max_num_seqs"] / (mean_out * (dec64 or 0.01))
     rows = []
     for rep in range(repeats):
+        if host_samples is not None:
+            host_samples.append(host_benchmark())
         tr = ramp_trace(rate, seconds, seed=7 + rep)
         llm = LLM(EngineConfig(model=model.spec.name, kernels=kernels, **KNOBS), model=model)
         llm.generate([[1] * 64] * 2, SamplingParams(max_tokens=4))  # warm-up
@@ -392,6 +396,8 @@ def measure_iterations(model, dec64: float | None, kernels: bool = False, second
             f"{rate * 0.95:.1f} req/s, {len(rows) - n0} iterations timed")
         del llm
         release_gpu_memory()
+    if host_samples is not None:
+        host_samples.append(host_benchmark())
     return rows
 
 
@@ -417,7 +423,8 @@ def calibrate(gpu: str, models=("llama-3.2-1b", "llama-3.1-8b"), gemm_models=("l
                    created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                    driver=_driver(), kernels=kernels)
     from engine.host_speed import host_benchmark
-    host0 = host_benchmark()
+    from planner.calibration import host_speed_warning
+    host = [host_benchmark()]
     prof.copy_bandwidth_gbps = copy_bandwidth() / 1e9
     log(f"copy bandwidth {prof.copy_bandwidth_gbps:.0f} GB/s")
     own = gemm_shapes(models)
@@ -428,14 +435,21 @@ def calibrate(gpu: str, models=("llama-3.2-1b", "llama-3.1-8b"), gemm_models=("l
     log(f"attention: {len(prof.attention)} rows, {time.time() - t0:.0f} s")
     for m in models:
         with quiet_gc():  # steps timed as the engine serves: without collector pauses
-            rows, ovh, its = measure_steps(m, log=log, kernels=kernels, ramps=ramps)
+            rows, ovh, its = measure_steps(m, log=log, kernels=kernels, ramps=ramps, host_samples=host)
         prof.steps += rows
         prof.iterations += its
         prof.piecewise_max_tokens = STEP_MAX_TOKENS if EngineConfig().piecewise_graphs else 0
         if m == models[0]:
             prof.overhead_graph_s, prof.overhead_eager_s = ovh.get("graph"), ovh.get("eager")
-    prof.host_bench_s = (host0 + host_benchmark()) / 2  # before and after: the host's speed while calibrating
-    log(f"host benchmark {prof.host_bench_s * 1e3:.2f} ms (engine.host_speed)")
+    host.append(host_benchmark())
+    # at the start, around every serving ramp and at the end: the host's speed while calibrating
+    prof.host_bench_samples_s = host
+    prof.host_bench_s = statistics.median(host)
+    log(f"host benchmark {prof.host_bench_s * 1e3:.2f} ms (engine.host_speed; median of {len(host)}, "
+        f"{min(host) * 1e3:.2f}-{max(host) * 1e3:.2f} ms)")
+    warn = host_speed_warning(host)
+    if warn:
+        log(f"WARNING: {warn}")
     if torch.cuda.device_count() > 1:
         log("several GPUs present: all-reduce timing is done by engine.parallel (TP issue)")
     log(f"calibration done in {time.time() - t0:.0f} s")

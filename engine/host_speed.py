@@ -51,3 +51,4 @@ def host_benchmark(repeats: int = 7) -> float:
         _workload()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
+

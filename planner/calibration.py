@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import json
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -116,6 +117,9 @@ class Profile(_S):
     # seconds of engine.host_speed's fixed Python workload on the calibration host (None before this field):
     # the host share of its serving iterations scales with it on another machine
     host_bench_s: float | None = Field(None, gt=0)
+    # each of the host benchmarks behind host_bench_s (their median): at the start, around every serving ramp,
+    # at the end; empty in older profiles. Their spread says whether the host's speed held while calibrating
+    host_bench_samples_s: list[Annotated[float, Field(gt=0)]] = []
 
     @classmethod
     def load(cls, path: str | Path) -> "Profile":
@@ -146,6 +150,31 @@ class Profile(_S):
 
 # what must match for serving iterations of two calibrations to be pooled: they measured the same engine setup
 POOL_MUST_MATCH = ("gpu", "kernels", "piecewise_max_tokens", "schema_version")
+
+
+def host_speed_spread(samples) -> float:
+    """Slowest over fastest of a calibration's host benchmarks, minus one: how much the host's speed moved
+    while the serving iterations were timed."""
+    xs = [float(x) for x in samples]
+    if not xs or min(xs) <= 0:
+        raise ValueError(f"host benchmark samples must be positive seconds, got {samples!r}")
+    return max(xs) / min(xs) - 1
+
+
+def host_speed_warning(samples, tolerance: float = 0.25) -> str | None:
+    """A warning when the host's speed moved by more than `tolerance` during a calibration, else None.
+
+    A lent H100 whose host ran the fixed workload in 4.48 ms on average while calibrating (3.17 ms before the
+    call, 4.85 ms after it) and in 2.94-3.41 ms in the replays right after gave a profile 5-15% slow on the
+    1B's TPOT -- the worst of eight calibrations (README, "A slow host during calibration makes a slow
+    profile"). The fitted overheads carry whatever host the ramps ran on."""
+    spread = host_speed_spread(samples)
+    if spread <= tolerance:
+        return None
+    xs = [float(x) * 1e3 for x in samples]
+    return (f"the host's speed moved by {spread:.0%} during calibration (fixed workload {min(xs):.2f}-{max(xs):.2f} ms "
+            f"around the serving ramps): its fitted overheads carry a host that changed; pool it with other "
+            f"calibrations (planner pool-profiles) or calibrate again")
 
 
 def pool_iterations(base: Profile, others: list[Profile], names: list[str] | None = None) -> Profile:

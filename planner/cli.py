@@ -213,6 +213,11 @@ def pool_profiles(base: Path = typer.Argument(..., help="profile whose operator 
         prof = pool_iterations(Profile.load(base), [Profile.load(p) for p in others], [str(p) for p in others])
     except (ScenarioError, ValueError) as e:
         _fail(e)
+    from planner.calibration import host_speed_warning
+    for path in [base, *others]:  # a calibration whose host changed speed while its ramps ran: say so
+        p = Profile.load(path)
+        if p.host_bench_samples_s and (w := host_speed_warning(p.host_bench_samples_s)):
+            console.print(f"[yellow]warning[/]: {path}: {w}")
     prof.save(out)
     console.print(f"{len(prof.iterations)} serving iterations from {len(prof.iteration_sources)} calibrations, "
                   f"operator tables from {base} -> {out}")

@@ -529,6 +529,26 @@ def test_pooling_refuses_calibrations_of_another_gpu_or_engine_setup_naming_the_
         pool_iterations(base, [base.model_copy(update={"iterations": []})])
 
 
+def test_host_speed_warning_names_the_spread_and_stays_silent_within_tolerance():
+    from planner.calibration import host_speed_spread, host_speed_warning
+    assert host_speed_spread([2.0, 3.0, 2.5]) == pytest.approx(0.5)
+    assert host_speed_warning([3.0e-3, 3.5e-3, 3.7e-3]) is None  # 23%: within the default 25%
+    w = host_speed_warning([3.17e-3, 4.85e-3, 3.3e-3])
+    assert w is not None and "53%" in w and "3.17-4.85 ms" in w and "pool-profiles" in w
+    assert host_speed_warning([3.17e-3, 4.85e-3], tolerance=0.6) is None
+    with pytest.raises(ValueError, match="positive"):
+        host_speed_spread([])
+    with pytest.raises(ValueError, match="positive"):
+        host_speed_spread([0.0, 1.0])
+
+
+def test_profile_refuses_a_non_positive_host_benchmark_sample():
+    from pydantic import ValidationError
+    prof = Profile.load(PROFILES[0])
+    with pytest.raises(ValidationError, match="host_bench_samples_s"):
+        Profile.model_validate(prof.model_dump() | {"host_bench_samples_s": [3e-3, 0.0]})
+
+
 def test_product_profile_is_the_pool_of_the_committed_h100_calibrations():
     """data/profiles/h100.json.gz = `planner pool-profiles` of the eight committed H100 calibrations: the first
     cold one's operator tables, every calibration's serving iterations (README, "Calibration and validation")."""

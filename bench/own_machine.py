@@ -26,6 +26,7 @@ RES = ROOT / "bench" / "results"
 # other GPU -- and the runs it belongs to)
 PAIRS = [("profile_h100_machine4_run1.json.gz", 4, DATA), ("profile_h100_machine4_run2.json.gz", 5, DATA),
          ("profile_h100_machine5.json.gz", 6, DATA), ("profile_h100_machine6.json.gz", 7, DATA),
+         ("profile_h100_machine7.json.gz", 8, DATA),
          ("profile_h200_machine3.json.gz", 7, ROOT / "data" / "validation_h200")]
 
 

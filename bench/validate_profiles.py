@@ -25,6 +25,7 @@ PROFILES = [
     ("profile_h100_machine4_run2.json.gz (cold; replay 5 made after it, same GPU)", RES / "profile_h100_machine4_run2.json.gz"),
     ("profile_h100_machine5.json.gz (cold; replay 6 made after it, same GPU)", RES / "profile_h100_machine5.json.gz"),
     ("profile_h100_machine6.json.gz (cold; replay 7 made after it, same GPU)", RES / "profile_h100_machine6.json.gz"),
+    ("profile_h100_machine7.json.gz (cold; replay 8 made after it, same GPU)", RES / "profile_h100_machine7.json.gz"),
 ]
 DATA = [("H100 runs", ROOT / "data" / "validation"), ("H200 runs, from the H100 profile", ROOT / "data" / "validation_h200")]
 

@@ -156,7 +156,7 @@ POOL_MUST_MATCH = ("gpu", "kernels", "piecewise_max_tokens", "schema_version")
 def host_speed_spread(samples) -> float:
     """Median over fastest of a calibration's host benchmarks, minus one: how much slower than its best the
     host typically ran while the serving iterations were timed. The median, not the slowest: one sample
-    can catch a momentary stall (one calibration's eight: 2.96-3.93 ms and one 5.51 ms, and its profile
+    can catch a momentary stall (one calibration's eight: seven of 2.96-3.93 ms, one of 5.51 ms; its profile
     met 40 of 40 on the H100 runs), while a host slow for most of the ramps moves the median."""
     xs = [float(x) for x in samples]
     if not xs or min(xs) <= 0:

@@ -36,7 +36,7 @@ DATA = {"H100-SXM": ROOT / "data" / "validation", "H200": ROOT / "data" / "valid
 
 def step_logs(data: Path, stem: str) -> list[tuple[str, Path, Path]]:
     """(label, step log, records) of the first run and of every replay with a step log, in replay order."""
-    out = [("first", data / f"{stem}.steps.csv", data / f"{stem}.records.csv")]
+    out = [("first", data / f"{stem}.steps.csv.gz", data / f"{stem}.records.csv")]
     reps = sorted(data.glob(f"{stem}.replay*.steps.csv.gz"), key=lambda p: int(re.search(r"replay(\d+)", p.name)[1]))
     for p in reps:
         k = re.search(r"replay(\d+)", p.name)[1]

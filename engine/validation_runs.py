@@ -200,7 +200,7 @@ def run_all(out: Path, models=("llama-3.2-1b", "llama-3.1-8b"), loads=(0.4, 0.8,
                     "cuda_mallocs_while_serving": alloc["segment.all.allocated"],
                     "alloc_retries_while_serving": alloc["num_alloc_retries"], "host_bench_s": host_benchmark()}
             (out / f"{stem}.meta.json").write_text(json.dumps(meta, indent=1))
-            write_steps(out / f"{stem}.steps.csv", llm.step_log)
+            write_steps(out / f"{stem}.steps.csv.gz", llm.step_log)
             lg = llm.step_log
             dec = sorted(r[1] - r[0] for r in lg if r[4])
             mix = sorted(r[1] - r[0] for r in lg if not r[4])

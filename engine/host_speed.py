@@ -51,4 +51,3 @@ def host_benchmark(repeats: int = 7) -> float:
         _workload()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
-

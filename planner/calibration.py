@@ -170,7 +170,7 @@ def host_speed_warning(samples, tolerance: float = 0.25) -> str | None:
 
     A lent H100 whose host ran the fixed workload in 4.48 ms on average while calibrating (3.17 ms before the
     call, 4.85 ms after it) and in 2.94-3.41 ms in the replays right after gave a profile 5-15% slow on the
-    1B's TPOT -- the worst of eight calibrations (README, "A slow host during calibration makes a slow
+    1B's TPOT -- the worst of nine calibrations (README, "A slow host during calibration makes a slow
     profile"). The fitted overheads carry whatever host the ramps ran on."""
     spread = host_speed_spread(samples)
     if spread <= tolerance:

@@ -450,8 +450,12 @@ def calibrate(gpu: str, models=("llama-3.2-1b", "llama-3.1-8b"), gemm_models=("l
     warn = host_speed_warning(host)
     if warn:
         log(f"WARNING: {warn}")
-    if torch.cuda.device_count() > 1:
-        log("several GPUs present: all-reduce timing is done by engine.parallel (TP issue)")
+    if torch.cuda.device_count() > 1:  # the TP cost: all-reduce by (bytes, TP) over this machine's links
+        from engine.parallel import allreduce_table
+        from planner.calibration import AllReduceRow
+        prof.allreduce = [AllReduceRow(**r) for r in allreduce_table()]
+        log(f"all-reduce: {len(prof.allreduce)} rows, TP {sorted({r.tp for r in prof.allreduce})}, "
+            f"{time.time() - t0:.0f} s")
     log(f"calibration done in {time.time() - t0:.0f} s")
     return prof
 

@@ -90,3 +90,43 @@ def measure_allreduce(sizes=tuple(4096 * 4 ** i for i in range(8)) + (256 << 20,
         rows.append({"bytes": int(x.numel() * elem), "tp": tp, "seconds": float(t.item())})
         del x
     return rows
+
+
+def _allreduce_worker(rank: int, world: int, port: int, backend: str, sizes, reps: int, out: str) -> None:
+    import json
+    os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"] = "127.0.0.1", str(port)
+    if backend == "nccl":
+        torch.cuda.set_device(rank)
+    init(rank, world, backend=backend, timeout_s=120)
+    dtype = torch.bfloat16 if backend == "nccl" else torch.float32
+    rows = measure_allreduce(sizes=sizes, reps=reps, dtype=dtype)
+    if rank == 0:
+        with open(out, "w") as fh:
+            json.dump(rows, fh)
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+def allreduce_table(tps=None, backend: str = "nccl", sizes=tuple(4096 * 4 ** i for i in range(8)) + (256 << 20,),
+                    reps: int = 10) -> list[dict]:
+    """The calibration profile's all-reduce rows for each TP degree in `tps` (default: 2, 4, 8 up to the GPUs
+    present), each measured in its own group of processes on the first `tp` GPUs (NCCL; gloo on CPUs)."""
+    import json
+    import socket
+    import tempfile
+    import torch.multiprocessing as mp
+    n = torch.cuda.device_count() if backend == "nccl" else 2
+    tps = tps or [t for t in (2, 4, 8) if t <= n]
+    if backend == "nccl" and any(t > n for t in tps):
+        raise ValueError(f"TP degrees {tps} need more GPUs than the {n} present")
+    rows = []
+    for tp in tps:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        with tempfile.TemporaryDirectory() as d:
+            out = f"{d}/allreduce.json"
+            mp.spawn(_allreduce_worker, args=(tp, port, backend, sizes, reps, out), nprocs=tp, join=True)
+            with open(out) as fh:
+                rows += json.load(fh)
+    return rows

@@ -56,6 +56,16 @@ def test_tp2_greedy_tokens_equal_tp1(tmp_path):
     assert [r["bytes"] for r in ar0] == [4096, 65536, 1 << 20] and all(r["tp"] == 2 and r["seconds"] > 0 for r in ar0)
 
 
+def test_allreduce_table_measures_each_tp_degree_in_its_own_process_group():
+    """What `engine calibrate` adds to a profile on a machine with several GPUs (NCCL there; gloo here)."""
+    from engine.parallel import allreduce_table
+    rows = allreduce_table(tps=(2,), backend="gloo", sizes=(4096, 1 << 16), reps=2)
+    assert [(r["tp"], r["bytes"]) for r in rows] == [(2, 4096), (2, 1 << 16)]
+    assert all(r["seconds"] > 0 for r in rows)
+    with pytest.raises(ValueError, match="need more GPUs"):
+        allreduce_table(tps=(64,))
+
+
 def _dying(rank, world, port, out):
     os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"] = "127.0.0.1", str(port)
     from engine import parallel

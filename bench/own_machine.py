@@ -35,12 +35,12 @@ def one_replay(k: int, into: Path, data: Path = DATA) -> Path:
     into.mkdir(parents=True, exist_ok=True)
     for meta in sorted(data.glob("*.meta.json")):
         stem = meta.name[: -len(".meta.json")]
-        rec = data / f"{stem}.replay{k}.records.csv"
+        rec = data / f"{stem}.replay{k}.records.csv.gz"
         if not rec.exists():
             continue
         shutil.copy(meta, into / meta.name)
         shutil.copy(data / f"{stem}.trace.csv", into / f"{stem}.trace.csv")
-        shutil.copy(rec, into / f"{stem}.records.csv")
+        shutil.copy(rec, into / f"{stem}.records.csv.gz")
     if not any(into.glob("*.meta.json")):
         raise ValueError(f"no replay {k} in {data}")
     return into

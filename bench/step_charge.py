@@ -40,7 +40,7 @@ def step_logs(data: Path, stem: str) -> list[tuple[str, Path, Path]]:
     reps = sorted(data.glob(f"{stem}.replay*.steps.csv.gz"), key=lambda p: int(re.search(r"replay(\d+)", p.name)[1]))
     for p in reps:
         k = re.search(r"replay(\d+)", p.name)[1]
-        out.append((f"replay {k}", p, data / f"{stem}.replay{k}.records.csv"))
+        out.append((f"replay {k}", p, data / f"{stem}.replay{k}.records.csv.gz"))
     return [o for o in out if o[1].exists()]
 
 
@@ -66,7 +66,7 @@ def charge(cm: CalibratedCostModel, path: Path) -> dict[str, float]:
 
 
 def ttft_p95(records: Path) -> float:
-    with open(records) as fh:
+    with (gzip.open(records, "rt") if records.suffix == ".gz" else open(records)) as fh:
         t = [float(r["first_token"]) - float(r["arrival"]) for r in csv.DictReader(fh) if r["status"] == "completed"]
     return float(np.percentile(t, 95))
 

@@ -46,7 +46,8 @@ def write_trace(path: Path, tr: dict) -> None:
 
 
 def write_records(path: Path, recs: list[dict]) -> None:
-    with path.open("w", newline="") as fh:
+    """Per-request records as CSV; gzipped for a .gz path (replays: a committed run's data stays small)."""
+    with (gzip.open(path, "wt", newline="") if path.suffix == ".gz" else path.open("w", newline="")) as fh:
         w = csv.DictWriter(fh, fieldnames=list(recs[0]))
         w.writeheader()
         w.writerows(recs)
@@ -140,12 +141,12 @@ def replay_runs(data: Path, out: Path, models=None, labels=None, repeats: int = 
                     continue
                 stem = p.name[: -len(".meta.json")]
                 k = 1
-                while (data / f"{stem}.replay{k}.records.csv").exists() or (out / f"{stem}.replay{k}.records.csv").exists():
+                while any((d / f"{stem}.replay{k}.records.csv{z}").exists() for d in (data, out) for z in ("", ".gz")):
                     k += 1
                 llm, seqs, alloc = serve(name, model, meta["num_blocks"], meta.get("kernels", False),
                                         read_trace(data / f"{stem}.trace.csv"))
                 recs = records(seqs)
-                path = out / f"{stem}.replay{k}.records.csv"
+                path = out / f"{stem}.replay{k}.records.csv.gz"
                 write_records(path, recs)
                 write_steps(out / f"{stem}.replay{k}.steps.csv.gz", llm.step_log)
                 written.append(path)

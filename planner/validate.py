@@ -7,7 +7,9 @@ TTFT, TPOT and end-to-end P50/P95 and throughput.
 from __future__ import annotations
 
 import csv
+import gzip
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -32,10 +34,14 @@ def metrics_from(arrival, first, finish, out_tokens, ok) -> dict:
 
 
 def replay_records(data: Path, stem: str) -> list[Path]:
-    """The run's records and those of its later replays (engine replay-runs), in replay order."""
-    extra = sorted(data.glob(f"{stem}.replay*.records.csv"),
-                   key=lambda p: int(p.name[len(stem) + len(".replay"):-len(".records.csv")]))
-    return [data / f"{stem}.records.csv", *extra]
+    """The run's records and those of its later replays (engine replay-runs), in replay order; each
+    `.records.csv` or gzipped `.records.csv.gz` (replays are written gzipped)."""
+    pat = re.compile(re.escape(stem) + r"\.replay(\d+)\.records\.csv(\.gz)?$")
+    extra = sorted((p for p in data.glob(f"{stem}.replay*.records.csv*") if pat.match(p.name)),
+                   key=lambda p: int(pat.match(p.name)[1]))
+    first = data / f"{stem}.records.csv"
+    return [first if first.exists() or not first.with_suffix(".csv.gz").exists() else first.with_suffix(".csv.gz"),
+            *extra]
 
 
 def reference_metrics(runs: list[dict]) -> tuple[dict, dict]:
@@ -49,7 +55,8 @@ def reference_metrics(runs: list[dict]) -> tuple[dict, dict]:
 
 
 def engine_metrics(records_csv: Path) -> dict:
-    rows = list(csv.DictReader(records_csv.open()))
+    with (gzip.open(records_csv, "rt") if records_csv.suffix == ".gz" else records_csv.open()) as fh:
+        rows = list(csv.DictReader(fh))
     return metrics_from([float(r["arrival"]) for r in rows], [float(r["first_token"]) for r in rows],
                         [float(r["finish"]) for r in rows], [int(r["output_tokens"]) for r in rows],
                         [r["status"] == "completed" for r in rows])

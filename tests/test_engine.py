@@ -1,5 +1,6 @@
 """The engine on the CPU: token-for-token equal to transformers, and paging, prefix hits, preemption
 and chunked prefill each leave the output unchanged."""
+import gzip
 import tempfile
 
 import pytest
@@ -410,21 +411,20 @@ def test_replay_runs_replays_a_committed_run_with_its_knobs_and_numbers_each_rep
     (tmp_path / f"{stem}.meta.json").write_text(json.dumps(meta))
     m = build_model(tiny(), seed=1, dtype=torch.bfloat16)
     written = replay_runs(tmp_path, tmp_path, repeats=2, log=lambda *_: None, build=lambda name, meta: m)
-    assert [p.name for p in written] == [f"{stem}.replay1.records.csv", f"{stem}.replay2.records.csv"]
+    assert [p.name for p in written] == [f"{stem}.replay1.records.csv.gz", f"{stem}.replay2.records.csv.gz"]
     index = json.loads((tmp_path / f"{stem}.replays.json").read_text())
     assert [e["replay"] for e in index] == [1, 2] and all(e["host_cpu"] and e["os_kernel"] for e in index)
     assert all(e["host_bench_s"] > 0 for e in index)  # the host's speed beside each replay
-    import gzip
     steps = gzip.open(tmp_path / f"{stem}.replay1.steps.csv.gz", "rt").read().splitlines()
     assert steps[0].startswith("start,end,") and len(steps) > 3  # each replay keeps its step log (host vs GPU)
     for p in written:
         rec = engine_metrics(p)
         assert rec["completed"] == 3
     # the committed run itself is the first of the replays validate reads
-    (tmp_path / f"{stem}.records.csv").write_text(written[0].read_text())
+    (tmp_path / f"{stem}.records.csv").write_text(gzip.open(written[0], "rt").read())
     assert [p.name for p in replay_records(tmp_path, stem)] == [f"{stem}.records.csv", *[p.name for p in written]]
     more = replay_runs(tmp_path, tmp_path, repeats=1, log=lambda *_: None, build=lambda name, meta: m)
-    assert more[0].name == f"{stem}.replay3.records.csv"
+    assert more[0].name == f"{stem}.replay3.records.csv.gz"
     assert replay_runs(tmp_path, tmp_path, deadline_s=-1, log=lambda *_: None, build=lambda n, mt: m) == []
     with pytest.raises(ValueError, match="labels"):
         replay_runs(tmp_path, tmp_path, labels=("poisson-9",), log=lambda *_: None, build=lambda n, mt: m)

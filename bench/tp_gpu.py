@@ -1,7 +1,9 @@
 """Tensor parallelism on a machine with two or more GPUs (NCCL): TP=2 against TP=1's greedy tokens, and the
-all-reduce table that `engine calibrate` adds to a profile on such a machine.
+all-reduce table that `engine calibrate` adds to a profile on such a machine (20 back to back per timed
+sample), beside the same measured one at a time after a barrier (which also times the ranks' launch skew).
 
     python bench/tp_gpu.py --out bench/results/tp_h200x2.json        # on the device, about a minute
+    python bench/tp_gpu.py --compare bench/results/tp_h200x2.json    # here: the table against the planner's link model
 
 Tokens: the tiny test model in float64 (no argmax near-ties) and the 1B in float32, random weights, the same
 prompts at TP=1 (GPU 0) and TP=2 (GPUs 0 and 1). All-reduce: `engine.parallel.allreduce_table`, bf16 messages
@@ -53,10 +55,33 @@ def worker(rank: int, world: int, port: int, out: str) -> None:
     torch.distributed.destroy_process_group()
 
 
+def compare(path: Path) -> None:
+    """The measured all-reduce table against the roofline's link model for the same GPU (what a profile without
+    a table, such as the product H100 profile, charges for TP)."""
+    from planner.catalog import GPUS, MODELS
+    from planner.cost_model import RooflineCostModel
+    d = json.loads(path.read_text())
+    gpu = "H200" if "H200" in d["device"] else "H100-SXM"
+    print(f"{d['device']} x{d['gpus']}, NCCL {d['nccl']}: TP=2 vs TP=1 greedy tokens "
+          + ", ".join(f"{k} {v['equal_sequences']}/{v['prompts']} sequences equal" for k, v in d["tokens"].items()))
+    print("\n| bytes | measured (20 back to back) | one alone after a barrier | link model | measured / model |")
+    print("|---|---|---|---|---|")
+    for r, r1 in zip(d["allreduce"], d["allreduce_one_alone"]):
+        rm = RooflineCostModel(MODELS["llama-3.1-8b"], GPUS[gpu], tp=r["tp"])
+        model = rm.ar_lat + 2 * (r["tp"] - 1) / r["tp"] * r["bytes"] / rm.link
+        print(f"| {r['bytes']:,} | {r['seconds'] * 1e6:.1f} us | {r1['seconds'] * 1e6:.1f} us | {model * 1e6:.1f} us | "
+              f"{r['seconds'] / model:.2f}x |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--out", type=Path)
+    ap.add_argument("--compare", type=Path, help="a committed result: print it against the planner's link model")
     a = ap.parse_args()
+    if a.compare:
+        return compare(a.compare)
+    if a.out is None:
+        raise SystemExit("--out FILE (on a machine with two GPUs) or --compare FILE")
     if torch.cuda.device_count() < 2:
         raise SystemExit(f"needs two GPUs, {torch.cuda.device_count()} present")
     t0 = time.time()
@@ -78,12 +103,14 @@ def main() -> None:
         print(f"TP=2 vs TP=1 {name}: {r['equal_sequences']}/{r['prompts']} sequences equal, "
               f"first divergence {r['first_divergence']}", flush=True)
     from engine.parallel import allreduce_table
-    ar = allreduce_table()
-    for r in ar:
-        print(f"all-reduce TP={r['tp']} {r['bytes']:>10} B: {r['seconds'] * 1e6:9.1f} us", flush=True)
+    ar = allreduce_table()  # 20 back to back per sample, as calibrate measures it
+    alone = allreduce_table(inner=1)  # one after a barrier: launch skew included
+    for r, r1 in zip(ar, alone):
+        print(f"all-reduce TP={r['tp']} {r['bytes']:>10} B: {r['seconds'] * 1e6:9.1f} us "
+              f"(one alone after a barrier: {r1['seconds'] * 1e6:.1f} us)", flush=True)
     a.out.write_text(json.dumps({"device": torch.cuda.get_device_name(), "gpus": torch.cuda.device_count(),
                                  "torch": torch.__version__, "nccl": ".".join(map(str, torch.cuda.nccl.version())),
-                                 "tokens": tokens, "allreduce": ar, "seconds": time.time() - t0}, indent=1))
+                                 "tokens": tokens, "allreduce": ar, "allreduce_one_alone": alone, "seconds": time.time() - t0}, indent=1))
     print(f"wrote {a.out} ({time.time() - t0:.0f} s)")
 
 

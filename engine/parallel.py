@@ -57,9 +57,11 @@ def shard_state(full: dict, spec, rank: int, tp: int) -> dict:
 
 
 def measure_allreduce(sizes=tuple(4096 * 4 ** i for i in range(8)) + (256 << 20,), reps: int = 10,
-                      dtype=torch.bfloat16) -> list[dict]:
+                      dtype=torch.bfloat16, inner: int = 1) -> list[dict]:
     """Median seconds of one all-reduce per message size (bytes), on this process group: the calibration
-    profile's `allreduce` table. Call on every rank; every rank gets the same rows (rank 0's timings)."""
+    profile's `allreduce` table. Call on every rank; every rank gets the same rows (rank 0's timings).
+    inner: all-reduces back to back per timed sample (divided out), as a serving step issues them -- one
+    alone after a barrier also times the ranks' launch skew (2x H200: 36 us at 4 KiB alone)."""
     import statistics
     import time
     tp = dist.get_world_size()
@@ -77,29 +79,32 @@ def measure_allreduce(sizes=tuple(4096 * 4 ** i for i in range(8)) + (256 << 20,
             if cuda:
                 s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
                 s.record()
-                dist.all_reduce(x)
+                for _ in range(inner):
+                    dist.all_reduce(x)
                 e.record()
                 e.synchronize()
-                ts.append(s.elapsed_time(e) / 1e3)
+                ts.append(s.elapsed_time(e) / 1e3 / inner)
             else:
                 t = time.perf_counter()
-                dist.all_reduce(x)
-                ts.append(time.perf_counter() - t)
-        t = torch.tensor([statistics.median(ts)], dtype=torch.float64)
+                for _ in range(inner):
+                    dist.all_reduce(x)
+                ts.append((time.perf_counter() - t) / inner)
+        t = torch.tensor([statistics.median(ts)], dtype=torch.float64, device=dev)  # NCCL: on the GPU
         dist.broadcast(t, 0)
         rows.append({"bytes": int(x.numel() * elem), "tp": tp, "seconds": float(t.item())})
         del x
     return rows
 
 
-def _allreduce_worker(rank: int, world: int, port: int, backend: str, sizes, reps: int, out: str) -> None:
+def _allreduce_worker(rank: int, world: int, port: int, backend: str, sizes, reps: int, inner: int,
+                      out: str) -> None:
     import json
     os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"] = "127.0.0.1", str(port)
     if backend == "nccl":
         torch.cuda.set_device(rank)
     init(rank, world, backend=backend, timeout_s=120)
     dtype = torch.bfloat16 if backend == "nccl" else torch.float32
-    rows = measure_allreduce(sizes=sizes, reps=reps, dtype=dtype)
+    rows = measure_allreduce(sizes=sizes, reps=reps, dtype=dtype, inner=inner)
     if rank == 0:
         with open(out, "w") as fh:
             json.dump(rows, fh)
@@ -108,7 +113,7 @@ def _allreduce_worker(rank: int, world: int, port: int, backend: str, sizes, rep
 
 
 def allreduce_table(tps=None, backend: str = "nccl", sizes=tuple(4096 * 4 ** i for i in range(8)) + (256 << 20,),
-                    reps: int = 10) -> list[dict]:
+                    reps: int = 10, inner: int = 20) -> list[dict]:
     """The calibration profile's all-reduce rows for each TP degree in `tps` (default: 2, 4, 8 up to the GPUs
     present), each measured in its own group of processes on the first `tp` GPUs (NCCL; gloo on CPUs)."""
     import json
@@ -126,7 +131,7 @@ def allreduce_table(tps=None, backend: str = "nccl", sizes=tuple(4096 * 4 ** i f
             port = s.getsockname()[1]
         with tempfile.TemporaryDirectory() as d:
             out = f"{d}/allreduce.json"
-            mp.spawn(_allreduce_worker, args=(tp, port, backend, sizes, reps, out), nprocs=tp, join=True)
+            mp.spawn(_allreduce_worker, args=(tp, port, backend, sizes, reps, inner, out), nprocs=tp, join=True)
             with open(out) as fh:
                 rows += json.load(fh)
     return rows

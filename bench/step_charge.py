@@ -21,7 +21,6 @@ import re
 import sys
 from pathlib import Path
 
-import numpy as np
 from scipy.stats import spearmanr
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 from planner.calibration import Profile  # noqa: E402
 from planner.calibrated import CalibratedCostModel  # noqa: E402
 from planner.catalog import GPUS, MODELS  # noqa: E402
+from planner.validate import engine_metrics  # noqa: E402
 
 DATA = {"H100-SXM": ROOT / "data" / "validation", "H200": ROOT / "data" / "validation_h200"}
 
@@ -63,12 +63,6 @@ def charge(cm: CalibratedCostModel, path: Path) -> dict[str, float]:
         meas[kind] += nx["sched"] - c["sched"]
         model[kind] += t
     return {k: meas[k] / model[k] - 1 for k in meas if model[k]}
-
-
-def ttft_p95(records: Path) -> float:
-    with (gzip.open(records, "rt") if records.suffix == ".gz" else open(records)) as fh:
-        t = [float(r["first_token"]) - float(r["arrival"]) for r in csv.DictReader(fh) if r["status"] == "completed"]
-    return float(np.percentile(t, 95))
 
 
 def sensitivity(profile: str, data: Path, stem: str, factors=(1.0, 1.02, 1.04)) -> list[str]:
@@ -121,7 +115,7 @@ def main() -> None:
         for label, steps, recs in step_logs(data, stem):
             c = charge(cm, steps)
             hb = bench.get(label)
-            pairs.append((c.get("decode", float("nan")), ttft_p95(recs)))
+            pairs.append((c.get("decode", float("nan")), engine_metrics(recs)["ttft_p95"]))
             print(f"| {name} | {label} | {c.get('decode', float('nan')):+.1%} | {c.get('prefill', float('nan')):+.1%} | "
                   f"{pairs[-1][1] * 1e3:.1f} ms | {f'{hb * 1e3:.2f} ms' if hb else '-'} |")
         rho.append((name, spearmanr(*zip(*pairs))[0] if len(pairs) > 2 else float("nan")))

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import sys
 import tempfile
 import time
@@ -87,11 +86,9 @@ def main() -> None:
     t0 = time.time()
     ref = {name: generate(name, dtype, n) for name, dtype, n in CASES}
     torch.cuda.empty_cache()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    from engine.parallel import allreduce_table, free_port
     with tempfile.TemporaryDirectory() as d:
-        mp.spawn(worker, args=(2, port, f"{d}/tp2.json"), nprocs=2, join=True)
+        mp.spawn(worker, args=(2, free_port(), f"{d}/tp2.json"), nprocs=2, join=True)
         tp2 = json.loads(Path(f"{d}/tp2.json").read_text())
     tokens = {name: {"prompts": len(PROMPTS), "tokens_per_prompt": n,
                      "equal_sequences": sum(x == y for x, y in zip(ref[name], tp2[name])),
@@ -102,7 +99,6 @@ def main() -> None:
     for name, r in tokens.items():
         print(f"TP=2 vs TP=1 {name}: {r['equal_sequences']}/{r['prompts']} sequences equal, "
               f"first divergence {r['first_divergence']}", flush=True)
-    from engine.parallel import allreduce_table
     ar = allreduce_table()  # 20 back to back per sample, as calibrate measures it
     alone = allreduce_table(inner=1)  # one after a barrier: launch skew included
     for r, r1 in zip(ar, alone):

@@ -96,6 +96,14 @@ def measure_allreduce(sizes=tuple(4096 * 4 ** i for i in range(8)) + (256 << 20,
     return rows
 
 
+def free_port() -> int:
+    """A free TCP port on localhost for a process group's rendezvous."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def _allreduce_worker(rank: int, world: int, port: int, backend: str, sizes, reps: int, inner: int,
                       out: str) -> None:
     import json
@@ -117,7 +125,6 @@ def allreduce_table(tps=None, backend: str = "nccl", sizes=tuple(4096 * 4 ** i f
     """The calibration profile's all-reduce rows for each TP degree in `tps` (default: 2, 4, 8 up to the GPUs
     present), each measured in its own group of processes on the first `tp` GPUs (NCCL; gloo on CPUs)."""
     import json
-    import socket
     import tempfile
     import torch.multiprocessing as mp
     n = torch.cuda.device_count() if backend == "nccl" else 2
@@ -126,12 +133,10 @@ def allreduce_table(tps=None, backend: str = "nccl", sizes=tuple(4096 * 4 ** i f
         raise ValueError(f"TP degrees {tps} need more GPUs than the {n} present")
     rows = []
     for tp in tps:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
         with tempfile.TemporaryDirectory() as d:
             out = f"{d}/allreduce.json"
-            mp.spawn(_allreduce_worker, args=(tp, port, backend, sizes, reps, inner, out), nprocs=tp, join=True)
+            mp.spawn(_allreduce_worker, args=(tp, free_port(), backend, sizes, reps, inner, out), nprocs=tp,
+                     join=True)
             with open(out) as fh:
                 rows += json.load(fh)
     return rows

@@ -208,14 +208,13 @@ def pool_profiles(base: Path = typer.Argument(..., help="profile whose operator 
                   out: Path = typer.Option(..., help="pooled profile to write (.json, or .json.gz compressed)")):
     """Pool the serving iterations of several `engine calibrate` runs of one GPU kind into one profile: one
     calibration is one machine, and a plan is for the GPU kind."""
-    from planner.calibration import Profile, pool_iterations
+    from planner.calibration import Profile, host_speed_warning, pool_iterations
     try:
-        prof = pool_iterations(Profile.load(base), [Profile.load(p) for p in others], [str(p) for p in others])
+        loaded = [Profile.load(p) for p in [base, *others]]
+        prof = pool_iterations(loaded[0], loaded[1:], [str(p) for p in others])
     except (ScenarioError, ValueError) as e:
         _fail(e)
-    from planner.calibration import host_speed_warning
-    for path in [base, *others]:  # a calibration whose host changed speed while its ramps ran: say so
-        p = Profile.load(path)
+    for path, p in zip([base, *others], loaded):  # a calibration whose host slowed while its ramps ran: say so
         if p.host_bench_samples_s and (w := host_speed_warning(p.host_bench_samples_s)):
             console.print(f"[yellow]warning[/]: {path}: {w}")
     prof.save(out)

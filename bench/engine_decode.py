@@ -24,7 +24,7 @@ import torch  # noqa: E402
 from engine.llm import LLM, EngineConfig, release_gpu_memory  # noqa: E402
 from engine.sequence import SamplingParams  # noqa: E402
 from engine.weights import build_model, ours_to_hf  # noqa: E402
-from planner.catalog import MODELS  # noqa: E402
+from contract.catalog import MODELS  # noqa: E402
 from planner.memory import kv_bytes_per_token  # noqa: E402
 
 
@@ -101,7 +101,7 @@ def ours(model, batch: int, prompt_len: int, new: int, **kw) -> dict:
            "decode_steps_timed": len(steps), "kv_blocks": llm.num_blocks, "steps_launched_ahead": llm.ahead_steps}
     if kw.get("kernels"):
         out["kernels_active"] = llm.kernels_active
-        from kernels.backend import detach
+        from engine.kernel_hooks import detach
         detach(model)
     del llm
     release_gpu_memory()

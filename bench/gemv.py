@@ -21,7 +21,7 @@ import torch.nn.functional as F  # noqa: E402
 
 from engine.calibrate import copy_bandwidth  # noqa: E402
 from kernels import gemv  # noqa: E402
-from planner.catalog import MODELS  # noqa: E402
+from contract.catalog import MODELS  # noqa: E402
 
 SHAPES = {}
 for name in ("llama-3.2-1b", "llama-3.1-8b"):

@@ -33,7 +33,7 @@ def generate(name: str, dtype, max_tokens: int, rank: int = 0, tp: int = 1) -> l
     from engine.llm import LLM, EngineConfig
     from engine.sequence import SamplingParams
     from engine.weights import build_model
-    from planner.catalog import MODELS
+    from contract.catalog import MODELS
     spec = tiny() if name == "tiny" else MODELS[name]
     m = build_model(spec, seed=3, dtype=dtype, device="cuda", rank=rank, tp=tp)
     cfg = EngineConfig(model=name, num_blocks=512, block_size=16, max_num_batched_tokens=1024, cuda_graphs=False,
@@ -57,8 +57,8 @@ def worker(rank: int, world: int, port: int, out: str) -> None:
 def compare(path: Path) -> None:
     """The measured all-reduce table against the roofline's link model for the same GPU (what a profile without
     a table, such as the product H100 profile, charges for TP)."""
-    from planner.catalog import GPUS, MODELS
-    from planner.cost_model import RooflineCostModel
+    from contract.catalog import GPUS, MODELS
+    from planner.cost import RooflineCostModel
     d = json.loads(path.read_text())
     gpu = "H200" if "H200" in d["device"] else "H100-SXM"
     print(f"{d['device']} x{d['gpus']}, NCCL {d['nccl']}: TP=2 vs TP=1 greedy tokens "

@@ -25,6 +25,11 @@ class BlockManager:
         self.evictable: OrderedDict[int, None] = OrderedDict()  # cached blocks with ref 0, LRU first
 
     @property
+    def usable(self) -> int:
+        """Blocks a sequence can ever hold (all but the scratch block 0)."""
+        return self.num_blocks - 1
+
+    @property
     def available(self) -> int:
         return len(self.free) + len(self.evictable)
 

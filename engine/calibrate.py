@@ -16,16 +16,20 @@ import statistics
 import time
 from datetime import datetime, timezone
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+from contract.catalog import MODELS
+from contract.knobs import ServingKnobs
+from contract.profile import AllReduceRow, AttnRow, GemmRow, IterRow, Profile, StepRow, host_speed_warning
+from engine.host_speed import host_benchmark
 from engine.llm import LLM, EngineConfig, quiet_gc, release_gpu_memory
 from engine.model import PrefillPack, decode_attention, packed_prefill_attention
+from engine.parallel import allreduce_table
 from engine.quant import Int8Linear, quantize_int8
 from engine.sequence import SamplingParams
 from engine.weights import build_model
-from planner.calibration import AttnRow, GemmRow, IterRow, Profile, StepRow
-from planner.catalog import MODELS
 
 M_GRID = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
 COLD_BYTES = 200 * 2**20  # bytes read between two uses of one weight or KV table: 4x the H100's L2
@@ -131,7 +135,6 @@ DECODE_CONTEXTS = (64, 128, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096, 81
 
 def spread_lengths(batch: int, ctx: int, spread: float, rng) -> "np.ndarray":
     """Context lengths uniform in [1 - spread, 1 + spread] x ctx, rescaled so their mean is ctx exactly."""
-    import numpy as np
     if spread <= 0 or batch == 1:
         return np.full(batch, ctx, dtype=np.int64)
     u = rng.uniform(1 - spread, 1 + spread, batch)
@@ -146,7 +149,6 @@ def blocks_for(lens, bs: int) -> int:
 def decode_tables(lens, bs: int, pool_blocks: int, sets: int, scattered: bool, rng) -> list:
     """`sets` block tables [B, W] (W in the model runner's width bucket of 16) for these lengths: blocks
     drawn at random without replacement from the pool (scattered) or each sequence's blocks in a row."""
-    import numpy as np
     need = [-(-int(n) // bs) for n in lens]
     W = -(-max(need) // 16) * 16
     total = sum(need)
@@ -186,7 +188,6 @@ def decode_attention_time(decode, q, kc, vc, lens, rng, cold: bool = True, scatt
 def measure_attention(layouts, batches=DECODE_BATCHES, contexts=DECODE_CONTEXTS,
                       chunks=(16, 64, 256, 1024, 4096), before=(0, 1024, 4096), bs: int = 16, log=print,
                       kernels: bool = False, spread: float = DECODE_SPREAD, pool_gib: float = 12.0):
-    import numpy as np
     rows = []
 
     def decode(q, kc, vc, t, cl, scale, out):
@@ -339,14 +340,24 @@ def measure_steps(model_name: str, batches=(1, 8, 32, 64, 128, 256), contexts=(2
     return rows, ovh, its
 
 
+# The serving setup the calibration ramps run (and the validation runs replay): its knobs and its uniform
+# prompt and output length ranges.
+RAMP_KNOBS = ServingKnobs(max_num_seqs=64, max_num_batched_tokens=2048, block_size=16, enable_chunked_prefill=True,
+                          enable_prefix_caching=True, max_model_len=16384)
+RAMP_LENGTHS = dict(input=(128, 1024), output=(32, 256))
+
+
+def engine_knobs(knobs: ServingKnobs) -> dict:
+    """The knobs as EngineConfig keyword arguments."""
+    return knobs.model_dump()
+
+
 def ramp_trace(rate: float, seconds: float = 28.0, shares=(0.02, 0.1, 0.2, 0.3, 0.42, 0.55, 0.75),
                seed: int = 7) -> dict:
     """Poisson arrivals whose rate steps through `shares` of `rate`, equal time each: one short replay that
     visits batches from one or two sequences (0.02: what a trace like Azure's keeps running) to max_num_seqs
     (`rate` is a decode-only bound, so capacity with prefills is near 0.55-0.6 of it). Its own seed, not the
     validation runs' seeds."""
-    import numpy as np
-    from engine.validation_runs import LENGTHS
     rng = np.random.default_rng(seed)
     seg = seconds / len(shares)
     ts = []
@@ -354,8 +365,8 @@ def ramp_trace(rate: float, seconds: float = 28.0, shares=(0.02, 0.1, 0.2, 0.3, 
         t = i * seg + np.cumsum(rng.exponential(1 / (rate * sh), size=int(rate * sh * seg * 2) + 20))
         ts.append(t[t < (i + 1) * seg])
     t = np.concatenate(ts)
-    return {"t": t, "in": rng.integers(*LENGTHS["input"], size=len(t), endpoint=True),
-            "out": rng.integers(*LENGTHS["output"], size=len(t), endpoint=True)}
+    return {"t": t, "in": rng.integers(*RAMP_LENGTHS["input"], size=len(t), endpoint=True),
+            "out": rng.integers(*RAMP_LENGTHS["output"], size=len(t), endpoint=True)}
 
 
 def measure_iterations(model, dec64: float | None, kernels: bool = False, seconds: float = 28.0,
@@ -368,16 +379,14 @@ def measure_iterations(model, dec64: float | None, kernels: bool = False, second
     H100 differed by 3-13% per batch bin in mean iteration time (bench/ramp_vs_run.py), so one replay is a
     noisy sample of what the engine does. `host_samples`, when given, gets engine.host_speed's benchmark
     before each ramp and after the last: the host's speed while these iterations were timed."""
-    from engine.host_speed import host_benchmark
-    from engine.validation_runs import KNOBS, LENGTHS
-    mean_out = sum(LENGTHS["output"]) / 2
-    rate = KNOBS["max_num_seqs"] / (mean_out * (dec64 or 0.01))
+    mean_out = sum(RAMP_LENGTHS["output"]) / 2
+    rate = RAMP_KNOBS.max_num_seqs / (mean_out * (dec64 or 0.01))
     rows = []
     for rep in range(repeats):
         if host_samples is not None:
             host_samples.append(host_benchmark())
         tr = ramp_trace(rate, seconds, seed=7 + rep)
-        llm = LLM(EngineConfig(model=model.spec.name, kernels=kernels, **KNOBS), model=model)
+        llm = LLM(EngineConfig(model=model.spec.name, kernels=kernels, **engine_knobs(RAMP_KNOBS)), model=model)
         llm.generate([[1] * 64] * 2, SamplingParams(max_tokens=4))  # warm-up
         llm.log_steps = True
         llm.replay(tr["t"], tr["in"], tr["out"], seed=11 + rep)
@@ -390,7 +399,7 @@ def measure_iterations(model, dec64: float | None, kernels: bool = False, second
             gpu = cur[11]
             rows.append(IterRow(model=model.spec.name, tokens=pre + dec, decodes=dec, chunks=chunks,
                                 decode_ctx=dctx, prefill_ctx=pctx, seconds=nxt[8] - t_sched,
-                                max_num_batched_tokens=KNOBS["max_num_batched_tokens"],
+                                max_num_batched_tokens=RAMP_KNOBS.max_num_batched_tokens,
                                 gpu_seconds=gpu if gpu == gpu and gpu > 0 else None))  # NaN off CUDA
         log(f"  iterations {model.spec.name} (ramp {rep + 1}/{repeats}): {len(tr['t'])} requests at up to "
             f"{rate * 0.95:.1f} req/s, {len(rows) - n0} iterations timed")
@@ -422,8 +431,6 @@ def calibrate(gpu: str, models=("llama-3.2-1b", "llama-3.1-8b"), gemm_models=("l
                    cuda=torch.version.cuda or "", engine_version=getattr(engine, "__version__", "0.1.0"),
                    created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                    driver=_driver(), kernels=kernels)
-    from engine.host_speed import host_benchmark
-    from planner.calibration import host_speed_warning
     host = [host_benchmark()]
     prof.copy_bandwidth_gbps = copy_bandwidth() / 1e9
     log(f"copy bandwidth {prof.copy_bandwidth_gbps:.0f} GB/s")
@@ -451,8 +458,6 @@ def calibrate(gpu: str, models=("llama-3.2-1b", "llama-3.1-8b"), gemm_models=("l
     if warn:
         log(f"WARNING: {warn}")
     if torch.cuda.device_count() > 1:  # the TP cost: all-reduce by (bytes, TP) over this machine's links
-        from engine.parallel import allreduce_table
-        from planner.calibration import AllReduceRow
         prof.allreduce = [AllReduceRow(**r) for r in allreduce_table()]
         log(f"all-reduce: {len(prof.allreduce)} rows, TP {sorted({r.tp for r in prof.allreduce})}, "
             f"{time.time() - t0:.0f} s")

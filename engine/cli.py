@@ -8,6 +8,8 @@ from typing import Optional
 
 import typer
 
+from contract.traces import load_trace
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="The compact real engine: generate, replay, calibrate (GPU).")
 
@@ -43,7 +45,6 @@ def replay(trace: str = typer.Argument(..., help="Azure-format CSV or Mooncake J
            duration: float = typer.Option(60.0, help="replay the first N seconds of the trace")):
     """Replay a trace in real time; write request records in the simulator's columns."""
     from engine.llm import LLM, EngineConfig, records
-    from planner.sim.traces import load_trace
     tr = load_trace(trace)
     keep = tr.timestamps < duration
     llm = LLM(EngineConfig(model=model))
@@ -66,30 +67,6 @@ def calibrate(gpu: str = typer.Option(..., help="catalog GPU this device stands 
     prof = run(gpu, kernels=kernels, ramps=ramps)
     prof.save(out)
     print(f"wrote {out}")
-
-
-@app.command("validation-runs")
-def validation_runs(out: Path = typer.Option(Path("data/validation")), gpu: str = "H100-SXM",
-                    profile: Optional[str] = None, azure: Optional[str] = None, duration: float = 30.0,
-                    models: str = "llama-3.2-1b,llama-3.1-8b", kernels: bool = False):
-    """Replay the validation traces on this GPU (for `planner validate`)."""
-    from engine.validation_runs import run_all
-    run_all(out, models=tuple(models.split(",")), profile=profile, azure=azure, duration=duration, gpu=gpu,
-            kernels=kernels)
-
-
-@app.command("replay-runs")
-def replay_runs(data: Path = typer.Option(Path("data/validation"), help="committed runs (trace, meta) to replay"),
-                out: Optional[Path] = typer.Option(None, help="where the replays' records go (default: --data)"),
-                models: Optional[str] = typer.Option(None, help="comma-separated model names (default: all)"),
-                labels: Optional[str] = typer.Option(None, help="comma-separated run labels, e.g. poisson-0.4"),
-                repeats: int = typer.Option(1, min=1, help="replays of each run"),
-                deadline_s: Optional[float] = typer.Option(None, help="start no replay after this many seconds")):
-    """Replay committed validation runs again on this GPU: the engine's own run-to-run spread, and a
-    median reference for `planner validate`."""
-    from engine.validation_runs import replay_runs as run
-    run(data, out or data, models=tuple(models.split(",")) if models else None,
-        labels=tuple(labels.split(",")) if labels else None, repeats=repeats, deadline_s=deadline_s)
 
 
 if __name__ == "__main__":

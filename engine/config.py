@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from planner.catalog import MODELS, ModelSpec
+from contract.catalog import MODELS, ModelSpec
 
 
 def from_hf_config(path: str | Path) -> ModelSpec:

@@ -7,14 +7,20 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass
+import warnings
+from typing import Literal
 
 import torch
+from pydantic import Field, model_validator
 
 from engine.block_manager import BlockManager
 from engine.config import resolve
 from engine.model_runner import ModelRunner, greedy, sample
-from engine.scheduler import Scheduler, SchedulerConfig
+from engine.kernel_hooks import attach
+from engine.quant import quantize_model
+from kernels.runtime import KernelsUnavailable
+from contract.knobs import ServingKnobs
+from engine.scheduler import Scheduler
 from engine.sequence import SamplingParams, Sequence
 from engine.weights import build_model
 
@@ -22,72 +28,55 @@ DTYPES = {"bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float16": torch.f
           "float32": torch.float32, "fp32": torch.float32}
 
 
-@dataclass
-class EngineConfig:
-    model: str = "llama-3.2-1b"  # catalog name or local HF checkpoint directory
+class EngineConfig(ServingKnobs):
+    """The engine's configuration: the serving knobs the planner plans with, plus how this engine runs."""
+
+    model: str = Field("llama-3.2-1b", description="catalog name or local HF checkpoint directory")
     checkpoint: str | None = None
-    dtype: str = "bfloat16"
+    dtype: Literal["bfloat16", "bf16", "float16", "fp16", "float32", "fp32"] = "bfloat16"
     device: str | None = None
-    quantization: str | None = None  # None | "int8"
-    gpu_memory_utilization: float = 0.9
-    num_blocks: int | None = None  # default: sized from free GPU memory
-    block_size: int = 16
-    max_num_seqs: int = 256
-    max_num_batched_tokens: int = 8192
-    max_model_len: int = 8192
-    enable_chunked_prefill: bool = True
-    enable_prefix_caching: bool = True
+    max_model_len: int | None = Field(8192, ge=1, description="longest prompt + output accepted")
+    num_blocks: int | None = Field(None, ge=2, description="KV blocks; default: sized from free GPU memory")
     cuda_graphs: bool = True
-    piecewise_graphs: bool = True  # steps with a prefill: CUDA graphs around eager attention (single GPU)
-    fuse_elementwise: bool = False  # torch.compile'd RMSNorm / RoPE / SiLU*mul (opt-in, see enable_fusion)
-    kernels: bool = False  # use the CuPy kernels where available
-    pad_tokens_to: int | None = None  # eager-step token padding (default 64 on CUDA, none on CPU)
-    capture_graphs_at_start: bool = True  # every decode graph (batch x table width) before serving; kernels only
-    async_decode: bool = False  # launch the next decode step before reading this one's tokens (see _launch_ahead)
-    seed: int = 0
+    piecewise_graphs: bool = Field(True, description="steps with a prefill: CUDA graphs around eager attention")
+    fuse_elementwise: bool = Field(False, description="torch.compile'd RMSNorm / RoPE / SiLU*mul (opt-in)")
+    kernels: bool = Field(False, description="use the CuPy kernels where available")
+    pad_tokens_to: int | None = Field(None, ge=1, description="eager-step token padding (default 64 on CUDA)")
+    capture_graphs_at_start: bool = Field(True, description="every decode graph before serving; kernels only")
+    async_decode: bool = Field(False, description="launch the next decode step before reading this one's tokens")
+    seed: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _supported(self) -> "EngineConfig":
+        if self.quantization == "int4":
+            raise ValueError("quantization 'int4' is not supported by the engine (bf16, fp16, fp8 or int8)")
+        return self
 
 
 class LLM:
-    def __init__(self, cfg: EngineConfig | None = None, model=None, **kw):
+    """schedule -> run -> postprocess, one iteration per `step()`.
+
+    runner: a stand-in for the model runner (anything with `forward(batch) -> (logits, samplers)` and
+    `device`), for tests of the scheduling alone; the KV pool is then `cfg.num_blocks` blocks."""
+
+    def __init__(self, cfg: EngineConfig | None = None, model=None, runner=None, **kw):
         cfg = cfg or EngineConfig(**kw)
         self.cfg = cfg
-        dev = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.spec = model.spec if model is not None else resolve(cfg.checkpoint or cfg.model)
-        self.model = model if model is not None else build_model(
-            self.spec, checkpoint=cfg.checkpoint, seed=cfg.seed, dtype=DTYPES[cfg.dtype], device=dev)
+        self.max_model_len = cfg.max_model_len or self.spec.max_position_embeddings
         self.quant_report = None
-        if cfg.quantization == "int8":
-            from engine.quant import quantize_model
-            self.quant_report = quantize_model(self.model)
-        elif cfg.quantization not in (None, "none", "bf16"):
-            raise ValueError(f"quantization: '{cfg.quantization}' is not supported by the engine (int8 or none)")
         self.kernels_active = False
-        if cfg.kernels:
-            from kernels.backend import attach
-            from kernels.runtime import KernelsUnavailable
-            try:
-                attach(self.model)
-                self.kernels_active = True
-            except KernelsUnavailable as e:  # the PyTorch path serves the same model, only slower
-                import warnings
-                warnings.warn(f"kernels requested but unavailable, running the PyTorch path: {e}")
-        self.num_blocks = cfg.num_blocks or self._size_kv_pool(dev)
+        self.graphs_at_start = 0
+        if runner is not None:
+            if cfg.num_blocks is None:
+                raise ValueError("num_blocks: give the KV pool's size when the model runner is a stand-in")
+            self.model, self.runner, self.num_blocks = model, runner, cfg.num_blocks
+        else:
+            self._build(model)
         self.bm = BlockManager(self.num_blocks, cfg.block_size, cfg.enable_prefix_caching)
         self.t0 = time.perf_counter()
         t0 = self._t0 = [self.t0]  # a shared cell, so the scheduler's clock holds no reference to the LLM
-        self.sched = Scheduler(SchedulerConfig(cfg.max_num_seqs, cfg.max_num_batched_tokens,
-                                               cfg.enable_chunked_prefill), self.bm,
-                               lambda: time.perf_counter() - t0[0])
-        self.runner = ModelRunner(self.model, self.num_blocks, cfg.block_size, cuda_graphs=cfg.cuda_graphs,
-                                  max_graph_batch=min(512, cfg.max_num_seqs), fuse=cfg.fuse_elementwise,
-                                  pad_tokens_to=cfg.pad_tokens_to,
-                                  piecewise_tokens=cfg.max_num_batched_tokens if cfg.piecewise_graphs else None)
-        # with the paged kernel, table width costs nothing but its bytes, so doubling widths can all be captured
-        # now; the PyTorch path gathers the whole width, so it keeps narrow widths, captured when first seen
-        self.graphs_at_start = 0
-        if cfg.capture_graphs_at_start and self.kernels_active and self.runner.use_graphs:
-            self.graphs_at_start = self.runner.capture_decode_graphs(
-                cfg.max_num_seqs, -(-cfg.max_model_len // cfg.block_size))
+        self.sched = Scheduler(cfg, self.bm, lambda: time.perf_counter() - t0[0])
         self.generators: dict = {}
         self.steps = 0
         # when log_steps: (start, end, prefill tokens, decodes, graph, prompt chunks, decode context sum,
@@ -99,6 +88,31 @@ class LLM:
         self._ahead = None  # (batch, samplers, device tokens, start, events) of a step launched ahead
         self._ev_pending: list = []  # (step log row, timing events) not read yet
         self.ahead_steps = 0
+
+    def _build(self, model) -> None:
+        """The model (built, quantized, with kernels when asked), its KV pool and its runner."""
+        cfg = self.cfg
+        dev = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model = model if model is not None else build_model(
+            self.spec, checkpoint=cfg.checkpoint, seed=cfg.seed, dtype=DTYPES[cfg.dtype], device=dev)
+        if cfg.quantization == "int8":
+            self.quant_report = quantize_model(self.model)
+        if cfg.kernels:
+            try:
+                attach(self.model)
+                self.kernels_active = True
+            except KernelsUnavailable as e:  # the PyTorch path serves the same model, only slower
+                warnings.warn(f"kernels requested but unavailable, running the PyTorch path: {e}")
+        self.num_blocks = cfg.num_blocks or self._size_kv_pool(dev)
+        self.runner = ModelRunner(self.model, self.num_blocks, cfg.block_size, cuda_graphs=cfg.cuda_graphs,
+                                  max_graph_batch=min(512, cfg.max_num_seqs), fuse=cfg.fuse_elementwise,
+                                  pad_tokens_to=cfg.pad_tokens_to,
+                                  piecewise_tokens=cfg.max_num_batched_tokens if cfg.piecewise_graphs else None)
+        # with the paged kernel, table width costs nothing but its bytes, so doubling widths can all be captured
+        # now; the PyTorch path gathers the whole width, so it keeps narrow widths, captured when first seen
+        if cfg.capture_graphs_at_start and self.kernels_active and self.runner.use_graphs:
+            self.graphs_at_start = self.runner.capture_decode_graphs(
+                cfg.max_num_seqs, -(-self.max_model_len // cfg.block_size))
 
     def _events(self):
         """A fresh pair of timing events around a forward (step logs on CUDA only): the GPU's view of a step,
@@ -157,9 +171,9 @@ class LLM:
         bad = [t for t in seq.prompt if not 0 <= t < self.spec.vocab_size]
         if bad:
             return f"token id {bad[0]} out of range [0, {self.spec.vocab_size})"
-        if seq.num_tokens + seq.params.max_tokens > self.cfg.max_model_len:
+        if seq.num_tokens + seq.params.max_tokens > self.max_model_len:
             return (f"prompt ({seq.num_tokens}) + max_tokens ({seq.params.max_tokens}) exceeds max_model_len "
-                    f"({self.cfg.max_model_len})")
+                    f"({self.max_model_len})")
         if seq.params.max_tokens < 1:
             return "max_tokens must be at least 1"
         return ""
@@ -329,6 +343,6 @@ def records(seqs: list[Sequence]) -> list[dict]:
              "finish": s.finish if s.finish is not None else nan,
              "scheduled": s.scheduled if s.scheduled is not None else nan, "input_tokens": len(s.prompt),
              "output_tokens": len(s.output) if s.status != "failed" else s.params.max_tokens,
-             "status": "completed" if s.status == "finished" else s.status, "reason": s.reason,
+             "status": s.status, "reason": s.reason,
              "tier": "default", "tenant": "default", "replica": 0, "preemptions": s.preemptions, "retries": 0,
              "prefix_hit_tokens": s.prefix_hit_tokens} for i, s in enumerate(seqs)]

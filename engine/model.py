@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from planner.catalog import ModelSpec
+from contract.catalog import ModelSpec
 
 
 def rope_inv_freq(hd: int, theta: float, scaling: dict | None) -> torch.Tensor:
@@ -80,7 +80,7 @@ def enable_fusion() -> None:
 
 
 class Linear(nn.Linear):
-    """nn.Linear with an optional kernel hook (kernels.backend sets `kernel`): the hook returns None for a
+    """nn.Linear with an optional kernel hook (engine.kernel_hooks sets `kernel`): the hook returns None for a
     shape it does not cover, and F.linear runs instead."""
 
     kernel = None
@@ -98,7 +98,7 @@ class RMSNorm(nn.Module):
         super().__init__()
         self.weight = nn.Parameter(torch.ones(dim))
         self.eps = eps
-        self.backend = None  # kernels.backend, set by attach()
+        self.backend = None  # engine.kernel_hooks, set by attach()
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None):
         if self.backend is not None:
@@ -321,7 +321,7 @@ class MLP(nn.Module):
         self.gate_up = Linear(spec.hidden_size, 2 * self.ff, bias=False)
         self.down = Linear(self.ff, spec.hidden_size, bias=False)
 
-        self.backend = None  # kernels.backend, set by attach()
+        self.backend = None  # engine.kernel_hooks, set by attach()
 
     def activation(self, gu):
         a = self.backend.silu_mul(gu, self.ff) if self.backend is not None else None
@@ -365,7 +365,7 @@ class Llama(nn.Module):
         self.norm = RMSNorm(spec.hidden_size, spec.rms_norm_eps)
         self.lm_head = Linear(spec.hidden_size, self.vocab_shard, bias=False)
         self.register_buffer("inv_freq", rope_inv_freq(spec.hd, spec.rope_theta, spec.rope_scaling), persistent=False)
-        self.backend = None  # optional CUDA kernels (kernels.backend), PyTorch path when None
+        self.backend = None  # optional CUDA kernels (engine.kernel_hooks), PyTorch path when None
 
     def rope(self, positions: torch.Tensor, dtype):
         f = positions.float()[:, None] * self.inv_freq[None, :]

@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 
 from engine.model import AttnMeta, Llama, norm_linear, prefill_launcher
-from planner.calibration import token_buckets
+from contract.profile import token_buckets
 
 
 class PiecewiseGraphs:

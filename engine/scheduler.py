@@ -3,22 +3,14 @@ max_num_batched_tokens, chunked prefill, recompute preemption of the newest runn
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
 
+from contract.knobs import WATERMARK, ServingKnobs
 from engine.block_manager import BlockManager
 from engine.sequence import Sequence
 
 
-@dataclass
-class SchedulerConfig:
-    max_num_seqs: int = 256
-    max_num_batched_tokens: int = 8192
-    enable_chunked_prefill: bool = True
-    watermark: float = 0.01
-
-
 class Scheduler:
-    def __init__(self, cfg: SchedulerConfig, bm: BlockManager, clock=lambda: 0.0):
+    def __init__(self, cfg: ServingKnobs, bm: BlockManager, clock=lambda: 0.0):
         self.cfg, self.bm, self.clock = cfg, bm, clock
         self.waiting: deque[Sequence] = deque()
         self.running: list[Sequence] = []  # admission order; the newest is preempted first
@@ -79,7 +71,7 @@ class Scheduler:
 
     def _admit(self, budget: int, whole: bool) -> list[tuple[Sequence, int]]:
         cfg, bm, out = self.cfg, self.bm, []
-        wm = int(cfg.watermark * bm.num_blocks)
+        wm = int(WATERMARK * bm.usable)
         while self.waiting and budget > 0 and len(self.running) < cfg.max_num_seqs:
             s = self.waiting[0]
             hit = bm.match_prefix(s)
@@ -100,7 +92,7 @@ class Scheduler:
             budget -= n
         return out
 
-    def finish(self, seq: Sequence, status: str = "finished", reason: str = "") -> None:
+    def finish(self, seq: Sequence, status: str = "completed", reason: str = "") -> None:
         if seq in self.running:
             self.running.remove(seq)
         elif seq in self.waiting:

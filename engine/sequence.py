@@ -27,7 +27,7 @@ class Sequence:
     block_table: list[int] = field(default_factory=list)
     num_computed: int = 0  # tokens whose KV is in the cache
     num_cached_blocks: int = 0  # leading blocks registered in (or taken from) the prefix cache
-    status: str = "waiting"  # waiting | running | finished | failed
+    status: str = "waiting"  # waiting | running, then a final status of contract.records.STATUSES
     reason: str = ""
     first_token: float | None = None
     finish: float | None = None

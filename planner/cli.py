@@ -10,20 +10,22 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from planner.scenario import ScenarioError, load_scenario
+from contract.errors import InputError
+from planner import resources
+from planner.scenario import load_scenario
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Capacity planner for LLM serving: size, simulate and cost a fleet.")
 console = Console() if sys.stdout.isatty() else Console(width=140)
 err = Console(stderr=True, soft_wrap=True)
-SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 
 
 def _load(path: str):
     """A scenario file, or the name of a built-in one (scenarios/NAME.yaml)."""
     p = Path(path)
-    if not p.exists() and (SCENARIO_DIR / f"{path}.yaml").exists():
-        p = SCENARIO_DIR / f"{path}.yaml"
+    builtin = resources.scenarios()
+    if not p.exists() and path in builtin:
+        p = builtin[path]
     return load_scenario(p)
 
 
@@ -43,7 +45,7 @@ def size(scenario: str = typer.Argument(..., help="scenario YAML/JSON, or a buil
     try:
         sc = _load(scenario)
         rep = do_size(sc, with_alternatives=alternatives)
-    except (ScenarioError, ValueError) as e:
+    except (InputError, ValueError) as e:
         _fail(e)
     if json_out:
         print(json.dumps(rep.to_dict(), indent=2, default=float))
@@ -71,13 +73,13 @@ def simulate(scenario: str = typer.Argument(..., help="scenario YAML/JSON, or a 
         if warmup is not None:
             sc.sim.warmup_s = warmup
         if sc.sim.warmup_s >= sc.sim.duration_s:
-            raise ScenarioError([("sim.warmup_s", f"{sc.sim.warmup_s} must be below duration_s {sc.sim.duration_s}")])
+            raise InputError([("sim.warmup_s", f"{sc.sim.warmup_s} must be below duration_s {sc.sim.duration_s}")])
         if seed is not None:
             sc.sim.seed = seed
         if fast_forward is not None:
             sc.sim.fast_forward = fast_forward
         if load <= 0:
-            raise ScenarioError([("--load", "must be positive")])
+            raise InputError([("--load", "must be positive")])
         t0 = time.perf_counter()
         if progress and not json_out and sys.stderr.isatty():
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -88,7 +90,7 @@ def simulate(scenario: str = typer.Argument(..., help="scenario YAML/JSON, or a 
         else:
             cl, summary = run_sim(sc, load_scale=load)
         summary["wall_s"] = time.perf_counter() - t0
-    except (ScenarioError, ValueError) as e:
+    except (InputError, ValueError) as e:
         _fail(e)
     if json_out:
         print(json.dumps(summary, indent=2, default=float))
@@ -117,8 +119,8 @@ def experiment(name: str = typer.Argument(..., help="batching | paged"),
         elif name == "paged":
             res = experiments.paged(sc)
         else:
-            raise ScenarioError([("name", f"unknown experiment '{name}'; choose batching or paged")])
-    except (ScenarioError, ValueError) as e:
+            raise InputError([("name", f"unknown experiment '{name}'; choose batching or paged")])
+    except (InputError, ValueError) as e:
         _fail(e)
     if json_out:
         print(json.dumps(res, indent=2, default=float))
@@ -152,7 +154,7 @@ def search(scenario: str = typer.Argument("seed-optimize-cost"),
         else:
             res = sr.search(sc, backend=backend, workers=workers, address=address, prune=not no_prune)
         res["wall_s"] = time.perf_counter() - t0
-    except (ScenarioError, ValueError) as e:
+    except (InputError, ValueError) as e:
         _fail(e)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
@@ -191,7 +193,7 @@ def tiers(scenario: str = typer.Argument("seed-multi-tenant"),
     from planner import tiers as tq
     try:
         res = tq.answer(_load(scenario), duration=duration)
-    except (ScenarioError, ValueError) as e:
+    except (InputError, ValueError) as e:
         _fail(e)
     if json_out:
         print(json.dumps(res, indent=2, default=float))
@@ -199,7 +201,6 @@ def tiers(scenario: str = typer.Argument("seed-multi-tenant"),
         tq.render(res, console)
 
 
-PRODUCT_PROFILE = Path(__file__).resolve().parent.parent / "data" / "profiles" / "h100.json.gz"
 
 
 @app.command("pool-profiles")
@@ -208,11 +209,11 @@ def pool_profiles(base: Path = typer.Argument(..., help="profile whose operator 
                   out: Path = typer.Option(..., help="pooled profile to write (.json, or .json.gz compressed)")):
     """Pool the serving iterations of several `engine calibrate` runs of one GPU kind into one profile: one
     calibration is one machine, and a plan is for the GPU kind."""
-    from planner.calibration import Profile, host_speed_warning, pool_iterations
+    from contract.profile import Profile, host_speed_warning, pool_iterations
     try:
         loaded = [Profile.load(p) for p in [base, *others]]
         prof = pool_iterations(loaded[0], loaded[1:], [str(p) for p in others])
-    except (ScenarioError, ValueError) as e:
+    except (InputError, ValueError) as e:
         _fail(e)
     for path, p in zip([base, *others], loaded):  # a calibration whose host slowed while its ramps ran: say so
         if p.host_bench_samples_s and (w := host_speed_warning(p.host_bench_samples_s)):
@@ -223,10 +224,10 @@ def pool_profiles(base: Path = typer.Argument(..., help="profile whose operator 
 
 
 @app.command()
-def validate(data: Path = typer.Option(PRODUCT_PROFILE.parent.parent / "validation",
-                                      help="engine runs (trace, records, meta)"),
-             profile: Optional[str] = typer.Option(str(PRODUCT_PROFILE), help="calibration profile ('none': "
-                                                   "the roofline model alone)"),
+def validate(data: Optional[Path] = typer.Option(None, help="engine runs (trace, records, meta); default: the "
+                                                 "committed H100 runs when run from the repository"),
+             profile: Optional[str] = typer.Option(None, help="calibration profile (default: the product "
+                                                   "profile; 'none': the roofline model alone)"),
              json_out: bool = typer.Option(False, "--json"),
              markdown: bool = typer.Option(False, "--markdown", help="Markdown tables (for READMEs and notes)"),
              jitter: bool = typer.Option(True, "--jitter/--no-jitter",
@@ -234,12 +235,17 @@ def validate(data: Path = typer.Option(PRODUCT_PROFILE.parent.parent / "validati
     """Compare the simulator (calibrated and roofline) with the engine's measured runs, run for run."""
     from planner import validate as v
     try:
+        data = data or resources.source_checkout_runs()
+        if data is None:
+            raise InputError([("--data", "give the folder of engine runs (*.meta.json); the committed runs ship "
+                                         "with the repository, not the package")])
+        profile = profile or str(resources.product_profile())
         if not data.exists() or not any(data.glob("*.meta.json")):
-            raise ScenarioError([("--data", f"no engine runs (*.meta.json) in {data}")])
+            raise InputError([("--data", f"no engine runs (*.meta.json) in {data}")])
         if profile and profile != "none" and not Path(profile).exists():
-            raise ScenarioError([("--profile", f"calibration profile '{profile}' does not exist")])
+            raise InputError([("--profile", f"calibration profile '{profile}' does not exist")])
         rows = v.validate(data, None if profile in (None, "none") else profile, jitter=jitter)
-    except (ScenarioError, ValueError) as e:
+    except (InputError, ValueError) as e:
         _fail(e)
     if json_out:
         print(json.dumps(rows, indent=2, default=float))
@@ -253,7 +259,8 @@ def validate(data: Path = typer.Option(PRODUCT_PROFILE.parent.parent / "validati
 def web(port: int = typer.Option(8501, help="port on localhost")):
     """Open the what-if dashboard (Streamlit) on localhost."""
     import subprocess
-    app_py = Path(__file__).resolve().parent.parent / "web" / "app.py"
+    from importlib.util import find_spec
+    app_py = find_spec("web.app").origin
     raise typer.Exit(subprocess.call([sys.executable, "-m", "streamlit", "run", str(app_py),
                                       "--server.port", str(port), "--server.address", "127.0.0.1"]))
 
@@ -263,7 +270,7 @@ def catalog():
     """List the built-in GPUs and models."""
     from rich.table import Table
 
-    from planner.catalog import GPUS, MODELS
+    from contract.catalog import GPUS, MODELS
     t = Table(title="GPUs")
     for c in ("name", "GiB", "GB/s", "BF16 TF", "FP8 TF", "link GB/s", "$/h"):
         t.add_column(c)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from planner.catalog import GPUSpec, ModelSpec
+from contract.catalog import GPUSpec, ModelSpec
 
 GROUP_SIZE = 128
 

@@ -3,29 +3,21 @@
 Only `model` and `workload` are required (the question); everything else has
 the default a vLLM user would expect. Engine knobs use vLLM's names.
 `load_scenario` turns every problem -- YAML syntax, unknown field, bad value,
-catalog miss, model that does not fit -- into a `ScenarioError` naming the
+catalog miss, model that does not fit -- into a `InputError` naming the
 field and the reason.
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, ClassVar, Literal, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from planner.catalog import GPUS, MODELS, GPUSpec, ModelSpec
-
-
-class ScenarioError(Exception):
-    """Bad input, with the offending field(s) named. Printed without a traceback by the CLI."""
-
-    def __init__(self, problems: "list[tuple[str, str]] | str"):
-        if isinstance(problems, str):  # re-created from its message (SimPy re-raises process errors so)
-            problems = [("", problems)]
-        self.problems = problems
-        super().__init__("\n".join(f"{f}: {msg}" if f else msg for f, msg in problems))
+from contract.catalog import GPUS, MODELS, GPUSpec, ModelSpec
+from contract.errors import InputError
+from contract.knobs import Quantization, ServingKnobs
 
 
 class _Strict(BaseModel):
@@ -35,6 +27,11 @@ class _Strict(BaseModel):
 # ---------------------------------------------------------------- workload
 class LengthDist(_Strict):
     """Token-count distribution. `empirical` samples a column of a trace file."""
+
+    # the fields each distribution reads (the dashboard shows these; the validator requires the first group)
+    USES: ClassVar[dict[str, tuple[str, ...]]] = {"fixed": ("mean",), "uniform": ("low", "high"),
+                                                  "lognormal": ("mean", "cv", "max"),
+                                                  "empirical": ("trace", "column", "max")}
 
     dist: Literal["fixed", "uniform", "lognormal", "empirical"] = "fixed"
     mean: float | None = Field(default=None, gt=0, description="fixed value or lognormal mean")
@@ -77,6 +74,11 @@ class RateProfile(_Strict):
 
 
 class Arrival(_Strict):
+    """How requests arrive: an open-loop process at a mean rate, closed-loop users, or a trace's timestamps."""
+
+    NEEDS: ClassVar[dict[str, tuple[str, ...]]] = {"poisson": ("rate",), "gamma": ("rate", "cv"),
+                                                   "closed_loop": ("users", "think_time_s"),
+                                                   "trace": ("trace", "time_scale")}
     process: Literal["poisson", "gamma", "closed_loop", "trace"] = "poisson"
     rate: float | None = Field(default=None, gt=0, description="mean requests/s (poisson, gamma)")
     cv: float = Field(default=1.0, gt=0, description="inter-arrival coefficient of variation (gamma)")
@@ -87,8 +89,7 @@ class Arrival(_Strict):
 
     @model_validator(mode="after")
     def _complete(self) -> "Arrival":
-        need = {"poisson": ["rate"], "gamma": ["rate"], "closed_loop": ["users", "think_time_s"], "trace": ["trace"]}
-        missing = [f for f in need[self.process] if getattr(self, f) is None]
+        missing = [f for f in self.NEEDS[self.process] if getattr(self, f) is None]
         if missing:
             raise ValueError(f"process '{self.process}' needs {', '.join(missing)}")
         return self
@@ -143,22 +144,11 @@ class Workload(_Strict):
 
 
 # ---------------------------------------------------------------- fleet
-Quantization = Literal["bf16", "fp16", "fp8", "int8", "int4"]
+class Fleet(ServingKnobs):
+    """The replicas that serve the workload: each one an engine with the serving knobs above."""
 
-
-class Fleet(_Strict):
     gpu: str = "H100-SXM"
     replicas: int = Field(default=1, ge=1)
-    tensor_parallel_size: int = Field(default=1, ge=1)
-    quantization: Quantization = "bf16"
-    kv_cache_dtype: Literal["auto", "bf16", "fp16", "fp8"] = "auto"
-    gpu_memory_utilization: float = Field(default=0.9, gt=0, le=1)
-    max_num_seqs: int = Field(default=256, ge=1)
-    max_num_batched_tokens: int = Field(default=8192, ge=1)
-    max_model_len: int | None = Field(default=None, ge=1, description="default: the model's context")
-    block_size: int = Field(default=16, ge=1)
-    enable_prefix_caching: bool = True
-    enable_chunked_prefill: bool = True
     scheduling_policy: Literal["fcfs", "priority", "tier_budget"] = "fcfs"
     tier_preemption: bool = Field(default=True, description="preempt preemptible lower tiers when a higher "
                                   "tier's wait puts its SLA at risk (priority and tier_budget policies)")
@@ -446,16 +436,16 @@ def _semantic_problems(sc: Scenario) -> list[tuple[str, str]]:
 def scenario_from_dict(data: dict, base_dir: Path | None = None) -> Scenario:
     """Validate a parsed document; relative trace paths resolve against `base_dir`."""
     if not isinstance(data, dict):
-        raise ScenarioError([("", f"a scenario must be a mapping, got {type(data).__name__}")])
+        raise InputError([("", f"a scenario must be a mapping, got {type(data).__name__}")])
     try:
         sc = Scenario.model_validate(data)
     except ValidationError as e:
-        raise ScenarioError([(_loc(err["loc"]), err["msg"].removeprefix("Value error, ")) for err in e.errors()])
+        raise InputError([(_loc(err["loc"]), err["msg"].removeprefix("Value error, ")) for err in e.errors()])
     if base_dir is not None:
         _resolve_paths(sc, base_dir)
     probs = _semantic_problems(sc)
     if probs:
-        raise ScenarioError(probs)
+        raise InputError(probs)
     return sc
 
 
@@ -475,13 +465,13 @@ def _resolve_paths(sc: Scenario, base: Path) -> None:
 
 
 def load_scenario(path: str | Path) -> Scenario:
-    """Read YAML or JSON; every failure becomes a ScenarioError."""
+    """Read YAML or JSON; every failure becomes a InputError."""
     p = Path(path)
     if not p.exists():
-        raise ScenarioError([("", f"scenario file '{p}' does not exist")])
+        raise InputError([("", f"scenario file '{p}' does not exist")])
     text = p.read_text()
     try:
         data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
     except (yaml.YAMLError, json.JSONDecodeError) as e:
-        raise ScenarioError([("", f"{p}: not valid {'JSON' if p.suffix == '.json' else 'YAML'}: {e}")])
+        raise InputError([("", f"{p}: not valid {'JSON' if p.suffix == '.json' else 'YAML'}: {e}")])
     return scenario_from_dict(data, base_dir=p.parent)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
-from planner.cost_model import RooflineCostModel, StepCostModel, build_cost_model
+from planner.cost import RooflineCostModel, StepCostModel, build_cost_model
 from planner.memory import MemoryPlan, memory_plan
 from planner.workload_stats import mean_lengths, mean_rate
 
@@ -121,8 +121,7 @@ def instance_perf(cost: StepCostModel, mem: MemoryPlan, max_num_seqs: int, n_in:
     cap = b / (n_out * t_d + b * t_pf)
     bound = "bandwidth"
     if isinstance(cost, RooflineCostModel):
-        from planner.cost_model import Batch
-        bound = cost.breakdown(Batch(decode=(int(ctx),) * b)).bound["gemm"]
+        bound = cost.gemm_bound(b)
     return InstancePerf(max_batch=b, kv_limited_batch=kv_batch,
                         batch_limit="KV capacity" if kv_batch < max_num_seqs else "max_num_seqs",
                         prefill_s=cost.time(int(n_in), 1, 0, [(int(n_in), 0)]),

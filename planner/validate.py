@@ -100,7 +100,7 @@ def validate(data: Path, profile: str | None, jitter: bool = True, reps: int = 5
     rows = []
     profile_gpu = None
     if profile:
-        from planner.calibration import Profile
+        from contract.profile import Profile
         profile_gpu = Profile.load(profile).gpu
     for meta_path in sorted(data.glob("*.meta.json")):
         meta = json.loads(meta_path.read_text())

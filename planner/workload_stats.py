@@ -22,7 +22,7 @@ def mean_lengths(sc) -> tuple[float, float]:
         outs = np.array([_mean_len(t.output_tokens) for t in wl.tenants])
         return float((rates * ins).sum() / rates.sum()), float((rates * outs).sum() / rates.sum())
     if wl.arrival.process == "trace":
-        from planner.sim.traces import load_trace
+        from contract.traces import load_trace
         t = load_trace(wl.arrival.trace)
         return float(t.input_tokens.mean()), float(t.output_tokens.mean())
     extra = wl.shared_prefix.tokens if wl.shared_prefix else 0
@@ -34,7 +34,7 @@ def mean_rate(sc) -> float:
         return float(sum(t.arrival.mean_rate for t in sc.workload.tenants))
     a = sc.workload.arrival
     if a.process == "trace":
-        from planner.sim.traces import load_trace
+        from contract.traces import load_trace
         t = load_trace(a.trace)
         return len(t.timestamps) / max(t.timestamps[-1] - t.timestamps[0], 1e-9) * a.time_scale
     return a.mean_rate

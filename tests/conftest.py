@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-TRACES = ROOT.parent / "shared" / "traces"
+TRACES = ROOT / "tests" / "data" / "traces"  # slices of the public traces (see its README)
 
 BASE = {
     "model": "llama-3.1-8b",
@@ -17,8 +17,3 @@ BASE = {
 def base():
     return copy.deepcopy(BASE)
 
-
-def need_traces():
-    if not TRACES.exists():
-        pytest.skip("shared/traces not beside the checkout")
-    return TRACES

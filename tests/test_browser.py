@@ -45,7 +45,7 @@ def server():
     proc.wait(timeout=20)
 
 
-def test_load_scenario_move_slider_run_and_see_the_latency_chart(server, tmp_path):
+def test_load_scenario_change_replicas_run_and_see_the_latency_chart(server, tmp_path):
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -56,13 +56,13 @@ def test_load_scenario_move_slider_run_and_see_the_latency_chart(server, tmp_pat
         page.get_by_role("option", name="seed-multi-tenant").click()
         page.get_by_text("premium / standard / budget tiers").wait_for(timeout=60000)
         page.wait_for_timeout(2000)  # let the rerun settle (stale elements linger during it)
-        # move the replicas slider one step with the keyboard
-        slider = page.get_by_role("slider").first
-        before = int(slider.input_value())
-        slider.focus()
-        slider.press("ArrowRight")
+        # one more replica, typed into the schema-generated number input
+        box = page.get_by_label("replicas", exact=True)
+        before = int(box.input_value())
+        box.fill(str(before + 1))
+        box.press("Enter")
         page.wait_for_timeout(2000)
-        assert int(page.get_by_role("slider").first.input_value()) == before + 1
+        assert int(page.get_by_label("replicas", exact=True).input_value()) == before + 1
         page.get_by_role("button", name="Run simulation").click()
         page.locator('[data-testid="stPlotlyChart"]').first.wait_for(timeout=120000)
         page.get_by_text("latency CDF").first.wait_for(timeout=30000)

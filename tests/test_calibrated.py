@@ -5,10 +5,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from planner.calibrated import CalibratedCostModel, _interp_log
-from planner.calibration import AttnRow, GemmRow, Profile, StepRow
-from planner.catalog import GPUS, MODELS
-from planner.cost_model import RooflineCostModel
+from planner.cost.calibrated import CalibratedCostModel, _interp_log
+from contract.profile import AttnRow, GemmRow, Profile, StepRow
+from contract.catalog import GPUS, MODELS
+from planner.cost import RooflineCostModel
 from tests.conftest import ROOT
 
 M8, H100, H200 = MODELS["llama-3.1-8b"], GPUS["H100-SXM"], GPUS["H200"]
@@ -95,7 +95,7 @@ def test_fast_forward_sums_match_step_sums_for_the_calibrated_model():
                                                              rel=1e-9)
 
 
-PROFILES = sorted((ROOT / "data" / "profiles").glob("*.json*"))
+PROFILES = sorted((ROOT / "planner" / "data" / "profiles").glob("*.json*"))
 
 
 @pytest.mark.parametrize("path", PROFILES, ids=lambda p: p.stem)
@@ -128,27 +128,27 @@ def test_overhead_falls_back_to_isolated_steps_without_iterations():
     assert all(v >= 0 for v in cal.ovh["decode"] + cal.ovh["prefill"])
 
 
-VALIDATION = ROOT / "data" / "validation"
+VALIDATION = ROOT / "lab" / "validation" / "h100"
 
 
 @functools.lru_cache(maxsize=None)
 def validated(runs: str) -> list:
     """planner validate on a committed folder of engine runs (about 45 s each; shared by the tests below)."""
     from planner.validate import validate
-    data = ROOT / "data" / runs
+    data = ROOT / "lab" / "validation" / runs
     if not any(data.glob("*.meta.json")) or not PROFILES:
         pytest.skip("no committed engine runs")
-    return validate(data, str(ROOT / "data" / "profiles" / "h100.json.gz"))
+    return validate(data, str(ROOT / "planner" / "data" / "profiles" / "h100.json.gz"))
 
 
-@pytest.mark.parametrize("runs", ["validation", "validation_h200"])
+@pytest.mark.parametrize("runs", ["h100", "h200"])
 def test_calibration_beats_the_roofline_on_the_committed_engine_runs(runs):
     """On the engine's real replays (H100, and H200 predicted from the H100 profile), the calibrated
     simulator's P50 end-to-end error is smaller than the roofline's on every run below saturation and in
     the median over all runs, and its throughput error stays under 25%. (Above saturation a few % of
     iteration time decides whether a queue builds: the 1B at 1.3x load is off several-fold either way.)"""
     rows = validated(runs)
-    assert all(r["extrapolated"] == (runs == "validation_h200") for r in rows)
+    assert all(r["extrapolated"] == (runs == "h200") for r in rows)
     assert len(rows) >= 4
     cal = [abs(r["calibrated_err"]["e2e_p50"]) for r in rows]
     roof = [abs(r["roofline_err"]["e2e_p50"]) for r in rows]
@@ -159,7 +159,7 @@ def test_calibration_beats_the_roofline_on_the_committed_engine_runs(runs):
     assert np.median(cal) < np.median(roof)
 
 
-@pytest.mark.parametrize("runs,at_least", [("validation", 40), ("validation_h200", 40)])
+@pytest.mark.parametrize("runs,at_least", [("h100", 40), ("h200", 40)])
 def test_calibrated_simulator_meets_the_targets_in_all_but_a_few_cells_against_the_median_of_replays(runs, at_least):
     """The issue's targets on the committed runs (nine runs of each H100 trace on seven H100 machines, twelve of
     each H200 trace on six H200 machines; the reference is each metric's median): E2E P50/P95 and throughput
@@ -185,7 +185,7 @@ def test_calibrated_simulator_meets_the_targets_in_all_but_a_few_cells_against_t
 def test_tp_cost_uses_the_measured_allreduce_table_when_the_profile_has_one():
     """TP=2 on the profile's own GPU: a table 10x slower than the link model moves the step by exactly
     2 all-reduces per layer of the interpolated difference; no table (or TP=1) leaves the link model."""
-    from planner.calibration import AllReduceRow
+    from contract.profile import AllReduceRow
     spec, gpu = MODELS["llama-3.1-8b"], GPUS["H100-SXM"]
     base = synthetic_profile()
     plain = CalibratedCostModel(base, spec, gpu, tp=2)
@@ -201,7 +201,7 @@ def test_tp_cost_uses_the_measured_allreduce_table_when_the_profile_has_one():
 
 
 def test_token_buckets_bound_the_padding_and_end_at_the_budget():
-    from planner.calibration import token_buckets
+    from contract.profile import token_buckets
     for budget in (100, 2048, 5000, 16384):
         b = token_buckets(budget)
         assert b == sorted(set(b)) and b[-1] == budget and all(x <= budget for x in b)
@@ -252,7 +252,7 @@ def _jitter_scenario(step_jitter: bool, seed: int = 0):
 def test_step_jitter_keeps_the_mean_step_and_widens_the_tail():
     """Ratios drawn from the profile's measured iterations have mean 1: over many steps the jittered time
     matches the deterministic one within 2%, while single steps spread as the measured iterations did."""
-    from planner.step_jitter import JitteredCostModel
+    from planner.cost.jitter import JitteredCostModel
     prof = Profile.load(PROFILES[0])
     cal = CalibratedCostModel(prof, M8, H100, max_num_batched_tokens=2048)
     jit = JitteredCostModel(cal, cal.jitter_ratios, np.random.default_rng(1))
@@ -291,8 +291,9 @@ def test_step_jitter_is_seeded_keeps_the_arrivals_and_turns_fast_forward_off():
 
 
 def test_step_jitter_needs_a_calibrated_model():
-    from planner.scenario import ScenarioError, scenario_from_dict
-    with pytest.raises(ScenarioError, match="step_jitter"):
+    from contract.errors import InputError
+    from planner.scenario import scenario_from_dict
+    with pytest.raises(InputError, match="step_jitter"):
         scenario_from_dict({"model": "llama-3.1-8b", "cost_model": {"kind": "roofline", "step_jitter": True}})
 
 
@@ -354,8 +355,8 @@ def test_decode_attention_extrapolated_to_the_h200_matches_the_paired_measuremen
     the H100 times carried to the H200 by the model's rule land within 5% RMS and 13% at worst; the additive
     rule (the whole roofline part moves, the rest stays) was ~10% RMS fast."""
     import json
-    from planner.calibrated import DECODE_ATTN_P
-    res = ROOT / "bench" / "results"
+    from planner.cost.calibrated import DECODE_ATTN_P
+    res = ROOT / "lab" / "studies" / "attention_layout"
     h100 = json.loads((res / "attention_layout_h100.json").read_text())["rows"]
     h200 = {(r["model"], r["batch"], r["context"], r["variant"]): r["seconds"]
             for r in json.loads((res / "attention_layout_h200.json").read_text())["rows"]}
@@ -381,9 +382,9 @@ def test_gemms_extrapolated_to_the_h200_match_the_paired_cold_measurements():
     model's rule, land within 7% of the H200's own table; over every measured bf16 shape, 8% RMS. Timed warm
     (one weight back to back, the tables before this fix), the 1B's projections fit in L2, ran 1.13x faster
     on the H200 where the rule says 1.33x, and the 1B's GEMMs came out 15% fast."""
-    from planner.calibrated import GEMM_P
-    src = Profile.load(ROOT / "data" / "profiles" / "h100.json.gz")
-    dst = Profile.load(ROOT / "bench" / "results" / "profile_h200.json.gz")
+    from planner.cost.calibrated import GEMM_P
+    src = Profile.load(ROOT / "planner" / "data" / "profiles" / "h100.json.gz")
+    dst = Profile.load(ROOT / "lab" / "calibration" / "profile_h200.json.gz")
     assert (src.gpu, dst.gpu) == ("H100-SXM", "H200")
     for name in ("llama-3.2-1b", "llama-3.1-8b"):
         x, y = CalibratedCostModel(src, MODELS[name], H200), CalibratedCostModel(dst, MODELS[name], H200)
@@ -467,13 +468,13 @@ def test_a_miss_is_within_noise_only_when_a_median_inside_the_interval_would_mee
     assert "outside the engine's own variation" in [x for x in miss_lines([row(0.060)], "calibrated") if "ttft p95" in x][0]
 
 
-@pytest.mark.parametrize("runs,result", [("validation", "validate_h100.json"),
-                                         ("validation_h200", "validate_h200_from_h100_profile.json")])
+@pytest.mark.parametrize("runs,result", [("h100", "validate_h100.json"),
+                                         ("h200", "validate_h200_from_h100_profile.json")])
 def test_committed_validation_results_are_what_validate_computes_now(runs, result):
     """The README's tables and the dashboard's panel read bench/results/validate_*.json: they must be what
     `planner validate --json` gives on the committed runs and profile today (the simulation is deterministic)."""
     import json
-    committed = json.loads((ROOT / "bench" / "results" / result).read_text())
+    committed = json.loads((ROOT / "planner" / "data" / "evidence" / result).read_text())
     fresh = validated(runs)
     assert [(r["model"], r["run"]) for r in committed] == [(r["model"], r["run"]) for r in fresh]
     for c, f in zip(committed, fresh):
@@ -483,7 +484,7 @@ def test_committed_validation_results_are_what_validate_computes_now(runs, resul
 
 
 def test_host_share_of_serving_iterations_is_reported_when_the_profile_times_the_gpu():
-    from planner.calibration import IterRow
+    from contract.profile import IterRow
     its = [IterRow(model=M8.name, tokens=b, decodes=b, chunks=0, decode_ctx=b * 500, prefill_ctx=0,
                    seconds=0.010, gpu_seconds=0.009) for b in (1, 8, 32, 64) for _ in range(10)]
     its += [IterRow(model=M8.name, tokens=600, decodes=88, chunks=1, decode_ctx=88 * 500, prefill_ctx=0,
@@ -502,7 +503,7 @@ def test_decode_step_the_simulator_charges_is_the_composed_step_at_every_context
     """The simulator charges decode steps by decode_time (piecewise linear in the total context, for
     fast-forward's closed-form sums); it must be the composed step it approximates. One line through two
     contexts lay 2-4% under it at 600-2000 tokens per sequence, biasing every simulated TPOT fast."""
-    prof = Profile.load(ROOT / "data" / "profiles" / "h100.json.gz")
+    prof = Profile.load(ROOT / "planner" / "data" / "profiles" / "h100.json.gz")
     for gpu in (H100, H200):
         cal = CalibratedCostModel(prof, MODELS[name], gpu, max_num_batched_tokens=2048)
         for b in (1, 3, 8, 16, 24, 48, 64):
@@ -511,9 +512,9 @@ def test_decode_step_the_simulator_charges_is_the_composed_step_at_every_context
 
 
 def test_pooled_profile_keeps_the_base_tables_and_every_calibrations_iterations():
-    from planner.calibration import pool_iterations
+    from contract.profile import pool_iterations
     a, b = synthetic_profile(), synthetic_profile(overhead=3e-4)
-    its = Profile.load(ROOT / "bench" / "results" / "profile_h100_machine5.json.gz").iterations[:50]
+    its = Profile.load(ROOT / "lab" / "calibration" / "profile_h100_machine5.json.gz").iterations[:50]
     a = a.model_copy(update={"iterations": its[:20], "created": "A"})
     b = b.model_copy(update={"iterations": its[20:], "created": "B"})
     pooled = pool_iterations(a, [b])
@@ -525,8 +526,8 @@ def test_pooled_profile_keeps_the_base_tables_and_every_calibrations_iterations(
 
 @pytest.mark.parametrize("field,value", [("gpu", "H200"), ("kernels", True), ("piecewise_max_tokens", 4096)])
 def test_pooling_refuses_calibrations_of_another_gpu_or_engine_setup_naming_the_field(field, value):
-    from planner.calibration import pool_iterations
-    its = Profile.load(ROOT / "bench" / "results" / "profile_h100_machine5.json.gz").iterations[:10]
+    from contract.profile import pool_iterations
+    its = Profile.load(ROOT / "lab" / "calibration" / "profile_h100_machine5.json.gz").iterations[:10]
     base = synthetic_profile().model_copy(update={"iterations": its})
     other = base.model_copy(update={field: value})
     with pytest.raises(ValueError, match=f"other.json: {field} is"):
@@ -536,7 +537,7 @@ def test_pooling_refuses_calibrations_of_another_gpu_or_engine_setup_naming_the_
 
 
 def test_host_speed_warning_fires_on_a_host_slow_for_most_of_the_ramps_not_on_one_stall():
-    from planner.calibration import host_speed_spread, host_speed_warning
+    from contract.profile import host_speed_spread, host_speed_warning
     assert host_speed_spread([2.0, 3.0, 2.5]) == pytest.approx(0.25)  # median 2.5 over fastest 2.0
     # machine 7's eight samples: one 5.51 ms stall, its profile fine -- no warning
     assert host_speed_warning([3.07e-3, 3.24e-3, 5.51e-3, 3.93e-3, 3.45e-3, 3.04e-3, 3.02e-3, 2.96e-3]) is None
@@ -560,11 +561,11 @@ def test_profile_refuses_a_non_positive_host_benchmark_sample():
 def test_product_profile_is_the_pool_of_the_committed_h100_calibrations():
     """data/profiles/h100.json.gz = `planner pool-profiles` of the nine committed H100 calibrations: the first
     cold one's operator tables, every calibration's serving iterations (README, "Calibration and validation")."""
-    from planner.calibration import pool_iterations
-    res = ROOT / "bench" / "results"
+    from contract.profile import pool_iterations
+    res = ROOT / "lab" / "calibration"
     names = ["first_cold", "warm_gemms", "second_machine", "third_machine", "machine4_run1", "machine4_run2",
              "machine5", "machine6", "machine7"]
     parts = [Profile.load(res / f"profile_h100_{n}.json.gz") for n in names]
-    product = Profile.load(ROOT / "data" / "profiles" / "h100.json.gz")
+    product = Profile.load(ROOT / "planner" / "data" / "profiles" / "h100.json.gz")
     assert product == pool_iterations(parts[0], parts[1:])
     assert len(product.iteration_sources) == 9 and len({p.created for p in parts}) == 9

@@ -58,8 +58,8 @@ def test_validate_refuses_a_profile_that_does_not_exist_naming_the_option():
 
 
 def test_pool_profiles_writes_the_pool_and_refuses_another_gpu(tmp_path):
-    from planner.calibration import Profile
-    res_dir = Path(__file__).resolve().parent.parent / "bench" / "results"
+    from contract.profile import Profile
+    res_dir = Path(__file__).resolve().parent.parent / "lab" / "calibration"
     a, b = res_dir / "profile_h100_machine4_run1.json.gz", res_dir / "profile_h100_machine5.json.gz"
     out = tmp_path / "pooled.json.gz"
     res = runner.invoke(app, ["pool-profiles", str(a), str(b), "--out", str(out)])
@@ -71,8 +71,8 @@ def test_pool_profiles_writes_the_pool_and_refuses_another_gpu(tmp_path):
 
 
 def test_pool_profiles_warns_about_a_calibration_whose_host_changed_speed(tmp_path):
-    from planner.calibration import Profile
-    res_dir = Path(__file__).resolve().parent.parent / "bench" / "results"
+    from contract.profile import Profile
+    res_dir = Path(__file__).resolve().parent.parent / "lab" / "calibration"
     a = Profile.load(res_dir / "profile_h100_machine4_run1.json.gz")
     steady = a.model_copy(update={"host_bench_samples_s": [3.0e-3, 3.1e-3, 3.2e-3]})
     moved = a.model_copy(update={"host_bench_samples_s": [3.17e-3, 4.6e-3, 4.9e-3]})
@@ -88,7 +88,7 @@ def test_pool_profiles_warns_about_a_calibration_whose_host_changed_speed(tmp_pa
 
 def test_validate_with_profile_none_compares_the_roofline_model_alone(tmp_path):
     import shutil
-    data = Path(__file__).resolve().parent.parent / "data" / "validation"
+    data = Path(__file__).resolve().parent.parent / "lab" / "validation" / "h100"
     stem = "llama-3.2-1b_H100-SXM_azure-conv"
     for suffix in (".meta.json", ".trace.csv", ".records.csv"):
         shutil.copy(data / f"{stem}{suffix}", tmp_path / f"{stem}{suffix}")

@@ -123,7 +123,7 @@ def test_async_decode_admits_a_request_that_arrives_while_a_step_is_in_flight(mo
     while llm.sched.has_work:
         llm.step()
     assert [s.output for s in first + [late]] == gen(model, PROMPTS[:3], n=12)
-    assert all(s.status == "finished" for s in first + [late])
+    assert all(s.status == "completed" for s in first + [late])
 
 
 def test_two_pass_greedy_is_argmax_with_first_index_ties():
@@ -258,7 +258,7 @@ def test_bad_requests_fail_alone(model):
            llm.add(list(range(100)), SamplingParams(max_tokens=5))]
     while llm.sched.has_work:
         llm.step()
-    assert good.status == "finished" and len(good.output) == 5
+    assert good.status == "completed" and len(good.output) == 5
     assert [b.status for b in bad] == ["failed"] * 3
     assert "empty prompt" in bad[0].reason and "out of range" in bad[1].reason and "max_model_len" in bad[2].reason
     huge = engine(model, num_blocks=8, max_model_len=4096)
@@ -266,7 +266,7 @@ def test_bad_requests_fail_alone(model):
     ok = huge.add([4, 5], SamplingParams(max_tokens=3))
     while huge.sched.has_work:
         huge.step()
-    assert h.status == "failed" and "KV" in h.reason and ok.status == "finished"
+    assert h.status == "failed" and "KV" in h.reason and ok.status == "completed"
 
 
 def test_sampling_is_seeded(model):
@@ -394,40 +394,6 @@ def test_prepare_packs_decodes_chunks_padding_and_sampled_rows_into_one_buffer(m
     assert meta.prefill.cu_q.tolist() == [0, 8, 20] and meta.prefill.cu_k.tolist() == [0, 26, 38]
     with pytest.raises(ValueError, match="pad_to"):
         llm.runner.prepare([(c, 1), (a, 8), (b, 12)], pad_to=16)
-
-
-def test_replay_runs_replays_a_committed_run_with_its_knobs_and_numbers_each_replay(tmp_path):
-    """`engine replay-runs` serves a run's own trace again with its KV block count and writes each replay's
-    records under the next free index, listing device and host CPU; `planner validate` then takes the median."""
-    import json
-    from engine.validation_runs import KNOBS, replay_runs, write_trace
-    from planner.validate import engine_metrics, replay_records
-    import numpy as np
-    tr = {"t": np.array([0.0, 0.01, 0.03]), "in": np.array([12, 30, 7]), "out": np.array([5, 3, 8])}
-    stem = "tiny_H100-SXM_poisson-0.4"
-    write_trace(tmp_path / f"{stem}.trace.csv", tr)
-    meta = {"model": "tiny", "gpu": "H100-SXM", "label": "poisson-0.4", "num_blocks": 64, "knobs": KNOBS,
-            "offered_req_s": 100.0, "capacity_estimate_req_s": 250.0, "duration_s": 0.05, "kernels": False}
-    (tmp_path / f"{stem}.meta.json").write_text(json.dumps(meta))
-    m = build_model(tiny(), seed=1, dtype=torch.bfloat16)
-    written = replay_runs(tmp_path, tmp_path, repeats=2, log=lambda *_: None, build=lambda name, meta: m)
-    assert [p.name for p in written] == [f"{stem}.replay1.records.csv.gz", f"{stem}.replay2.records.csv.gz"]
-    index = json.loads((tmp_path / f"{stem}.replays.json").read_text())
-    assert [e["replay"] for e in index] == [1, 2] and all(e["host_cpu"] and e["os_kernel"] for e in index)
-    assert all(e["host_bench_s"] > 0 for e in index)  # the host's speed beside each replay
-    steps = gzip.open(tmp_path / f"{stem}.replay1.steps.csv.gz", "rt").read().splitlines()
-    assert steps[0].startswith("start,end,") and len(steps) > 3  # each replay keeps its step log (host vs GPU)
-    for p in written:
-        rec = engine_metrics(p)
-        assert rec["completed"] == 3
-    # the committed run itself is the first of the replays validate reads
-    (tmp_path / f"{stem}.records.csv").write_text(gzip.open(written[0], "rt").read())
-    assert [p.name for p in replay_records(tmp_path, stem)] == [f"{stem}.records.csv", *[p.name for p in written]]
-    more = replay_runs(tmp_path, tmp_path, repeats=1, log=lambda *_: None, build=lambda name, meta: m)
-    assert more[0].name == f"{stem}.replay3.records.csv.gz"
-    assert replay_runs(tmp_path, tmp_path, deadline_s=-1, log=lambda *_: None, build=lambda n, mt: m) == []
-    with pytest.raises(ValueError, match="labels"):
-        replay_runs(tmp_path, tmp_path, labels=("poisson-9",), log=lambda *_: None, build=lambda n, mt: m)
 
 
 def test_serving_iterations_are_timed_schedule_to_schedule_and_leave_gpu_time_empty_off_cuda():

@@ -9,7 +9,7 @@ from engine.config import to_hf_config  # noqa: E402
 from engine.llm import LLM, EngineConfig  # noqa: E402
 from engine.sequence import SamplingParams  # noqa: E402
 from engine.weights import build_model, ours_to_hf  # noqa: E402
-from planner.catalog import MODELS  # noqa: E402
+from contract.catalog import MODELS  # noqa: E402
 
 pytestmark = pytest.mark.gpu
 
@@ -144,7 +144,7 @@ def test_async_decode_replays_the_same_graphs_to_the_same_tokens(model_1b, kerne
             ahead.append(llm.ahead_steps)
     finally:
         if kernels:
-            from kernels.backend import detach
+            from engine.kernel_hooks import detach
             detach(model_1b)
     assert ahead[0] == 0 and ahead[1] > 30
     assert outs[0] == outs[1]
@@ -162,7 +162,7 @@ def test_kernel_engine_captures_every_decode_graph_before_serving(model_1b):
         llm.generate(prompts, SamplingParams(max_tokens=20))
         assert len(llm.runner.graphs) == 16
     finally:
-        from kernels.backend import detach
+        from engine.kernel_hooks import detach
         detach(model_1b)
 
 
@@ -206,7 +206,7 @@ def test_piecewise_graph_step_equals_eager_forward(model_1b, kernels):
         assert pw.planned_runs - planned == (1 if kernels else 0)
     finally:
         if kernels:
-            from kernels.backend import detach
+            from engine.kernel_hooks import detach
             detach(model_1b)
 
 
@@ -217,7 +217,7 @@ def test_step_log_times_every_step_on_the_gpu_including_prompt_chunks_that_sampl
                            max_model_len=1024), model=model_1b)
     llm.log_steps = True
     seqs = llm.replay([0.0, 0.0], [300, 20], [3, 3])
-    assert all(s.status == "finished" for s in seqs)
+    assert all(s.status == "completed" for s in seqs)
     rows = llm.step_log
     assert any(r[3] == 0 and r[2] > 0 and r[5] == 1 for r in rows)  # a step with only a prompt chunk
     assert all(r[11] > 0 for r in rows)  # every step's GPU seconds filled in

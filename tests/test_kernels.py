@@ -221,7 +221,7 @@ def test_engine_with_kernels_logits_as_close_to_fp32_as_the_pytorch_path(quant, 
 
     from engine.llm import LLM, EngineConfig
     from engine.weights import build_model
-    from planner.catalog import MODELS
+    from contract.catalog import MODELS
     m = build_model(MODELS["llama-3.2-1b"], seed=5, dtype=torch.bfloat16, device="cuda")
     if quant:
         from engine.quant import dequantize_int8, quantize_model
@@ -246,7 +246,7 @@ def test_engine_with_kernels_logits_as_close_to_fp32_as_the_pytorch_path(quant, 
     assert fast.kernels_active and m.backend is not None
     lk = _forced_logits(fast, prompts, 12, monkeypatch)
     assert fast.runner.graphs
-    from kernels.backend import detach
+    from engine.kernel_hooks import detach
     detach(m)
     e16 = ((l16 - l32).norm() / l32.norm()).item()
     ek = ((lk - l32).norm() / l32.norm()).item()
@@ -292,7 +292,7 @@ def test_decode_graph_fuses_the_norms_into_the_projections(monkeypatch):
     from engine.llm import LLM, EngineConfig
     from engine.weights import build_model
     from kernels import gemv
-    from planner.catalog import MODELS
+    from contract.catalog import MODELS
     m = build_model(MODELS["llama-3.2-1b"], seed=11, dtype=torch.bfloat16, device="cuda")
     prompts = [torch.randint(0, 128256, (150,), generator=torch.Generator().manual_seed(3)).tolist()]
     kw = dict(model="llama-3.2-1b", num_blocks=512)
@@ -306,7 +306,7 @@ def test_decode_graph_fuses_the_norms_into_the_projections(monkeypatch):
     try:
         lk = _forced_logits(LLM(EngineConfig(kernels=True, **kw), model=m), prompts, 10, monkeypatch)
     finally:
-        from kernels.backend import detach
+        from engine.kernel_hooks import detach
         detach(m)
     L = len(m.layers)
     assert calls and len(calls) % (2 * L) == 0, "a norm was not fused into its projection while capturing"
@@ -320,7 +320,7 @@ def test_decode_graph_fuses_the_norms_into_the_projections(monkeypatch):
 def test_gemv_hook_runs_only_for_one_row_inside_capture():
     from engine.model import Linear
     from kernels import gemv
-    from kernels.backend import gemv_kernel
+    from engine.kernel_hooks import gemv_kernel
     gemv.prepare()
     lin = Linear(256, 512, bias=False).cuda().bfloat16()
     lin.kernel = gemv_kernel

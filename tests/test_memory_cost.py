@@ -1,8 +1,8 @@
 """The arithmetic under every answer: memory, KV, and the roofline step cost."""
 import pytest
 
-from planner.catalog import GPUS, MODELS
-from planner.cost_model import Batch, RooflineCostModel
+from contract.catalog import GPUS, MODELS
+from planner.cost import Batch, RooflineCostModel
 from planner.memory import kv_bytes_per_token, plan, weight_bytes_per_gpu
 
 M8, H100 = MODELS["llama-3.1-8b"], GPUS["H100-SXM"]
@@ -78,8 +78,8 @@ def test_step_time_grows_with_batch_and_context():
 
 def test_long_prefill_is_compute_bound_and_short_decode_bandwidth_bound():
     c = roofline()
-    assert c.breakdown(Batch(prefill=((4096, 0),))).bound["gemm"] == "compute"
-    assert c.breakdown(Batch(decode=(500,) * 4)).bound["gemm"] == "bandwidth"
+    assert c.gemm_bound(4096) == "compute"
+    assert c.gemm_bound(4) == "bandwidth"
     # a compute-bound prefill scales ~linearly with tokens
     t1, t2 = c.step_time(Batch(prefill=((2048, 0),))), c.step_time(Batch(prefill=((4096, 0),)))
     assert 1.9 < t2 / t1 < 2.3
@@ -88,8 +88,8 @@ def test_long_prefill_is_compute_bound_and_short_decode_bandwidth_bound():
 def test_tp2_halves_weight_time_and_adds_allreduce():
     one, two = roofline(1), roofline(2)
     b = Batch(decode=(512,))
-    assert two.breakdown(b).allreduce > 0 and one.breakdown(b).allreduce == 0
-    assert two.breakdown(b).gemm == pytest.approx(one.breakdown(b).gemm / 2, rel=0.02)
+    assert two.step_breakdown(b).allreduce > 0 and one.step_breakdown(b).allreduce == 0
+    assert two.step_breakdown(b).gemm == pytest.approx(one.step_breakdown(b).gemm / 2, rel=0.02)
     assert one.step_time(b) / 2 < two.step_time(b) < one.step_time(b)
 
 

@@ -6,7 +6,8 @@ import yaml
 from typer.testing import CliRunner
 
 from planner.cli import app
-from planner.scenario import ScenarioError, scenario_from_dict, load_scenario
+from contract.errors import InputError
+from planner.scenario import scenario_from_dict, load_scenario
 from tests.conftest import ROOT
 
 runner = CliRunner()
@@ -22,7 +23,7 @@ def test_builtin_scenarios_load(path):
 def test_defaults_fill_everything_but_the_question(base):
     sc = scenario_from_dict(base)
     assert sc.fleet.block_size == 16 and sc.fleet.max_num_seqs == 256 and sc.fleet.enable_chunked_prefill
-    with pytest.raises(ScenarioError) as e:
+    with pytest.raises(InputError) as e:
         scenario_from_dict({"fleet": {"gpu": "H100-SXM"}})
     assert "model" in str(e.value) and "workload" in str(e.value)
 
@@ -86,5 +87,5 @@ def test_user_catalog_entries_are_usable(base):
 
 def test_tenants_must_name_a_defined_tier(base):
     base["workload"] = {"tenants": [{"name": "a", "tier": "gold", "arrival": {"process": "poisson", "rate": 1}}]}
-    with pytest.raises(ScenarioError, match="workload.tenants.0.tier: unknown tier 'gold'"):
+    with pytest.raises(InputError, match="workload.tenants.0.tier: unknown tier 'gold'"):
         scenario_from_dict(base)

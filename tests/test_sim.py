@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from planner.cost_model import ConstantCostModel
+from planner.cost import ConstantCostModel
 from planner.scenario import scenario_from_dict
 from planner.sim import simulate
 from planner.sim.metrics import columns

@@ -27,21 +27,21 @@ def test_each_builtin_scenario_loads_and_sizes(name):
 
 def test_a_bad_value_shows_an_inline_error_naming_the_field():
     at = app()
-    at.sidebar.number_input(key="tp").set_value(3).run()
+    at.sidebar.number_input(key="fleet.tensor_parallel_size").set_value(3).run()
     assert not at.exception
     assert any("fleet.tensor_parallel_size" in e.value for e in at.error)
 
 
 def test_run_a_simulation_then_change_a_knob_and_compare():
     at = app()
-    at.sidebar.number_input(key="duration").set_value(120.0).run()
+    at.sidebar.number_input(key="sim.duration_s").set_value(120.0).run()
     before = len(at.get("plotly_chart"))  # the validation panel's heatmaps
     at.button(key="run").click().run()
     assert not at.exception
     assert any(m.label == "P95 E2E (s)" for m in at.metric)
     assert len(at.get("plotly_chart")) == before + 2  # latency CDFs and time series
     at.button(key="pin").click().run()
-    at.sidebar.slider(key="replicas").set_value(4).run()
+    at.sidebar.number_input(key="fleet.replicas").set_value(4).run()
     at.button(key="run").click().run()
     assert not at.exception
     compare = [d for d in at.dataframe if "pinned" in list(d.value.columns)]
@@ -50,19 +50,19 @@ def test_run_a_simulation_then_change_a_knob_and_compare():
 
 def test_calibrated_profile_can_be_chosen():
     at = app()
-    opts = at.sidebar.selectbox(key="costmodel").options
-    assert opts == ["roofline", "h100"]  # the committed product profile (data/profiles/h100.json.gz)
-    at.sidebar.selectbox(key="costmodel").select(opts[1]).run()
+    opts = at.sidebar.selectbox(key="cost_model").options
+    assert opts == ["roofline", "h100"]  # the committed product profile (planner/data/profiles/h100.json.gz)
+    at.sidebar.selectbox(key="cost_model").select(opts[1]).run()
     assert not at.exception
     assert any("calibrated" in c.value for c in at.caption)
 
 
 def test_loading_a_scenario_shows_its_own_knobs():
     at = app()
-    at.sidebar.slider(key="replicas").set_value(3).run()
+    at.sidebar.number_input(key="fleet.replicas").set_value(3).run()
     at.sidebar.selectbox(key="source").select("seed-multi-tenant").run()
-    assert at.sidebar.number_input(key="seed-multi-tenant:tp").value == 4
-    assert at.sidebar.slider(key="seed-multi-tenant:replicas").value == 6
+    assert at.sidebar.number_input(key="seed-multi-tenant:fleet.tensor_parallel_size").value == 4
+    assert at.sidebar.number_input(key="seed-multi-tenant:fleet.replicas").value == 6
 
 
 def test_an_uploaded_azure_trace_becomes_the_arrival_process():
@@ -74,7 +74,7 @@ def test_an_uploaded_azure_trace_becomes_the_arrival_process():
     spec = importlib.util.spec_from_file_location("web_app", APP)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)  # main() does not run outside a Streamlit runtime
-    data = (ROOT / "data" / "traces" / "azure_conv_first60s.csv").read_bytes()
+    data = (ROOT / "lab" / "validation" / "traces" / "azure_conv_first60s.csv").read_bytes()
     doc = mod.with_trace(dict(mod.DEFAULT), data)
     sc = scenario_from_dict(doc)
     assert sc.workload.arrival.process == "trace"
@@ -85,17 +85,17 @@ def test_an_uploaded_azure_trace_becomes_the_arrival_process():
 
 def test_router_client_and_autoscaling_knobs_are_reachable():
     at = app()
-    assert at.sidebar.selectbox(key="router").value == "least_outstanding_tokens"
-    at.sidebar.checkbox(key="auto").check().run()
+    assert at.sidebar.selectbox(key="router.policy").value == "least_outstanding_tokens"
+    at.sidebar.checkbox(key="autoscaling.enabled").check().run()
     assert not at.exception
-    assert at.sidebar.number_input(key="amax").value >= 2
+    assert at.sidebar.number_input(key="autoscaling.max_replicas").value >= 2
 
 
 def test_tier_knobs_change_the_answer():
     at = app()
     at.sidebar.selectbox(key="source").select("seed-multi-tenant").run()
     before = [m.value for m in at.metric if m.label == "instances needed at peak"]
-    at.sidebar.number_input(key="seed-multi-tenant:t_premium").set_value(0.05).run()
+    at.sidebar.number_input(key="seed-multi-tenant:tiers.premium.sla.target_s").set_value(0.05).run()
     assert not at.exception
     after = [m.value for m in at.metric if m.label == "instances needed at peak"]
     assert before != after  # a 50 ms premium TTFT target needs more instances (or none will do)
@@ -116,9 +116,24 @@ def test_the_validation_panel_shows_the_committed_evidence_for_each_gpu():
     # each miss of the committed set gets a caption with its verdict (planner.validate.miss_lines; none on
     # these runs)
     from planner.validate import miss_lines
-    rows = json.loads((ROOT / "bench" / "results" / "validate_h200_from_h100_profile.json").read_text())
+    rows = json.loads((ROOT / "planner" / "data" / "evidence" / "validate_h200_from_h100_profile.json").read_text())
     assert [c.value for c in at.caption if c.value.startswith("miss:")] == [f"miss: {x}" for x in miss_lines(rows, "calibrated")]
 
+
+
+def test_every_serving_knob_of_the_schema_has_a_widget_with_its_default_and_description():
+    """The dashboard's widgets come from the schema: each ServingKnobs field is in the sidebar, showing the
+    schema's default and description (a knob added to the schema appears without editing the app)."""
+    from contract.knobs import ServingKnobs
+    at = app()
+    widgets = {w.key: w for kind in ("number_input", "selectbox", "checkbox") for w in getattr(at.sidebar, kind)}
+    for name, info in ServingKnobs.model_fields.items():
+        key = f"fleet.{name}" if info.default is not None else f"fleet.{name}:set"
+        assert key in widgets, name
+        w = widgets[key]
+        if info.default is not None:
+            assert w.value == info.default, name
+        assert info.description and info.description in (w.help or ""), name
 
 
 def test_latency_cdf_labels_each_sla_target_without_stacking_the_labels():

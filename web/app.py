@@ -17,17 +17,20 @@ import plotly.graph_objects as go
 import streamlit as st
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from contract.catalog import GPUS, MODELS
+from contract.errors import InputError
+from planner import resources
+from planner.scenario import (SLA, Arrival, Autoscaling, Client, CostModelCfg, Efficiency, Failures, Fleet,
+                              LengthDist, Metering, RateProfile, Router, Scenario, Sim, Tier, Workload,
+                              scenario_from_dict)
+from contract.knobs import ServingKnobs
+from web.widgets import default_of, form, scalar_fields, widget
 
-from planner.catalog import GPUS, MODELS  # noqa: E402
-from planner.scenario import ScenarioError, scenario_from_dict  # noqa: E402
-
-SCENARIOS = {p.stem: p for p in sorted((ROOT / "scenarios").glob("*.yaml"))}
-PROFILES = {p.name.split(".json")[0]: p for p in sorted((ROOT / "data" / "profiles").glob("*.json*"))}
+SCENARIOS = resources.scenarios()
+SCENARIO_DIR = next(iter(SCENARIOS.values())).parent
+PROFILES = resources.profiles()
 # `planner validate --json` on the committed engine runs (README, "Calibration and validation")
-VALIDATIONS = {"H100 (profile measured on H100s)": ROOT / "bench" / "results" / "validate_h100.json",
-               "H200 (predicted from the H100 profile)": ROOT / "bench" / "results" / "validate_h200_from_h100_profile.json"}
+VALIDATIONS = resources.evidence()
 DEFAULT = {"name": "defaults", "model": "llama-3.1-8b",
            "workload": {"arrival": {"process": "poisson", "rate": 10}},
            "fleet": {"gpu": "H100-SXM", "replicas": 2}, "slas": [{"metric": "e2e", "target_s": 10}],
@@ -58,7 +61,7 @@ def with_trace(doc: dict, data: bytes) -> dict:
 @st.cache_data(show_spinner=False, max_entries=32)
 def run_sizing(doc_json: str) -> dict:
     from planner.sizing import size
-    return size(scenario_from_dict(json.loads(doc_json), base_dir=ROOT / "scenarios"),
+    return size(scenario_from_dict(json.loads(doc_json), base_dir=SCENARIO_DIR),
                 with_alternatives=False).to_dict()
 
 
@@ -67,7 +70,7 @@ def run_sim(doc_json: str) -> dict:
     """Simulation results by scenario content: summary, latency samples and time series."""
     from planner.sim import simulate
     from planner.sim.metrics import columns, latencies
-    sc = scenario_from_dict(json.loads(doc_json), base_dir=ROOT / "scenarios")
+    sc = scenario_from_dict(json.loads(doc_json), base_dir=SCENARIO_DIR)
     cl, summ = simulate(sc)
     c = columns(cl.records)
     lat = latencies(c)
@@ -83,29 +86,27 @@ def run_sim(doc_json: str) -> dict:
                        "out_tok_s": (h / 10.0 / 100).tolist()}, "records_csv": records_csv}
 
 
+CHOICES = {("Fleet", "gpu"): lambda: sorted(GPUS), ("Scenario", "model"): lambda: sorted(MODELS)}
+
+
 def sidebar(doc: dict, scope: str = "") -> dict:
-    """Every knob group edits the document in place. Widget keys are scoped by scenario: Streamlit keeps a
-    widget's value by key, so without the scope a newly loaded scenario would show the old knobs."""
+    """Every knob group edits the document in place; the widgets come from the schema (web/widgets.py).
+    Widget keys are scoped by scenario: Streamlit keeps a widget's value by key, so without the scope a newly
+    loaded scenario would show the old knobs."""
     sb = st.sidebar
     K = (lambda k: f"{scope}:{k}") if scope else (lambda k: k)
     wl = doc.setdefault("workload", {})
     with sb.expander("Workload", expanded=True):
-        if wl.get("arrival"):
+        if wl.get("arrival") is not None:
             a = wl["arrival"]
-            if a.get("process") in ("poisson", "gamma"):
-                a["rate"] = st.number_input("arrival rate (req/s)", value=float(a.get("rate") or 1.0), key=K("rate"))
-            elif a.get("process") == "closed_loop":
-                a["users"] = int(st.number_input("users", value=int(a["users"]), step=100, key=K("users")))
-                a["think_time_s"] = st.number_input("think time (s)", value=float(a["think_time_s"]), key=K("think"))
-            for k, label in (("input_tokens", "input tokens"), ("output_tokens", "output tokens")):
-                d = wl.setdefault(k, {"dist": "fixed", "mean": 200 if k == "input_tokens" else 150})
-                if d.get("dist", "fixed") in ("fixed", "lognormal"):
-                    dists = ["fixed", "lognormal"]
-                    d["dist"] = st.radio(f"{label}: distribution", dists, horizontal=True,
-                                         index=dists.index(d.get("dist", "fixed")), key=K(k + "_dist"))
-                    d["mean"] = st.number_input(f"{label} (mean)", value=float(d.get("mean", 100)), key=K(k))
-                    if d["dist"] == "lognormal":
-                        d["cv"] = st.number_input(f"{label} CV", value=float(d.get("cv", 0.5)), key=K(k + "_cv"))
+            a["process"] = widget(st, Arrival, "process", a.get("process", "poisson"), K("workload.arrival.process"))
+            form(st, Arrival, a, K("workload.arrival"), fields=list(Arrival.NEEDS[a["process"]]))
+            if a["process"] != "trace":
+                for part in ("input_tokens", "output_tokens"):
+                    d = wl.setdefault(part, default_of(Workload.model_fields[part]).model_dump(exclude_defaults=True))
+                    d["dist"] = widget(st, LengthDist, "dist", d.get("dist", "fixed"), K(f"workload.{part}.dist"))
+                    st.caption(f"{part}: {d['dist']}")
+                    form(st, LengthDist, d, K(f"workload.{part}"), fields=list(LengthDist.USES[d["dist"]]))
         else:
             st.caption(f"{len(wl.get('tenants', []))} tenants, each with its own arrival process and lengths "
                        "(edit them in the scenario file)")
@@ -113,131 +114,41 @@ def sidebar(doc: dict, scope: str = "") -> dict:
             for t in wl.get("tenants", []):
                 if t["arrival"].get("rate"):
                     t["arrival"]["rate"] = t["arrival"]["rate"] * scale
-        prof = wl.setdefault("rate_profile", {})
-        prof["peak_factor"] = st.number_input("peak factor", value=float(prof.get("peak_factor", 1.0)), key=K("peak"))
+        form(st, RateProfile, wl.setdefault("rate_profile", {}), K("workload.rate_profile"))
     with sb.expander("Model"):
-        names = sorted(MODELS)
-        cur = doc.get("model") if isinstance(doc.get("model"), str) else names[0]
-        doc["model"] = st.selectbox("model", names, index=names.index(cur) if cur in names else 0, key=K("model"))
+        if not isinstance(doc.get("model"), dict):
+            doc["model"] = widget(st, Scenario, "model", doc.get("model"), K("model"), CHOICES)
     f = doc.setdefault("fleet", {})
+    knobs = list(ServingKnobs.model_fields)
     with sb.expander("Fleet", expanded=True):
-        gpus = sorted(GPUS)
-        f["gpu"] = st.selectbox("GPU", gpus, index=gpus.index(f.get("gpu", "H100-SXM")), key=K("gpu"))
-        f["replicas"] = int(st.slider("replicas", 1, 128, int(f.get("replicas", 1)), key=K("replicas")))
-        f["tensor_parallel_size"] = int(st.number_input("tensor parallel size", min_value=1, max_value=16,
-                                                        value=int(f.get("tensor_parallel_size", 1)), key=K("tp")))
-        qs = ["bf16", "fp16", "fp8", "int8", "int4"]
-        f["quantization"] = st.selectbox("quantization", qs, index=qs.index(f.get("quantization", "bf16")),
-                                         key=K("quant"))
-    with sb.expander("Engine"):
-        f["block_size"] = int(st.selectbox("block_size", [8, 16, 32], index=[8, 16, 32].index(f.get("block_size", 16)),
-                                           key=K("bs")))
-        f["gpu_memory_utilization"] = st.slider("gpu_memory_utilization", 0.5, 0.98,
-                                                float(f.get("gpu_memory_utilization", 0.9)), key=K("gmu"))
-        kvs = ["auto", "bf16", "fp16", "fp8"]
-        f["kv_cache_dtype"] = st.selectbox("kv_cache_dtype", kvs, index=kvs.index(f.get("kv_cache_dtype", "auto")),
-                                           key=K("kvdtype"))
-        f["max_num_seqs"] = int(st.number_input("max_num_seqs", value=int(f.get("max_num_seqs", 256)), key=K("mns")))
-        f["max_num_batched_tokens"] = int(st.number_input("max_num_batched_tokens",
-                                                          value=int(f.get("max_num_batched_tokens", 8192)),
-                                                          key=K("mnbt")))
-        f["enable_chunked_prefill"] = st.checkbox("chunked prefill", value=f.get("enable_chunked_prefill", True),
-                                                  key=K("chunked"))
-        f["enable_prefix_caching"] = st.checkbox("prefix caching", value=f.get("enable_prefix_caching", True),
-                                                 key=K("prefix"))
-        f["batching"] = st.radio("batching", ["continuous", "static"],
-                                 index=["continuous", "static"].index(f.get("batching", "continuous")), key=K("batching"))
+        form(st, Fleet, f, K("fleet"), fields=[n for n in scalar_fields(Fleet) if n not in knobs], choices=CHOICES)
+    with sb.expander("Serving knobs (vLLM's names)"):
+        form(st, Fleet, f, K("fleet"), fields=knobs)
     if doc.get("tiers"):
         with sb.expander("Tiers"):
-            pols = ["fcfs", "priority", "tier_budget"]
-            f["scheduling_policy"] = st.selectbox("scheduling policy", pols,
-                                                  index=pols.index(f.get("scheduling_policy", "fcfs")), key=K("policy"))
-            f["tier_preemption"] = st.checkbox("preempt lower tiers at SLA risk", value=f.get("tier_preemption", True),
-                                               key=K("preempt"))
-            modes = ["recompute", "swap"]
-            f["preemption_mode"] = st.radio("preemption", modes, horizontal=True,
-                                            index=modes.index(f.get("preemption_mode", "recompute")), key=K("pmode"))
             for t in doc["tiers"]:
-                st.markdown(f"**{t['name']}** (priority {t.get('priority', 0)})")
-                t["sla"]["target_s"] = st.number_input(f"{t['name']}: P{t['sla'].get('percentile', 95):g} "
-                                                       f"{t['sla'].get('metric', 'e2e')} target (s)",
-                                                       value=float(t["sla"]["target_s"]), key=K("t_" + t["name"]))
-                t["token_budget_share"] = st.slider(f"{t['name']}: token budget share", 0.05, 1.0,
-                                                    float(t.get("token_budget_share") or 1.0),
-                                                    key=K("tb_" + t["name"]))
-                t["reserved_share"] = st.slider(f"{t['name']}: reserved share of replicas", 0.0, 0.9,
-                                                float(t.get("reserved_share", 0.0)), key=K("rs_" + t["name"]))
-                t["preemptible"] = st.checkbox(f"{t['name']}: preemptible", value=t.get("preemptible", False),
-                                               key=K("pe_" + t["name"]))
-    with sb.expander("Router and clients"):
-        r = doc.setdefault("router", {})
-        pols = ["round_robin", "least_outstanding_tokens", "session_affinity"]
-        r["policy"] = st.selectbox("routing", pols, index=pols.index(r.get("policy", "least_outstanding_tokens")),
-                                   key=K("router"))
-        c = doc.setdefault("client", {})
-        c["timeout_s"] = st.number_input("client timeout (s, 0 = none)", value=float(c.get("timeout_s") or 0),
-                                         key=K("cto")) or None
-        c["server_timeout_s"] = st.number_input("server timeout (s, 0 = none)",
-                                                value=float(c.get("server_timeout_s") or 0), key=K("sto")) or None
-        c["max_retries"] = int(st.number_input("client retries", min_value=0, value=int(c.get("max_retries", 0)),
-                                               key=K("retries")))
-        c["backoff_base_s"] = st.number_input("retry backoff base (s)", value=float(c.get("backoff_base_s", 1.0)),
-                                              key=K("backoff"))
-        q = st.number_input("reject when a replica has this many waiting (0 = never)",
-                            value=int(r.get("max_queue_per_replica") or 0), min_value=0, key=K("maxq"))
-        r["max_queue_per_replica"] = int(q) or None
-    with sb.expander("Failures and autoscaling"):
-        fl = doc.setdefault("failures", {})
-        mtbf = st.number_input("MTBF per GPU (hours, 0 = none)", value=float(fl.get("mtbf_hours_per_gpu") or 0),
-                               key=K("mtbf"))
-        fl["mtbf_hours_per_gpu"] = mtbf or None
-        if mtbf:
-            fl["health_check_interval_s"] = st.number_input("health-check interval (s)",
-                                                            value=float(fl.get("health_check_interval_s", 10)),
-                                                            key=K("hc"))
-            fl["replacement_warmup_s"] = st.number_input("replacement warm-up (s)",
-                                                         value=float(fl.get("replacement_warmup_s", 120)), key=K("rw"))
-        au = doc.setdefault("autoscaling", {})
-        au["enabled"] = st.checkbox("autoscaling", value=au.get("enabled", False), key=K("auto"))
-        if au["enabled"]:
-            au["max_replicas"] = int(st.number_input("max replicas", min_value=1,
-                                                     value=int(au.get("max_replicas", max(8, f["replicas"]))),
-                                                     key=K("amax")))
-            au["min_replicas"] = int(st.number_input("min replicas", min_value=1,
-                                                     value=int(au.get("min_replicas", 1)), key=K("amin")))
-            au["scale_up_threshold"] = st.number_input("scale up above (waiting per replica)",
-                                                       value=float(au.get("scale_up_threshold", 8)), key=K("aup"))
-            au["warmup_s"] = st.number_input("warm-up (s)", value=float(au.get("warmup_s", 120)), key=K("awarm"))
-            au["scale_down_threshold"] = st.number_input("scale down below", value=float(au.get("scale_down_threshold", 1)),
-                                                         key=K("adown"))
-            au["cooldown_s"] = st.number_input("cooldown (s)", value=float(au.get("cooldown_s", 60)), key=K("acool"))
-            ms = ["queue_depth", "kv_utilization"]
-            au["metric"] = st.radio("scale on", ms, index=ms.index(au.get("metric", "queue_depth")), key=K("ametric"))
-    with sb.expander("Cost and simulation"):
-        price = st.number_input("$ per GPU-hour (0 = catalog)", value=float(f.get("price_per_gpu_hour") or 0),
-                                key=K("price"))
-        f["price_per_gpu_hour"] = price or None
-        sim = doc.setdefault("sim", {})
-        sim["duration_s"] = st.number_input("simulated seconds", value=float(min(sim.get("duration_s", 600), 600)),
-                                            key=K("duration"))
-        sim["warmup_s"] = min(float(sim.get("warmup_s", 60)), sim["duration_s"] / 5)
-        sim["seed"] = int(st.number_input("seed", value=int(sim.get("seed", 0)), key=K("seed")))
-        sim["drain_limit_s"] = st.number_input("run on after arrivals stop, at most (s)",
-                                               value=float(sim.get("drain_limit_s", 600)), key=K("drain"))
-        me = doc.setdefault("metering", {})
-        by = ["tokens", "gpu_time"]
-        me["tenant_cost_by"] = st.radio("tenant cost by", by, index=by.index(me.get("tenant_cost_by", "tokens")),
-                                        horizontal=True, key=K("meter"))
-        eff = doc.setdefault("cost_model", {}).get("efficiency", {})
-        bw = st.slider("achievable bandwidth fraction", 0.3, 1.0, float(eff.get("bandwidth", 0.866)), key=K("effbw"))
-        fl_ = st.slider("achievable compute fraction", 0.3, 1.0, float(eff.get("compute", 0.766)), key=K("effc"))
-        ovh = st.number_input("per-step overhead (ms)", value=float(eff.get("step_overhead_s", 1.5e-4)) * 1e3,
-                              key=K("ovh"))
-        eff = dict(eff, bandwidth=bw, compute=fl_, step_overhead_s=ovh / 1e3)
-        cms = ["roofline"] + list(PROFILES)
-        cm = st.selectbox("cost model", cms, key=K("costmodel"))
-        doc["cost_model"] = {"kind": "roofline", "efficiency": eff} if cm == "roofline" else {
-            "kind": "calibrated", "profile": str(PROFILES[cm]), "efficiency": eff}
+                st.markdown(f"**{t['name']}**")
+                form(st, Tier, t, K(f"tiers.{t['name']}"), fields=[n for n in scalar_fields(Tier) if n != "name"])
+                form(st, SLA, t["sla"], K(f"tiers.{t['name']}.sla"), fields=["metric", "percentile", "target_s"])
+    for title, section, model in (("Router", "router", Router), ("Clients", "client", Client),
+                                  ("Failures", "failures", Failures), ("Autoscaling", "autoscaling", Autoscaling),
+                                  ("Simulation", "sim", Sim), ("Metering", "metering", Metering)):
+        with sb.expander(title):
+            form(st, model, doc.setdefault(section, {}), K(section))
+    with sb.expander("Cost model"):
+        cm = doc.setdefault("cost_model", {})
+        names = ["roofline"] + list(PROFILES)
+        cur = "roofline" if cm.get("kind", "roofline") == "roofline" else next(
+            (n for n, pth in PROFILES.items() if str(pth) == cm.get("profile")), names[-1])
+        choice = st.selectbox("cost model", names, index=names.index(cur), key=K("cost_model"),
+                              help=CostModelCfg.model_fields["kind"].description)
+        if choice == "roofline":
+            cm.update(kind="roofline")
+            cm.pop("profile", None)
+        else:
+            cm.update(kind="calibrated", profile=str(PROFILES[choice]))
+        form(st, CostModelCfg, cm, K("cost_model"), fields=["step_jitter"])
+        form(st, Efficiency, cm.setdefault("efficiency", {}), K("cost_model.efficiency"))
     return doc
 
 
@@ -308,7 +219,7 @@ def validation_panel() -> None:
                 for line in (miss_lines(rows, cm) if cm == "calibrated" else []):
                     st.caption(f"miss: {line}")
             st.plotly_chart(validation_figure(rows, cm), width="stretch", key=f"validation_{cm}")
-        st.caption(f"{have[which].relative_to(ROOT)}; made by `python -m planner.cli validate --json` on the "
+        st.caption(f"{have[which].name}; made by `python -m planner.cli validate --json` on the "
                    "committed runs (data/validation*/); the engine reference is each metric's median over replays.")
 
 
@@ -336,8 +247,8 @@ def main() -> None:
     doc = sidebar(doc, "" if uploaded is None and source == "defaults" and trace is None else
                   (uploaded.name if uploaded is not None else source) + (f"+{trace.name}" if trace else ""))
     try:
-        sc = scenario_from_dict(copy.deepcopy(doc), base_dir=ROOT / "scenarios")
-    except ScenarioError as e:
+        sc = scenario_from_dict(copy.deepcopy(doc), base_dir=SCENARIO_DIR)
+    except InputError as e:
         for field, msg in e.problems:
             st.error(f"**{field or 'scenario'}**: {msg}")
         return

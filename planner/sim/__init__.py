@@ -1,7 +1,7 @@
 """The discrete-event cluster simulator."""
 from __future__ import annotations
 
-from planner.cost_model import build_cost_model
+from planner.cost import build_cost_model
 from planner.sim.cluster import Cluster
 from planner.sim.metrics import summarize
 

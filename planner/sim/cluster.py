@@ -14,7 +14,9 @@ import simpy
 
 from planner.memory import memory_plan
 from planner.sim.replica import Replica, ReplicaConfig
-from planner.sim.request import STATUSES, Request
+from contract.knobs import ServingKnobs
+from contract.records import STATUSES
+from planner.sim.request import Request
 from planner.sim.router import Router
 from planner.sim.workload import LengthSampler, generate
 
@@ -37,11 +39,11 @@ class Cluster:
         self.rng = np.random.default_rng(sc.sim.seed)
         jitter = sc.cost_model.step_jitter
         if jitter:  # its own stream: the same seed gives the same arrivals with and without jitter
-            from planner.step_jitter import JitteredCostModel
+            from planner.cost.jitter import JitteredCostModel
             ratios = getattr(cost, "jitter_ratios", None)
             if not ratios or set(ratios) != {"decode", "prefill"}:
-                from planner.scenario import ScenarioError
-                raise ScenarioError([("cost_model.step_jitter", "the profile has no serving iterations measured "
+                from contract.errors import InputError
+                raise InputError([("cost_model.step_jitter", "the profile has no serving iterations measured "
                                       f"for {sc.model} (engine calibrate records them)")])
             cost = JitteredCostModel(cost, ratios, np.random.default_rng([sc.sim.seed, 0x5EED]))
         self.sc, self.cost = sc, cost
@@ -54,9 +56,8 @@ class Cluster:
         shares = tuple(max([t.token_budget_share or 1.0 for t in tiers if t.priority == p]) for p in prios)
         self.prio_index = {p: i for i, p in enumerate(prios)}
         self.rcfg = ReplicaConfig(
-            max_num_seqs=f.max_num_seqs, max_num_batched_tokens=f.max_num_batched_tokens, block_size=f.block_size,
-            num_blocks=blocks, enable_prefix_caching=f.enable_prefix_caching,
-            enable_chunked_prefill=f.enable_chunked_prefill, static=f.batching == "static",
+            knobs=ServingKnobs.model_validate(f.model_dump(include=set(ServingKnobs.model_fields))),
+            num_blocks=blocks, static=f.batching == "static",
             fast_forward=sc.sim.fast_forward and not jitter, policy=f.scheduling_policy,
             tier_preemption=f.tier_preemption and f.scheduling_policy != "fcfs", tier_token_share=shares,
             swap=f.preemption_mode == "swap",
@@ -108,7 +109,7 @@ class Cluster:
         if req.prompt_len + req.output_len > self.max_len:
             return self._final(req, "rejected", f"prompt+output {req.prompt_len + req.output_len} exceeds "
                                                 f"max_model_len {self.max_len}")
-        if -(-(req.prompt_len + req.output_len) // self.rcfg.block_size) > self.rcfg.num_blocks:
+        if -(-(req.prompt_len + req.output_len) // self.rcfg.knobs.block_size) > self.rcfg.num_blocks:
             return self._final(req, "rejected", "needs more KV blocks than a replica has")
         rep = self.router.choose(req)
         if rep is None:

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from planner.sim.request import STATUSES
+from contract.records import STATUSES
 
 PCTS = (50, 95, 99)
 

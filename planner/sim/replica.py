@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import simpy
 
+from contract.knobs import WATERMARK, ServingKnobs
 from planner.sim.block_manager import BlockManager
 from planner.sim.request import Request, Seq
 from planner.sim.wait_queue import WaitQueue
@@ -30,15 +31,13 @@ from planner.sim.wait_queue import WaitQueue
 
 @dataclass(frozen=True)
 class ReplicaConfig:
-    max_num_seqs: int
-    max_num_batched_tokens: int
-    block_size: int
+    """A replica's engine: its serving knobs (the contract's, shared with the real engine), its KV pool, and
+    what only the simulator models (static batching, fast-forward, tier policies, swap)."""
+
+    knobs: ServingKnobs
     num_blocks: int
-    enable_prefix_caching: bool = True
-    enable_chunked_prefill: bool = True
     static: bool = False
     fast_forward: bool = True
-    watermark: float = 0.01
     policy: str = "fcfs"  # fcfs | priority | tier_budget
     tier_preemption: bool = False
     tier_token_share: tuple = ()  # by priority level: cumulative share of max_num_batched_tokens (tier_budget)
@@ -49,9 +48,10 @@ class ReplicaConfig:
 class Replica:
     def __init__(self, env: simpy.Environment, idx: int, cfg: ReplicaConfig, cost, on_end):
         self.env, self.idx, self.cfg, self.cost, self.on_end = env, idx, cfg, cost, on_end
-        self.bm = BlockManager(cfg.num_blocks, cfg.block_size, cfg.enable_prefix_caching)
-        self.bs = cfg.block_size
-        self.watermark = int(cfg.watermark * cfg.num_blocks)
+        self.knobs = kn = cfg.knobs
+        self.bm = BlockManager(cfg.num_blocks, kn.block_size, kn.enable_prefix_caching)
+        self.bs = kn.block_size
+        self.watermark = int(WATERMARK * cfg.num_blocks)
         self.waiting = WaitQueue()
         self.pending_swap_s = 0.0  # swap traffic to charge to the next step
         self.prefilling: list[Seq] = []
@@ -78,6 +78,7 @@ class Replica:
         self.prefill_tokens = 0
         self.prefix_hit_tokens = 0
         self.preemptions = 0
+        self.trace: list | None = None  # when a list: each step's ((rid, tokens), ...), for conformance checks
         self.proc = env.process(self._loop())
 
     # ------------------------------------------------------------ intake
@@ -118,7 +119,7 @@ class Replica:
         self.prefilling, self.running = [], {}
         self.dec_n = self.dec_off = 0
         self.fin_heap, self.cov_heap, self.dl_heap = [], [], []
-        self.bm = BlockManager(self.cfg.num_blocks, self.cfg.block_size, self.cfg.enable_prefix_caching)
+        self.bm = BlockManager(self.cfg.num_blocks, self.knobs.block_size, self.knobs.enable_prefix_caching)
         self.outstanding_tokens = 0
         self.pending_swap_s = 0.0
         return seqs
@@ -262,7 +263,7 @@ class Replica:
         cands = [s for s in self.running.values() if s.preemptible and s.prio > top.prio]
         if not cands:
             return False
-        full = len(self.running) >= self.cfg.max_num_seqs
+        full = len(self.running) >= self.knobs.max_num_seqs
         need = -(-(top.target - top.computed) // self.bs)
         if not full and need <= self.bm.available - self.watermark:
             return False  # it will get in on its own
@@ -281,7 +282,7 @@ class Replica:
 
     # ------------------------------------------------------------ scheduling
     def _admit_prefix(self, s: Seq) -> None:
-        if s.computed or not self.cfg.enable_prefix_caching:
+        if s.computed or not self.knobs.enable_prefix_caching:
             return
         keys = s.req.block_keys(self.bs)
         if not keys:
@@ -297,7 +298,7 @@ class Replica:
     def _schedule(self):
         """Form one iteration's batch. Returns (prefill [(seq, n)], decode count) or None when idle."""
         cfg, bm = self.cfg, self.bm
-        budget = cfg.max_num_batched_tokens
+        budget = self.knobs.max_num_batched_tokens
         chunks: list[tuple[Seq, int]] = []
 
         if cfg.static:
@@ -310,7 +311,7 @@ class Replica:
             return None
 
         preempted = self._relieve_sla_risk(self.env.now)
-        if not cfg.enable_chunked_prefill and self.num_waiting and len(self.running) < cfg.max_num_seqs:
+        if not self.knobs.enable_chunked_prefill and self.num_waiting and len(self.running) < self.knobs.max_num_seqs:
             chunks = self._admit(budget, whole=True)
             if chunks:
                 return (chunks, 0, False)
@@ -343,7 +344,7 @@ class Replica:
             chunks.append((s, n))
             budget -= n
 
-        if not preempted and cfg.enable_chunked_prefill:
+        if not preempted and self.knobs.enable_chunked_prefill:
             chunks += self._admit(budget, whole=False)
         if not chunks and not self.dec_n:
             return None
@@ -354,13 +355,13 @@ class Replica:
         token budget, the sequence limit and free blocks; under tier_budget each tier may only fill its
         cumulative share of max_num_batched_tokens."""
         cfg, bm, out = self.cfg, self.bm, []
-        mnbt = cfg.max_num_batched_tokens
+        mnbt = self.knobs.max_num_batched_tokens
         shares = cfg.tier_token_share if cfg.policy == "tier_budget" else ()
         for prio, q in list(self.waiting.by_priority()):
             cap = budget
             if shares:
                 cap = min(budget, int(shares[min(prio, len(shares) - 1)] * mnbt) - (mnbt - budget))
-            while q and cap > 0 and len(self.running) < cfg.max_num_seqs:
+            while q and cap > 0 and len(self.running) < self.knobs.max_num_seqs:
                 s = q[0]
                 self._admit_prefix(s)
                 n = s.target - s.computed
@@ -409,7 +410,7 @@ class Replica:
         cfg, bm = self.cfg, self.bm
         batch = []
         for prio, q in list(self.waiting.by_priority()):
-            while q and len(batch) < cfg.max_num_seqs:
+            while q and len(batch) < self.knobs.max_num_seqs:
                 s = q[0]
                 longest = max([b.req.output_len for b in batch] + [s.req.output_len])
                 need = sum(-(-(b.target + longest) // self.bs) for b in batch + [s])
@@ -443,7 +444,7 @@ class Replica:
                 continue
             s.computed += n
             self.prefill_tokens += n
-            if self.cfg.enable_prefix_caching:
+            if self.knobs.enable_prefix_caching:
                 keys = s.req._keys
                 if keys:
                     full = min(s.computed // self.bs, len(keys))
@@ -486,6 +487,10 @@ class Replica:
                     pass
                 continue
             chunks, n_dec, preempted = plan
+            if self.trace is not None:
+                self.trace.append(tuple(sorted([(s.req.rid, n) for s, n in chunks]
+                                               + [(s.req.rid, 1) for s in self.running.values()
+                                                  if n_dec and s.state == "D"])))
             start = env.now
             swap, self.pending_swap_s = self.pending_swap_s, 0.0
             if chunks:

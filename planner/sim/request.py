@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import math
 
-STATUSES = ("completed", "rejected", "timed_out", "failed", "unfinished")
 
 
 class Request:

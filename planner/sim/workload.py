@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from planner.sim.traces import load_trace
+from contract.traces import load_trace
 
 
 class LengthSampler:

@@ -1,0 +1,508 @@
+"""Calibrated step cost: operator times measured by the engine, interpolated, composed like the roofline.
+
+GEMMs are interpolated in log(M) per measured (N, K) (and scaled by N*K from the nearest measured shape
+when a shape is new); attention per layer from the (batch, context) and (tokens, context) tables,
+bilinear in log space, scaled by KV heads x head dim for other head layouts; the rest of a step --
+norms, RoPE, sampling, launch and CPU scheduling -- is fitted to the engine's serving iterations (or, in
+older profiles, its isolated whole steps); see _fit_overhead. On a GPU the profile was not measured on, each operator's
+roofline time on the source GPU (at most its measured time) is scaled by the ratio of the resource that bounds it,
+and the rest of its measured time -- launch latency, partial waves, tails, which SM count and clocks set, not the
+memory -- is kept (added back for GEMMs; for decode attention the two overlap, see DECODE_ATTN_P); the model
+says it extrapolated. Scaling the whole measured time instead assumes every operator ran at the roofline: an
+H100 profile then put 1B/8B decode steps on an H200 8-16% fast (measured speed-up of a batch-64 8B decode step
+1.20x against a bandwidth ratio of 1.43x; the H200 has the H100's SMs and clocks).
+"""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from contract.profile import Profile, token_buckets
+from contract.catalog import GPUS
+from planner.cost.base import StepCostModel, StepTime
+from planner.cost.roofline import ACT_BYTES, RooflineCostModel
+
+# Decode attention on another GPU: its roofline part (KV bytes over the peak) and the rest (the longest
+# sequence's chain of dependent block reads, partial waves) overlap -- t^2 = i^2 + l^2 -- instead of adding.
+# Paired serving-like measurements (bench/attention_layout.py, 24 batch x context points of the 1B and 8B
+# layouts, H100 and H200): the additive rule put the H200 times 9.8% fast (RMS, down to -20%), p = 2 within
+# 4.7% RMS (-12% to +6%); the H200 ran them only 1.00-1.17x faster against a bandwidth ratio of 1.43.
+# p was chosen on these points, as a round value (3 fits them slightly better, 3.9%).
+DECODE_ATTN_P = 2.0
+# GEMMs add the two parts. Paired cold GEMM tables (engine calibrate on an H100 and an H200, weights read from
+# HBM): 440 shape x token-count points at M <= 128 within 7.3% RMS (p = 1.5: 6.3%, p = 2: 7.0%); each model's
+# per-layer GEMMs at decode token counts within 6% (1B) and 1% (8B) of the H200's own table -- but the 8B's at
+# 32-128 tokens ran 2.4-5.0% longer on the H200 than carried over, which no smooth-max variant fixed.
+GEMM_P = 1.0
+# Mean contexts per sequence where decode step times are composed exactly; linear in between: within 0.05%
+# of the composed step on the profile's GPU, 0.6% on another (the cross-GPU rule's min() kinks between knots).
+DEC_KNOTS = 2.0 ** (np.arange(0, 81) / 4.0)  # 1 .. 2^20, a factor 2^(1/4) apart
+
+
+def _interp_log(xs: np.ndarray, ys: np.ndarray, x: float) -> float:
+    """Piecewise-linear in (log x, log y); linear extrapolation in log space beyond the ends."""
+    if len(xs) == 1:
+        return float(ys[0] * x / xs[0])
+    return _interp_loglog(np.log(xs), np.log(ys), x)
+
+
+def _interp_loglog(lx: np.ndarray, ly: np.ndarray, x: float) -> float:
+    """_interp_log on tables already in log space (the hot path: profiles hold 10^5 serving iterations)."""
+    v = math.log(max(x, 1e-9))
+    n = len(lx)
+    i = min(max(int(np.searchsorted(lx, v)) - 1, 0), n - 2)
+    t = (v - lx[i]) / (lx[i + 1] - lx[i])
+    return math.exp(ly[i] + t * (ly[i + 1] - ly[i]))
+
+
+def _pad(T: int, buckets) -> int:
+    """The smallest bucket holding T tokens (T itself without buckets or past the largest)."""
+    if not buckets:
+        return T
+    return next((b for b in buckets if b >= T), T)
+
+
+class _Table2D:
+    """y(a, c) on a grid, bilinear in log space (in c + 1: a prefill's context before may be 0)."""
+
+    def __init__(self, rows):
+        self.a = np.array(sorted({r[0] for r in rows}), dtype=float)
+        self.c = np.array(sorted({r[1] + 1 for r in rows}), dtype=float)
+        grid = {(r[0], r[1] + 1): r[2] for r in rows}
+        self.y = np.array([[grid.get((a, c), np.nan) for c in self.c] for a in self.a])
+        if np.isnan(self.y).any():  # fill holes along context
+            for i in range(len(self.a)):
+                ok = ~np.isnan(self.y[i])
+                self.y[i] = np.interp(self.c, self.c[ok], self.y[i, ok])
+
+    def __call__(self, a: float, c: float) -> float:
+        if not hasattr(self, "_la"):
+            self._la, self._lc, self._ly = np.log(self.a), np.log(self.c), np.log(self.y)
+        if len(self.a) == 1:
+            col = self.y[0] * a / self.a[0]
+        else:  # one interpolation along a for every context column at once
+            v = math.log(max(a, 1e-9))
+            i = min(max(int(np.searchsorted(self._la, v)) - 1, 0), len(self.a) - 2)
+            t = (v - self._la[i]) / (self._la[i + 1] - self._la[i])
+            col = np.exp(self._ly[i] + t * (self._ly[i + 1] - self._ly[i]))
+        if len(self.c) == 1:
+            return float(col[0] * (c + 1.0) / self.c[0])
+        return _interp_loglog(self._lc, np.log(col), c + 1.0)
+
+
+class CalibratedCostModel(StepCostModel):
+    kind = "calibrated"
+
+    def __init__(self, profile: Profile, model, gpu, max_num_batched_tokens: int | None = None, **roofline_kw):
+        """max_num_batched_tokens: the served engine's; with a piecewise-graph profile, a step with a prefill
+        is charged GEMMs at its padded token bucket, as the engine runs it."""
+        self.profile, self.model, self.gpu = profile, model, gpu
+        pw = profile.piecewise_max_tokens
+        self._fit_buckets = token_buckets(pw) if pw else None
+        self._buckets = token_buckets(max_num_batched_tokens or pw) if pw else None
+        self.roof = RooflineCostModel(model, gpu, **roofline_kw)
+        self.tp, self.L = self.roof.tp, model.num_layers
+        src = GPUS.get(profile.gpu)
+        self.extrapolated = src is not None and src.name != gpu.name
+        self.src_roof = RooflineCostModel(model, src, **roofline_kw) if self.extrapolated else self.roof
+        self.description = (f"calibrated ({profile.device_name}, {len(profile.gemm)} GEMM / "
+                            f"{len(profile.attention)} attention rows) {model.name} on {self.tp}x {gpu.name}"
+                            + (f" -- EXTRAPOLATED from {profile.gpu} (roofline part of each operator scaled)"
+                               if self.extrapolated
+                               else ""))
+        quant = roofline_kw.get("quantization", "bf16")
+        by_shape = defaultdict(list)
+        for r in profile.gemm:
+            if r.quantization == quant:
+                by_shape[(r.n, r.k)].append((r.m, r.seconds))
+        if not by_shape:
+            for r in profile.gemm:  # no table for this quantization: bf16 times, scaled by bytes later
+                by_shape[(r.n, r.k)].append((r.m, r.seconds))
+        self._gemm_memo: dict = {}
+        self.gemm_tables = {k: (np.array([m for m, _ in sorted(v)], float), np.array([s for _, s in sorted(v)], float))
+                            for k, v in by_shape.items()}
+        kvh = max(1, model.num_key_value_heads // self.tp)
+        self.layout = (model.num_attention_heads // self.tp, kvh, model.hd)
+        self.dec = self._attn_table("decode")
+        # decode_time's knots: a 2^(1/4) grid plus the attention table's own contexts, where its log-log
+        # interpolation bends (a measured table need not be smooth between them)
+        extra = np.array(self.dec[0].c - 1.0) if self.dec else np.array([])
+        self._knots = np.unique(np.concatenate([DEC_KNOTS, extra[extra >= 1]]))
+        self.pre = self._attn_table("prefill")
+        self._fit_overhead(roofline_kw.get("step_overhead_s", 1.5e-4))
+        self.host_share = self._host_share()
+        if self.host_share:
+            self.description += "; host " + ", ".join(f"{v:.0%} of {k} iterations" for k, v in self.host_share.items())
+        self._cache: dict = {}
+
+    def _host_share(self) -> dict[str, float]:
+        """Share of this model's serving-iteration time the GPU spent waiting on the host (iteration minus its
+        forward's GPU time), per kind; empty for profiles without per-iteration GPU time. A host of another
+        speed moves this share, not the rest: what the figure tells a planner about another machine."""
+        out = {}
+        its = [r for r in self.profile.iterations if r.model == self.model.name and r.gpu_seconds]
+        for kind, mixed in (("decode", False), ("prefill", True)):
+            sel = [r for r in its if (r.chunks > 0) == mixed]
+            if sel:
+                tot = sum(r.seconds for r in sel)
+                out[kind] = max(0.0, tot - sum(r.gpu_seconds for r in sel)) / tot
+        return out
+
+    # ---------------------------------------------------------------- tables
+    def _attn_table(self, kind: str):
+        rows = [r for r in self.profile.attention if r.kind == kind]
+        if not rows:
+            return None
+        layouts = {(r.heads, r.kv_heads, r.head_dim) for r in rows}
+        # the measured layout closest in KV width (what decode attention streams)
+        want = self.layout[1] * self.layout[2]
+        best = min(layouts, key=lambda l: (abs(math.log(l[1] * l[2] / want)), abs(l[0] - self.layout[0])))
+        scale = (self.layout[1] * self.layout[2]) / (best[1] * best[2]) if kind == "decode" else \
+            (self.layout[0] * self.layout[2]) / (best[0] * best[2])
+        tab = _Table2D([(r.a, r.context, r.seconds) for r in rows if (r.heads, r.kv_heads, r.head_dim) == best])
+        return tab, scale
+
+    def _gemm_time(self, m: int, n: int, k: int) -> float:
+        key = (m, n, k)
+        v = self._gemm_memo.get(key)
+        if v is not None:
+            return v
+        t = self.gemm_tables.get((n, k))
+        if t is not None:
+            v = _interp_log(t[0], t[1], m)
+        else:  # nearest measured shape by weight size, scaled by N*K (bandwidth) / 2MNK (compute) alike
+            (n0, k0) = min(self.gemm_tables, key=lambda s: abs(math.log(s[0] * s[1] / (n * k))))
+            t = self.gemm_tables[(n0, k0)]
+            v = _interp_log(t[0], t[1], m) * (n * k) / (n0 * k0)
+        self._gemm_memo[key] = v
+        return v
+
+    def _overhead_points(self):
+        """(kind, tokens, chunks, sequences, measured - composed operator seconds) per timed step.
+
+        From the profile's serving iterations when it has them for this model (schedule to next schedule:
+        the whole loop, Python scheduling included), else from its isolated whole steps."""
+        its = [r for r in self.profile.iterations if r.model == self.model.name]
+        pts, buckets = [], {}  # token buckets per serving budget, built once
+        if len(its) >= 50:
+            for r in its:
+                if r.chunks == 0:
+                    ops = self._ops_no_comm(r.decodes, r.decodes, r.decode_ctx, (), scaled=False)
+                else:
+                    k = r.chunks
+                    pre = [((r.tokens - r.decodes) // k, r.prefill_ctx // k)] * k
+                    b = None
+                    if self._fit_buckets:
+                        b = buckets.get(r.max_num_batched_tokens)
+                        if b is None:
+                            b = buckets[r.max_num_batched_tokens] = token_buckets(r.max_num_batched_tokens)
+                    ops = self._ops_no_comm(r.tokens, r.decodes + k, r.decode_ctx, pre, scaled=False, buckets=b)
+                pts.append(("decode" if r.chunks == 0 else "prefill", r.tokens, r.chunks, r.decodes + r.chunks,
+                            r.seconds - ops, ops))
+            return pts, "iterations"
+        for s in self.profile.steps:
+            if s.model != self.model.name or (s.kind == "decode" and not s.cuda_graphs):
+                continue
+            if s.kind == "decode":
+                ops = self._ops_no_comm(s.batch, s.batch, s.batch * s.context, (), scaled=False)
+                pts.append(("decode", s.tokens, 0, s.batch, s.seconds - ops))
+                continue
+            if s.kind == "mixed":  # `batch` decodes at `context` plus prompts of (tokens - batch) in all
+                k, seqs = s.prefills, s.batch + s.prefills
+                ops = self._ops_no_comm(s.tokens, seqs, s.batch * s.context, [((s.tokens - s.batch) // k, 0)] * k,
+                                        scaled=False, buckets=self._fit_buckets)
+            else:
+                k = seqs = s.batch
+                ops = self._ops_no_comm(s.tokens, s.batch, 0, [(s.tokens // s.batch, 0)] * s.batch, scaled=False,
+                                        buckets=self._fit_buckets)
+            pts.append(("prefill", s.tokens, k, seqs, s.seconds - ops))
+        return pts, "steps"
+
+    def _fit_overhead(self, default: float) -> None:
+        """What the operator tables do not hold, fitted to the engine's measured times minus the composed
+        operators: decode steps (one CUDA-graph replay) overhead = a + b*sequences; steps with a prefill
+        (piecewise graphs around eager attention) a + b*tokens + c*chunks + d*sequences (c: each prompt
+        chunk's share of the attention call and packing; d: per-sequence scheduling and sampling in Python).
+        Non-negative least squares, refitted without points beyond 4 MADs (a graph capture or a stray pause
+        inside a timed iteration) for the slopes; the constant then makes the mean residual over all points
+        zero."""
+        from scipy.optimize import nnls
+        pts, self.overhead_source = self._overhead_points()
+        self.jitter_ratios: dict[str, np.ndarray] = {}
+        self._dec_bins = None
+        fits = {}
+        for kind in ("decode", "prefill"):
+            P = [p for p in pts if p[0] == kind]
+            if len(P) < 2:
+                continue
+            y = np.array([p[4] for p in P], float)
+            cols = [np.ones(len(P)), np.array([p[1] for p in P], float)]
+            if kind == "prefill":
+                for j in (2, 3):
+                    v = np.array([p[j] for p in P], float)
+                    if len(P) >= 4 and np.ptp(v) > 0 and np.linalg.matrix_rank(np.stack(cols + [v], 1)) == len(cols) + 1:
+                        cols.append(v)
+                    else:
+                        cols.append(np.zeros(len(P)))
+            A = np.stack(cols, 1)
+            coef = nnls(A, y)[0]
+            r = y - A @ coef
+            mad = np.median(np.abs(r - np.median(r))) or 1e-9
+            keep = np.abs(r - np.median(r)) <= 4 * 1.4826 * mad
+            if keep.sum() >= A.shape[1] and not keep.all():
+                coef = nnls(A[keep], y[keep])[0]
+            # slopes from the trimmed fit, the constant from every point: the simulator needs the mean
+            # iteration (what throughput and queueing add up), and the rare slow ones are real engine time
+            coef[0] = max(0.0, coef[0] + float(np.mean(y - A @ coef)))
+            coef = [float(c) for c in coef]
+            fit = A @ np.array(coef)
+            if kind == "decode" and self.overhead_source == "iterations":
+                self._dec_bins = self._batch_bins(A[:, 1], y - fit)
+                fit = fit + np.array([self._dec_corr(b) for b in A[:, 1]])
+            # a prefill step's per-token part (elementwise traffic over up to thousands of tokens) moves with
+            # bandwidth; the fixed and per-sequence parts (CPU, launches) stay as measured on another GPU. So
+            # does a decode step's per-sequence part: Python per sequence and latency-bound small kernels
+            # (tens of tokens), not memory traffic -- on the H200, a decode step's batch 2 -> 64 increment
+            # beyond the attention tables was the H100's (8B: +1.07 vs +0.93 ms)
+            if self.overhead_source == "iterations":  # measured / modelled per serving iteration (step jitter)
+                ops = np.array([p[5] for p in P], float)
+                model = ops + fit
+                ok = model > 0
+                self.jitter_ratios[kind] = (y + ops)[ok] / model[ok]
+            if kind == "prefill":
+                coef[1] *= self._scale("bandwidth")
+            fits[kind] = tuple(coef)
+        graph = self.profile.overhead_graph_s or default
+        eager = self.profile.overhead_eager_s or graph
+        self.ovh = {"decode": fits.get("decode", (graph, 0.0))[:2],
+                    "prefill": (fits.get("prefill", (eager, 0.0, 0.0, 0.0)) + (0.0, 0.0))[:4]}
+        self.fit_points = len(fits)
+        self.ovh_a, self.ovh_b = self.ovh["decode"]
+
+    @staticmethod
+    def _batch_bins(batch: np.ndarray, resid: np.ndarray, min_points: int = 30):
+        """Mean residual of the linear decode overhead per power-of-two batch bin ([1], [2, 3], [4, 7], ...),
+        at each bin's geometric centre; bins with too few iterations are left out. A decode step's host and
+        launch cost is not linear in the batch (its graph runs at a padded batch size, the Python per
+        sequence is cheap next to the fixed part): measured on the H100, a line through batches 4-64 put batch 1
+        7-10% high -- the whole of a low-load trace's TPOT."""
+        k = np.floor(np.log2(np.maximum(batch, 1))).astype(int)
+        xs, ys = [], []
+        for b in np.unique(k):
+            sel = k == b
+            if sel.sum() >= min_points:
+                xs.append(b + 0.5 if b > 0 else 0.0)
+                ys.append(float(np.mean(resid[sel])))
+        return (np.array(xs), np.array(ys)) if xs else None
+
+    def _dec_corr(self, batch: float) -> float:
+        """The binned correction at a batch size: linear in log2(batch) between bin centres, flat beyond."""
+        if self._dec_bins is None:
+            return 0.0
+        xs, ys = self._dec_bins
+        return float(np.interp(math.log2(max(batch, 1)), xs, ys))
+
+    def _allreduce_table(self):
+        """(log bytes, log seconds, rows) of the profile's all-reduce rows for this TP degree, or None: no
+        table, or one measured over another interconnect. Built once, on first use."""
+        if not hasattr(self, "_ar"):
+            rows = sorted((r.bytes, r.seconds) for r in self.profile.allreduce if r.tp == self.tp)
+            src = GPUS.get(self.profile.gpu)
+            same_link = src is not None and (src.interconnect, src.interconnect_gbps) == (
+                self.gpu.interconnect, self.gpu.interconnect_gbps)
+            self._ar = (np.log([b for b, _ in rows]), np.log([t for _, t in rows]), rows) \
+                if len(rows) >= 2 and same_link else None
+        return self._ar
+
+    def _allreduce(self, T: int, scaled: bool = True) -> float:
+        """Two all-reduces per layer of T x hidden bf16 activations: from the profile's measured table for
+        this TP degree (log-log interpolation in bytes) when it has one, else the roofline's link model.
+        A table measured on another GPU kind is used as is only when the interconnects match."""
+        if self.tp == 1:
+            return 0.0
+        table = self._allreduce_table()
+        if table is None:
+            return self.roof._allreduce(T)
+        x, y, rows = table
+        nbytes = T * self.model.hidden_size * 2
+        lx = math.log(max(nbytes, 1))
+        if lx <= x[0]:
+            v = rows[0][1]  # below the smallest message: latency-bound, flat
+        elif lx >= x[-1]:
+            v = rows[-1][1] * nbytes / rows[-1][0]  # beyond the largest: bandwidth-bound, linear
+        else:
+            v = float(np.exp(np.interp(lx, x, y)))
+        return 2 * self.L * v
+
+    def _scale(self, roof_part: str, scaled: bool = True) -> float:
+        """Roofline ratio target/source for an operator bound by compute or bandwidth on the target."""
+        if not self.extrapolated or not scaled:
+            return 1.0
+        t, s = self.roof, self.src_roof
+        return (s.flops / t.flops) if roof_part == "compute" else (s.bw / t.bw)
+
+    def _ops(self, T: int, S: int, ctx_sum: int, prefill, scaled: bool = True) -> float:
+        b = self._buckets if prefill else None
+        return self._ops_no_comm(T, S, ctx_sum, prefill, scaled, b) + self._allreduce(_pad(T, b), scaled)
+
+    def _ops_no_comm(self, T: int, S: int, ctx_sum: int, prefill, scaled: bool = True, buckets=None) -> float:
+        """Measured operator times of one step (no overhead); `scaled` applies the cross-GPU ratios; with
+        `buckets`, the token-wise GEMMs run at the padded token count (the engine's piecewise graphs)."""
+        g, lm, a = self._op_parts(T, S, ctx_sum, prefill, scaled, buckets)
+        return g + lm + a
+
+    def _op_parts(self, T: int, S: int, ctx_sum: int, prefill, scaled: bool = True,
+                  buckets=None) -> tuple[float, float, float]:
+        """(layer GEMMs, LM head, attention) seconds of one step."""
+        g = 0.0
+        M = _pad(T, buckets)
+        src = self.src_roof
+        for n, k in self.roof.gemms:
+            g += self.gemm_on_target(M, n, k, self._gemm_time(M, n, k), scaled)
+        g *= self.L
+        lm = 0.0
+        if S:
+            n, k = self.model.vocab_size // self.tp, self.model.hidden_size
+            ideal = max(2.0 * S * n * k / src.flops, (n * k * 2 + S * (k * 2 + n * 4)) / src.bw)
+            lm = self._extrapolate(self._gemm_time(S, n, k), ideal, "bandwidth", scaled)
+        a = 0.0
+        if ctx_sum and self.dec:
+            tab, sc = self.dec
+            n_seq = max(S - len(prefill), 1)
+            ideal = ctx_sum * src.kv_tok_layer / src.bw  # one layer's K and V, read once
+            a += self._extrapolate(tab(n_seq, ctx_sum / n_seq) * sc, ideal, "bandwidth", scaled, DECODE_ATTN_P) * self.L
+        elif ctx_sum:
+            a += ctx_sum * self.roof.decode_attn_per_ctx
+        for c, p in prefill:
+            if self.pre:
+                tab, sc = self.pre
+                ideal = src._prefill_attn([(c, p)]) / self.L
+                a += self._extrapolate(tab(c, p) * sc, ideal, "compute", scaled) * self.L
+            else:
+                a += self.roof._prefill_attn([(c, p)])
+        return g, lm, a
+
+    def gemm_on_target(self, M: int, n: int, k: int, measured: float, scaled: bool = True,
+                       p: float | None = None) -> float:
+        """A GEMM's time measured on the profile's GPU, on the target GPU (the same time on the same GPU)."""
+        src = self.src_roof
+        bound = "compute" if 2.0 * M * n * k / self.roof.flops > n * k * self.roof.wbytes / self.roof.bw else "bandwidth"
+        ideal = max(2.0 * M * n * k / src.flops, (n * k * src.wbytes + M * (n + k) * ACT_BYTES) / src.bw)
+        return self._extrapolate(measured, ideal, bound, scaled, GEMM_P if p is None else p)
+
+    def _extrapolate(self, measured: float, ideal: float, bound: str, scaled: bool = True, p: float = 1.0) -> float:
+        """An operator measured on the profile's GPU, on the target: its time is split as t^p = i^p + l^p into
+        the part the source roofline explains (i) and the rest (l: latency, waves, tails); i moves with the
+        bounding resource, l stays as measured. p = 1 adds them (GEMMs); see DECODE_ATTN_P."""
+        r = self._scale(bound, scaled)
+        if r == 1.0:
+            return measured
+        i = min(measured, ideal)
+        if p == 1.0:
+            return measured + i * (r - 1.0)
+        rest = max(measured ** p - i ** p, 0.0) ** (1.0 / p)
+        return ((i * r) ** p + rest ** p) ** (1.0 / p)
+
+    # ---------------------------------------------------------------- interface
+    def time(self, num_tokens, num_sampled, decode_ctx_sum, prefill=()):
+        if num_tokens == 0:
+            return 0.0
+        if not prefill:
+            key = (num_tokens, num_sampled, decode_ctx_sum)
+            v = self._cache.get(key)
+            if v is None:
+                a, b = self.ovh["decode"]
+                v = self._ops(num_tokens, num_sampled, decode_ctx_sum, ()) + a + b * num_tokens + \
+                    self._dec_corr(num_tokens)
+                if len(self._cache) < 200000:
+                    self._cache[key] = v
+            return v
+        a, b, c, d = self.ovh["prefill"]
+        prefill = list(prefill)
+        return (self._ops(num_tokens, num_sampled, decode_ctx_sum, prefill) + a + b * num_tokens
+                + c * len(prefill) + d * num_sampled)
+
+    def breakdown(self, num_tokens, num_sampled, decode_ctx_sum, prefill=()) -> StepTime:
+        """time() split by operator; `overhead` is what the fit to serving iterations adds (host, launches,
+        sampling, norms and the other small kernels)."""
+        if num_tokens == 0:
+            return StepTime()
+        prefill = list(prefill)
+        b = self._buckets if prefill else None
+        g, lm, a = self._op_parts(num_tokens, num_sampled, decode_ctx_sum, prefill, True, b)
+        if prefill:
+            o1, o2, o3, o4 = self.ovh["prefill"]
+            ovh = o1 + o2 * num_tokens + o3 * len(prefill) + o4 * num_sampled
+        else:
+            o1, o2 = self.ovh["decode"]
+            ovh = o1 + o2 * num_tokens + self._dec_corr(num_tokens)
+        return StepTime(gemm=g, attention=a, allreduce=self._allreduce(_pad(num_tokens, b)), lm_head=lm,
+                        overhead=ovh)
+
+    def _dec_knot(self, b: int, i: int) -> float:
+        """Decode step time at batch b with every sequence at context _knots[i]."""
+        key = ("knot", b, i)
+        v = self._cache.get(key)
+        if v is None:
+            v = self._cache[key] = self.time(b, b, b * self._knots[i])
+        return v
+
+    def _dec_segment(self, b: int, x: float) -> int:
+        """Index i of the knot segment [_knots[i], _knots[i + 1]) holding mean context x (the end segments
+        extend beyond the grid)."""
+        k = self._knots
+        return min(max(int(np.searchsorted(k, x, side="right")) - 1, 0), len(k) - 2)
+
+    def _dec_line(self, b: int, i: int) -> tuple[float, float]:
+        """Segment i of the decode step time at batch b as intercept + slope * total context."""
+        lo, hi = self._knots[i] * b, self._knots[i + 1] * b
+        t1, t2 = self._dec_knot(b, i), self._dec_knot(b, i + 1)
+        slope = (t2 - t1) / (hi - lo)
+        return t1 - slope * lo, slope
+
+    def decode_time(self, batch_size, ctx_sum):
+        """Piecewise linear in the total context between knots a factor 2^(1/4) apart, so that runs of decode
+        steps have the closed-form sums fast-forward needs. One straight line through two contexts (256 and
+        4096 per sequence, as before) lay under the composed time by 2-4% at 600-2000 per sequence (batches
+        8-64, both models): decode attention's time is concave in the context."""
+        i, s = self._dec_line(batch_size, self._dec_segment(batch_size, ctx_sum / batch_size))
+        return i + s * ctx_sum
+
+    def decode_run_time(self, batch_size, ctx_sum, steps):
+        if steps <= 0:
+            return 0.0
+        b, total, j = batch_size, 0.0, 0
+        while j < steps:
+            seg = self._dec_segment(b, (ctx_sum + b * j) / b)
+            end = steps
+            if seg < len(self._knots) - 2:  # the first step whose context reaches the next knot
+                end = min(steps, max(j + 1, math.ceil((self._knots[seg + 1] * b - ctx_sum) / b)))
+            icpt, slope = self._dec_line(b, seg)
+            n = end - j
+            total += n * icpt + slope * (n * ctx_sum + b * (j + end - 1) * n / 2)
+            j = end
+        return total
+
+    @classmethod
+    def from_profile(cls, path, model, gpu, **kw) -> "CalibratedCostModel":
+        if path is None:
+            from contract.errors import InputError
+            raise InputError([("cost_model.profile", "kind 'calibrated' needs a profile file")])
+        f = Path(path)
+        stamp = f.stat().st_mtime_ns if f.exists() else None
+        key = (str(f.resolve()), stamp, model.model_dump_json(), gpu.model_dump_json(), tuple(sorted(kw.items())))
+        hit = _BUILT.get(key)
+        if hit is None:  # fitting runs over every serving iteration: once per profile, model, GPU and knobs
+            hit = cls(Profile.load(path), model, gpu, **kw)
+            if len(_BUILT) >= 16:
+                _BUILT.pop(next(iter(_BUILT)))
+            _BUILT[key] = hit
+        return hit
+
+
+# cost models built from profile files, reused by every simulation of the same profile, model, GPU and knobs
+# (a sweep or `planner validate` builds the same one for each run and seed); a rewritten file is refitted
+_BUILT: dict = {}

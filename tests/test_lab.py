@@ -1,0 +1,42 @@
+"""The lab's harness on the CPU: validation runs and their replays, with the tiny model."""
+import gzip
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from engine.config import tiny
+from engine.weights import build_model
+from lab.validation_runs import KNOBS, replay_runs, write_trace
+from planner.validate import engine_metrics, replay_records
+
+
+def test_replay_runs_replays_a_committed_run_with_its_knobs_and_numbers_each_replay(tmp_path):
+    """`python -m lab replays` serves a run's own trace again with its KV block count and writes each replay's
+    records under the next free index, listing device and host CPU; `planner validate` then takes the median."""
+    tr = {"t": np.array([0.0, 0.01, 0.03]), "in": np.array([12, 30, 7]), "out": np.array([5, 3, 8])}
+    stem = "tiny_H100-SXM_poisson-0.4"
+    write_trace(tmp_path / f"{stem}.trace.csv", tr)
+    meta = {"model": "tiny", "gpu": "H100-SXM", "label": "poisson-0.4", "num_blocks": 64, "knobs": KNOBS,
+            "offered_req_s": 100.0, "capacity_estimate_req_s": 250.0, "duration_s": 0.05, "kernels": False}
+    (tmp_path / f"{stem}.meta.json").write_text(json.dumps(meta))
+    m = build_model(tiny(), seed=1, dtype=torch.bfloat16)
+    written = replay_runs(tmp_path, tmp_path, repeats=2, log=lambda *_: None, build=lambda name, meta: m)
+    assert [p.name for p in written] == [f"{stem}.replay1.records.csv.gz", f"{stem}.replay2.records.csv.gz"]
+    index = json.loads((tmp_path / f"{stem}.replays.json").read_text())
+    assert [e["replay"] for e in index] == [1, 2] and all(e["host_cpu"] and e["os_kernel"] for e in index)
+    assert all(e["host_bench_s"] > 0 for e in index)  # the host's speed beside each replay
+    steps = gzip.open(tmp_path / f"{stem}.replay1.steps.csv.gz", "rt").read().splitlines()
+    assert steps[0].startswith("start,end,") and len(steps) > 3  # each replay keeps its step log (host vs GPU)
+    for p in written:
+        rec = engine_metrics(p)
+        assert rec["completed"] == 3
+    # the committed run itself is the first of the replays validate reads
+    (tmp_path / f"{stem}.records.csv").write_text(gzip.open(written[0], "rt").read())
+    assert [p.name for p in replay_records(tmp_path, stem)] == [f"{stem}.records.csv", *[p.name for p in written]]
+    more = replay_runs(tmp_path, tmp_path, repeats=1, log=lambda *_: None, build=lambda name, meta: m)
+    assert more[0].name == f"{stem}.replay3.records.csv.gz"
+    assert replay_runs(tmp_path, tmp_path, deadline_s=-1, log=lambda *_: None, build=lambda n, mt: m) == []
+    with pytest.raises(ValueError, match="labels"):
+        replay_runs(tmp_path, tmp_path, labels=("poisson-9",), log=lambda *_: None, build=lambda n, mt: m)

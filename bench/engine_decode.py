@@ -13,19 +13,16 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import torch
 
-import torch  # noqa: E402
-
-from engine.llm import LLM, EngineConfig, release_gpu_memory  # noqa: E402
-from engine.sequence import SamplingParams  # noqa: E402
-from engine.weights import build_model, ours_to_hf  # noqa: E402
-from contract.catalog import MODELS  # noqa: E402
-from planner.memory import kv_bytes_per_token  # noqa: E402
+from contract.catalog import MODELS
+from engine.llm import LLM, EngineConfig, release_gpu_memory
+from engine.sequence import SamplingParams
+from engine.weights import build_model, ours_to_hf
+from planner.memory import kv_bytes_per_token
 
 
 def copy_bandwidth() -> float:
@@ -49,10 +46,11 @@ def weight_bytes_read(spec) -> int:
 
 
 def hf_generate(model, batch: int, prompt_len: int, new: int) -> float:
+    import tempfile
+
     import transformers
 
     from engine.config import to_hf_config
-    import tempfile
     d = tempfile.mkdtemp()
     Path(d, "config.json").write_text(json.dumps(to_hf_config(model.spec)))
     cfg = transformers.LlamaConfig.from_pretrained(d)

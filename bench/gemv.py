@@ -11,17 +11,14 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import torch
+import torch.nn.functional as F
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-
-from engine.calibrate import copy_bandwidth  # noqa: E402
-from kernels import gemv  # noqa: E402
-from contract.catalog import MODELS  # noqa: E402
+from contract.catalog import MODELS
+from engine.calibrate import copy_bandwidth
+from kernels import gemv
 
 SHAPES = {}
 for name in ("llama-3.2-1b", "llama-3.1-8b"):

@@ -12,15 +12,12 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import torch
+import torch.nn.functional as F
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-
-from kernels import fused, paged_attention, seed_attention, w8a16  # noqa: E402
+from kernels import fused, paged_attention, seed_attention, w8a16
 
 ROWS: list[dict] = []
 

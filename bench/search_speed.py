@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from planner.cli import _load  # noqa: E402
-from planner.search import search  # noqa: E402
+from planner.cli import _load
+from planner.search import search
 
 
 def main():

@@ -14,26 +14,23 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import torch  # noqa: E402
-import torch.multiprocessing as mp  # noqa: E402
+import torch
+import torch.multiprocessing as mp
 
 PROMPTS = [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13], [5, 6, 7], list(range(30, 80)), list(range(200, 456))]
 CASES = [("tiny", torch.float64, 16), ("llama-3.2-1b", torch.float32, 24)]
 
 
 def generate(name: str, dtype, max_tokens: int, rank: int = 0, tp: int = 1) -> list[list[int]]:
+    from contract.catalog import MODELS
     from engine.config import tiny
     from engine.llm import LLM, EngineConfig
     from engine.sequence import SamplingParams
     from engine.weights import build_model
-    from contract.catalog import MODELS
     spec = tiny() if name == "tiny" else MODELS[name]
     m = build_model(spec, seed=3, dtype=dtype, device="cuda", rank=rank, tp=tp)
     cfg = EngineConfig(model=name, num_blocks=512, block_size=16, max_num_batched_tokens=1024, cuda_graphs=False,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -55,20 +56,31 @@ def _int(v, path, line, col) -> int:
         x = float(v)
     except (TypeError, ValueError):
         raise TraceError(path, f"{col} is not a number: {v!r}", line)
-    if x < 0 or x != x:
+    if not math.isfinite(x):
+        raise TraceError(path, f"{col} is not a finite number ({v})", line)
+    if x < 0:
         raise TraceError(path, f"{col} is negative ({v})", line)
+    if x != int(x):
+        raise TraceError(path, f"{col} is not a whole number of tokens ({v})", line)
     return int(x)
 
 
-def _ts(v: str, path, line) -> float:
+def _ts(v, path, line, col: str = "TIMESTAMP", scale: float = 1.0) -> float:
+    """Seconds (a number, times `scale`) or an ISO date-time; NaN, inf and text that is neither are errors."""
+    if isinstance(v, bool):
+        raise TraceError(path, f"{col} {v!r} is not a time", line)
     try:
-        return float(v)
-    except ValueError:
-        pass
-    try:
-        return datetime.fromisoformat(v.strip()).timestamp()
-    except ValueError:
-        raise TraceError(path, f"TIMESTAMP {v!r} is neither seconds nor an ISO date-time", line)
+        x = float(v) * scale
+    except (TypeError, ValueError):
+        if not isinstance(v, str):
+            raise TraceError(path, f"{col} {v!r} is neither seconds nor an ISO date-time", line)
+        try:
+            return datetime.fromisoformat(v.strip()).timestamp()
+        except ValueError:
+            raise TraceError(path, f"{col} {v!r} is neither seconds nor an ISO date-time", line)
+    if not math.isfinite(x):
+        raise TraceError(path, f"{col} is not a finite time ({v})", line)
+    return x
 
 
 def _load_csv(p: Path) -> Trace:
@@ -107,12 +119,14 @@ def _load_jsonl(p: Path) -> Trace:
                 continue
             try:
                 r = json.loads(line)
-            except json.JSONDecodeError as e:
+            except (json.JSONDecodeError, RecursionError) as e:
                 raise TraceError(p, f"not JSON: {e}", n)
+            if not isinstance(r, dict):
+                raise TraceError(p, f"a line must be a JSON object, found {type(r).__name__}", n)
             missing = [c for c in MOONCAKE if c not in r]
             if missing:
                 raise TraceError(p, f"missing field(s) {', '.join(missing)}", n)
-            ts.append(float(r["timestamp"]) / 1000.0)  # Mooncake stamps are milliseconds
+            ts.append(_ts(r["timestamp"], p, n, "timestamp", 1e-3))  # Mooncake stamps are milliseconds
             ins.append(_int(r["input_length"], p, n, "input_length"))
             outs.append(_int(r["output_length"], p, n, "output_length"))
             hashes.append(tuple(r.get("hash_ids") or ()))

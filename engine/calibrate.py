@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import platform
 import statistics
+import subprocess
 import time
 from datetime import datetime, timezone
 
@@ -20,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+import engine
 from contract.catalog import MODELS
 from contract.knobs import ServingKnobs
 from contract.profile import AllReduceRow, AttnRow, GemmRow, IterRow, Profile, StepRow, host_speed_warning
@@ -30,6 +32,7 @@ from engine.parallel import allreduce_table
 from engine.quant import Int8Linear, quantize_int8
 from engine.sequence import SamplingParams
 from engine.weights import build_model
+from kernels.paged_attention import paged_decode
 
 M_GRID = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
 COLD_BYTES = 200 * 2**20  # bytes read between two uses of one weight or KV table: 4x the H100's L2
@@ -74,7 +77,7 @@ def gemm_shapes(models, tps=(1,)) -> set[tuple[int, int]]:
     for name in models:
         m = MODELS[name]
         for tp in tps:
-            if m.num_attention_heads % tp:
+            if m.tp_problem(tp):
                 continue
             out |= {((m.q_dim + 2 * m.kv_dim) // tp, m.hidden_size), (m.hidden_size, m.q_dim // tp),
                     (2 * m.intermediate_size // tp, m.hidden_size), (m.hidden_size, m.intermediate_size // tp),
@@ -193,7 +196,6 @@ def measure_attention(layouts, batches=DECODE_BATCHES, contexts=DECODE_CONTEXTS,
     def decode(q, kc, vc, t, cl, scale, out):
         return decode_attention(q, kc, vc, t, cl, scale)
     if kernels:  # the engine's paged-decode kernel, as the model runs it when kernels are on
-        from kernels.paged_attention import paged_decode
 
         def decode(q, kc, vc, t, cl, scale, out):
             return paged_decode(q, kc, vc, t, cl, scale, out=out)
@@ -425,7 +427,6 @@ def calibrate(gpu: str, models=("llama-3.2-1b", "llama-3.1-8b"), gemm_models=("l
         raise ValueError(f"ramps must be at least 1, got {ramps}")
     if not torch.cuda.is_available():
         raise RuntimeError("engine calibrate needs a CUDA GPU")
-    import engine
     t0 = time.time()
     prof = Profile(gpu=gpu, device_name=torch.cuda.get_device_name(), torch=torch.__version__,
                    cuda=torch.version.cuda or "", engine_version=getattr(engine, "__version__", "0.1.0"),
@@ -467,7 +468,6 @@ def calibrate(gpu: str, models=("llama-3.2-1b", "llama-3.1-8b"), gemm_models=("l
 
 def _driver() -> str:
     try:
-        import subprocess
         return subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
                               capture_output=True, text=True, timeout=10).stdout.strip().splitlines()[0]  # one per GPU
     except Exception:

@@ -1,34 +1,87 @@
-"""The `engine` command line: generate, replay a trace, calibrate, and the validation runs."""
+"""The `engine` command line: generate, replay a trace, calibrate.
+
+Every option is checked before a model is built (that takes minutes for an 8B on a CPU): a bad one is an error
+naming it, exit 2. Results go to a new folder unless `--out` names one, never into the repository's data.
+"""
 from __future__ import annotations
 
-import csv
-import json
+import sys
+import time
+from datetime import datetime
 from pathlib import Path
 from typing import Optional
 
 import typer
+from pydantic import ValidationError
 
+from contract.errors import InputError
+from contract.records import write_records
 from contract.traces import load_trace
+from engine.config import EngineConfig, check_model
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="The compact real engine: generate, replay, calibrate (GPU).")
 
 
+def _fail(e: Exception) -> None:
+    typer.echo("error: invalid input", err=True)
+    for line in str(e).splitlines():
+        typer.echo(f"  {line}", err=True)
+    raise typer.Exit(2)
+
+
+def _config(**kw) -> EngineConfig:
+    """The engine's config from command-line options, each problem named by its option."""
+    try:
+        cfg = EngineConfig(**kw)
+    except ValidationError as e:
+        raise InputError([("--" + ".".join(str(x) for x in err["loc"]).replace("_", "-") if err["loc"] else "",
+                           err["msg"].removeprefix("Value error, ")) for err in e.errors()])
+    spec = check_model(cfg.checkpoint or cfg.model, "--checkpoint" if cfg.checkpoint else "--model")
+    if why := spec.tp_problem(cfg.tensor_parallel_size):
+        raise InputError([("--tp", why)])
+    return cfg
+
+
+def _fresh_dir(out: Optional[Path], what: str) -> Path:
+    """`out`, or a new folder named for the command and the time: results never land in committed data."""
+    d = out or Path(f"engine-{what}-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
+    if d.exists() and (not d.is_dir() or any(d.iterdir())):
+        raise InputError([("--out", f"'{d}' exists and is not an empty folder")])
+    return d
+
+
+def _cuda_or_warn(command: str) -> bool:
+    import torch
+    if not torch.cuda.is_available():
+        typer.echo(f"warning: no CUDA GPU here; `engine {command}` runs the model on the CPU, which takes minutes "
+                   "for a 1B model and far longer for an 8B (the tests use a tiny model)", err=True)
+        return False
+    return True
+
+
 @app.command()
 def generate(model: str = typer.Option("llama-3.2-1b", help="catalog name or local HF checkpoint dir"),
              checkpoint: Optional[str] = typer.Option(None),
-             prompt_len: int = 200, max_tokens: int = 150, batch: int = 1, quantization: Optional[str] = None,
-             temperature: float = 0.0, top_p: float = 1.0, seed: int = 0,
+             prompt_len: int = typer.Option(200, min=1), max_tokens: int = typer.Option(150, min=1),
+             batch: int = typer.Option(1, min=1, help="prompts generated together"),
+             quantization: str = typer.Option("bf16", help="bf16 | fp16 | fp8 | int8"),
+             tp: int = typer.Option(1, "--tp", min=1, help="tensor-parallel degree (one process per GPU)"),
+             temperature: float = typer.Option(0.0, min=0.0), top_p: float = typer.Option(1.0, min=0.0, max=1.0),
+             seed: int = typer.Option(0, min=0),
              kernels: bool = typer.Option(False, help="use the CUDA kernels (CuPy) where they apply")):
     """Offline generation on random prompts (or a checkpoint's vocabulary); prints tokens/s."""
-    import time
-
+    try:
+        cfg = _config(model=model, checkpoint=checkpoint, quantization=quantization, seed=seed, kernels=kernels,
+                      tensor_parallel_size=tp)
+    except InputError as e:
+        _fail(e)
     import torch
 
-    from engine.llm import LLM, EngineConfig
+    from engine.llm import LLM
     from engine.sequence import SamplingParams
-    llm = LLM(EngineConfig(model=model, checkpoint=checkpoint, quantization=quantization, seed=seed,
-                           kernels=kernels))
+    _cuda_or_warn("generate")
+    llm = LLM(cfg)
     g = torch.Generator().manual_seed(seed)
     prompts = [torch.randint(0, llm.spec.vocab_size, (prompt_len,), generator=g).tolist() for _ in range(batch)]
     t = time.perf_counter()
@@ -37,37 +90,65 @@ def generate(model: str = typer.Option("llama-3.2-1b", help="catalog name or loc
     dt = time.perf_counter() - t
     n = sum(len(s.output) for s in seqs)
     print(f"{n} tokens in {dt:.2f} s = {n / dt:.1f} tokens/s; first output: {seqs[0].output[:16]}")
+    llm.shutdown()
 
 
 @app.command()
-def replay(trace: str = typer.Argument(..., help="Azure-format CSV or Mooncake JSONL"),
-           model: str = "llama-3.2-1b", out: Path = typer.Option(Path("replay.csv")),
-           duration: float = typer.Option(60.0, help="replay the first N seconds of the trace")):
+def replay(trace: Path = typer.Argument(..., help="Azure-format CSV or Mooncake JSONL"),
+           model: str = "llama-3.2-1b",
+           out: Optional[Path] = typer.Option(None, help="new folder for the records (default: engine-replay-TIME)"),
+           duration: float = typer.Option(60.0, min=0.001, help="replay the first N seconds of the trace"),
+           quantization: str = typer.Option("bf16", help="bf16 | fp16 | fp8 | int8"),
+           tp: int = typer.Option(1, "--tp", min=1, help="tensor-parallel degree (one process per GPU)")):
     """Replay a trace in real time; write request records in the simulator's columns."""
-    from engine.llm import LLM, EngineConfig, records
-    tr = load_trace(trace)
+    try:
+        cfg = _config(model=model, quantization=quantization, tensor_parallel_size=tp)
+        tr = load_trace(str(trace))
+        if tr.timestamps is None:
+            raise InputError([("trace", f"{trace} has no timestamps (a lengths-only file): nothing to replay")])
+        d = _fresh_dir(out, "replay")
+    except InputError as e:
+        _fail(e)
+    from engine.llm import LLM, records
+    _cuda_or_warn("replay")
     keep = tr.timestamps < duration
-    llm = LLM(EngineConfig(model=model))
+    llm = LLM(cfg)
     seqs = llm.replay(tr.timestamps[keep], tr.input_tokens[keep], tr.output_tokens[keep])
-    recs = records(seqs)
-    with out.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(recs[0]))
-        w.writeheader()
-        w.writerows(recs)
-    print(f"wrote {len(recs)} records to {out}")
+    llm.shutdown()
+    d.mkdir(parents=True, exist_ok=True)
+    write_records(d / "records.csv", records(seqs))
+    print(f"wrote {len(seqs)} records to {d / 'records.csv'}")
 
 
 @app.command()
 def calibrate(gpu: str = typer.Option(..., help="catalog GPU this device stands for, e.g. H100-SXM"),
-              out: Path = typer.Option(Path("data/profiles/profile.json")),
+              out: Optional[Path] = typer.Option(None, help="profile file to write (.json or .json.gz; default: "
+                                                 "engine-calibration-TIME/profile.json.gz)"),
               kernels: bool = typer.Option(False, help="measure the engine with its CUDA kernels on"),
-              ramps: int = typer.Option(2, min=1, help="serving-iteration ramps per model (28 s each), pooled")):
+              ramps: int = typer.Option(2, min=1, help="serving-iteration ramps per model (28 s each), pooled"),
+              tp: int = typer.Option(1, "--tp", min=1, help="also time TP serving iterations at this degree")):
     """Measure the calibration profile on this GPU (about 4 minutes on an H100 with 2 ramps)."""
+    from contract.catalog import GPUS
+    try:
+        if gpu not in GPUS:
+            raise InputError([("--gpu", f"unknown GPU '{gpu}'; known: {', '.join(sorted(GPUS))}")])
+        if out is not None and not out.name.endswith((".json", ".json.gz")):
+            raise InputError([("--out", f"'{out}': a profile file ends in .json or .json.gz")])
+        if out is not None and out.exists():
+            raise InputError([("--out", f"'{out}' exists (nothing is overwritten)")])
+        path = out or _fresh_dir(None, "calibration") / "profile.json.gz"
+        import torch
+        if not torch.cuda.is_available():
+            raise InputError([("", "engine calibrate measures a GPU and there is none here")])
+        if tp > torch.cuda.device_count():
+            raise InputError([("--tp", f"{tp} GPUs asked for, {torch.cuda.device_count()} present")])
+    except InputError as e:
+        _fail(e)
     from engine.calibrate import calibrate as run
-    prof = run(gpu, kernels=kernels, ramps=ramps)
-    prof.save(out)
-    print(f"wrote {out}")
+    prof = run(gpu, kernels=kernels, ramps=ramps, serve_tp=tp)
+    prof.save(path)
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":
-    app()
+    sys.exit(app())

@@ -1,10 +1,59 @@
-"""Model architecture for the engine: the planner's catalog ModelSpec, or a Hugging Face config.json."""
+"""The engine's configuration (the contract's serving knobs plus how this engine runs), and its model
+architecture: a catalog ModelSpec, or a Hugging Face config.json. Nothing here needs torch, so a command line
+can check its options before it builds a model."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
 
 from contract.catalog import MODELS, ModelSpec
+from contract.errors import InputError
+from contract.knobs import ServingKnobs
+
+
+class EngineConfig(ServingKnobs):
+    """The engine's configuration: the serving knobs the planner plans with, plus how this engine runs."""
+
+    model: str = Field("llama-3.2-1b", description="catalog name or local HF checkpoint directory")
+    checkpoint: str | None = None
+    dtype: Literal["bfloat16", "bf16", "float16", "fp16", "float32", "fp32", "float64"] = "bfloat16"
+    device: str | None = None
+    max_model_len: int | None = Field(8192, ge=1, description="longest prompt + output accepted")
+    num_blocks: int | None = Field(None, ge=2, description="KV blocks; default: sized from free GPU memory")
+    cuda_graphs: bool = True
+    piecewise_graphs: bool = Field(True, description="steps with a prefill: CUDA graphs around eager attention")
+    fuse_elementwise: bool = Field(False, description="torch.compile'd RMSNorm / RoPE / SiLU*mul (opt-in)")
+    kernels: bool = Field(False, description="use the CuPy kernels where available")
+    pad_tokens_to: int | None = Field(None, ge=1, description="eager-step token padding (default 64 on CUDA)")
+    capture_graphs_at_start: bool = Field(True, description="every decode graph before serving; kernels only")
+    async_decode: bool = Field(False, description="launch the next decode step before reading this one's tokens")
+    seed: int = Field(0, ge=0)
+    tp_timeout_s: float = Field(60.0, gt=0, description="a collective waiting longer on a rank fails")
+
+    @model_validator(mode="after")
+    def _supported(self) -> "EngineConfig":
+        if self.quantization == "int4":
+            raise ValueError("quantization 'int4' is not supported by the engine (bf16, fp16, fp8 or int8)")
+        if self.async_decode and self.tensor_parallel_size > 1:
+            raise ValueError("async_decode runs on one GPU only (tensor_parallel_size 1)")
+        return self
+
+
+def check_model(name_or_path: str, field: str = "--model") -> ModelSpec:
+    """The architecture a catalog name or a checkpoint folder names, or an InputError saying which exists."""
+    if name_or_path in MODELS:
+        return MODELS[name_or_path]
+    p = Path(name_or_path)
+    if not (p / "config.json").is_file() and not (p.is_file() and p.suffix == ".json"):
+        raise InputError([(field, f"'{name_or_path}' is neither a catalog model ({', '.join(sorted(MODELS))}) nor "
+                                  f"a checkpoint folder with a config.json")])
+    try:
+        return from_hf_config(p)
+    except (KeyError, ValueError, json.JSONDecodeError) as e:
+        raise InputError([(field, f"{p}: not a Llama-style config.json ({e})")])
 
 
 def from_hf_config(path: str | Path) -> ModelSpec:

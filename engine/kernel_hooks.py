@@ -10,7 +10,7 @@ import torch
 
 from engine.model import MLP, Linear, RMSNorm
 from engine.quant import Int8Linear
-from kernels import fused, gemv, paged_attention, runtime, w8a16
+from kernels import fused, gemv, paged_attention, runtime, w8a16, w8a16_mma
 
 
 class Backend:
@@ -24,18 +24,18 @@ class Backend:
         return not self.eager and not torch.cuda.is_current_stream_capturing()
 
     def paged_decode(self, q, k_cache, v_cache, block_tables, context_lens, scale, out=None):
-        if self._skip() or not paged_attention.supports(q, k_cache):
+        if self._skip() or k_cache.dtype != q.dtype or not paged_attention.supports(q, k_cache):
             return None
         return paged_attention.paged_decode(q, k_cache, v_cache, block_tables, context_lens, scale, out=out)
 
     def decode_launcher(self, q, k_cache, block_tables, context_lens, scale, out):
         """The paged decode of an eager step set up once for all layers (-> run(k_ptr, v_ptr)), or None."""
-        if self._skip() or not paged_attention.supports(q, k_cache):
+        if self._skip() or k_cache.dtype != q.dtype or not paged_attention.supports(q, k_cache):
             return None
         return paged_attention.DecodeLaunch(q, k_cache, block_tables, context_lens, scale, out)
 
     def rope_cache(self, qkv, cos, sin, slots, k_cache, v_cache, nh, nkv):
-        if self._skip() or qkv.dtype != torch.bfloat16 or not qkv.is_cuda:
+        if self._skip() or qkv.dtype != torch.bfloat16 or k_cache.dtype != qkv.dtype or not qkv.is_cuda:
             return None
         return fused.rope_cache(qkv, cos, sin, slots, k_cache, v_cache, nh, nkv)
 
@@ -53,9 +53,16 @@ class Backend:
         return fused.silu_mul(gu, ff)
 
 
+# At most this many rows the one-launch GEMV (kernels/w8a16.py) is used; above it, the tensor-core GEMM
+# (kernels/w8a16_mma.py), which the GEMV loses to from 16 rows on
+GEMV_MAX_ROWS = 4
+
+
 def int8_kernel(x, qweight, scales):
-    if w8a16.supports(x, qweight):
+    if x.shape[0] <= GEMV_MAX_ROWS and w8a16.supports(x, qweight):
         return w8a16.w8a16(x, qweight, scales)
+    if w8a16_mma.supports(x, qweight):
+        return w8a16_mma.w8a16(x, qweight, scales)
     return None
 
 

@@ -6,51 +6,18 @@ Each request ends with arrival, first-token and finish times in the simulator's 
 from __future__ import annotations
 
 import contextlib
+import gc
 import time
-import warnings
-from typing import Literal
 
 import torch
-from pydantic import Field, model_validator
 
 from engine.block_manager import BlockManager
-from engine.config import resolve
-from engine.model_runner import ModelRunner, greedy, sample
-from engine.kernel_hooks import attach
-from engine.quant import quantize_model
-from kernels.runtime import KernelsUnavailable
-from contract.knobs import ServingKnobs
+from engine.config import EngineConfig, resolve
+from engine.model_runner import greedy, sample
 from engine.scheduler import Scheduler
 from engine.sequence import SamplingParams, Sequence
-from engine.weights import build_model
-
-DTYPES = {"bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16,
-          "float32": torch.float32, "fp32": torch.float32}
-
-
-class EngineConfig(ServingKnobs):
-    """The engine's configuration: the serving knobs the planner plans with, plus how this engine runs."""
-
-    model: str = Field("llama-3.2-1b", description="catalog name or local HF checkpoint directory")
-    checkpoint: str | None = None
-    dtype: Literal["bfloat16", "bf16", "float16", "fp16", "float32", "fp32"] = "bfloat16"
-    device: str | None = None
-    max_model_len: int | None = Field(8192, ge=1, description="longest prompt + output accepted")
-    num_blocks: int | None = Field(None, ge=2, description="KV blocks; default: sized from free GPU memory")
-    cuda_graphs: bool = True
-    piecewise_graphs: bool = Field(True, description="steps with a prefill: CUDA graphs around eager attention")
-    fuse_elementwise: bool = Field(False, description="torch.compile'd RMSNorm / RoPE / SiLU*mul (opt-in)")
-    kernels: bool = Field(False, description="use the CuPy kernels where available")
-    pad_tokens_to: int | None = Field(None, ge=1, description="eager-step token padding (default 64 on CUDA)")
-    capture_graphs_at_start: bool = Field(True, description="every decode graph before serving; kernels only")
-    async_decode: bool = Field(False, description="launch the next decode step before reading this one's tokens")
-    seed: int = Field(0, ge=0)
-
-    @model_validator(mode="after")
-    def _supported(self) -> "EngineConfig":
-        if self.quantization == "int4":
-            raise ValueError("quantization 'int4' is not supported by the engine (bf16, fp16, fp8 or int8)")
-        return self
+from engine.shard import build_shard
+from engine.tp import TensorParallel
 
 
 class LLM:
@@ -67,6 +34,7 @@ class LLM:
         self.quant_report = None
         self.kernels_active = False
         self.graphs_at_start = 0
+        self.tp = None
         if runner is not None:
             if cfg.num_blocks is None:
                 raise ValueError("num_blocks: give the KV pool's size when the model runner is a stand-in")
@@ -90,29 +58,30 @@ class LLM:
         self.ahead_steps = 0
 
     def _build(self, model) -> None:
-        """The model (built, quantized, with kernels when asked), its KV pool and its runner."""
+        """This process's shard (all of the model on one GPU); under tensor parallelism, the workers too."""
         cfg = self.cfg
-        dev = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.model = model if model is not None else build_model(
-            self.spec, checkpoint=cfg.checkpoint, seed=cfg.seed, dtype=DTYPES[cfg.dtype], device=dev)
-        if cfg.quantization == "int8":
-            self.quant_report = quantize_model(self.model)
-        if cfg.kernels:
-            try:
-                attach(self.model)
-                self.kernels_active = True
-            except KernelsUnavailable as e:  # the PyTorch path serves the same model, only slower
-                warnings.warn(f"kernels requested but unavailable, running the PyTorch path: {e}")
-        self.num_blocks = cfg.num_blocks or self._size_kv_pool(dev)
-        self.runner = ModelRunner(self.model, self.num_blocks, cfg.block_size, cuda_graphs=cfg.cuda_graphs,
-                                  max_graph_batch=min(512, cfg.max_num_seqs), fuse=cfg.fuse_elementwise,
-                                  pad_tokens_to=cfg.pad_tokens_to,
-                                  piecewise_tokens=cfg.max_num_batched_tokens if cfg.piecewise_graphs else None)
-        # with the paged kernel, table width costs nothing but its bytes, so doubling widths can all be captured
-        # now; the PyTorch path gathers the whole width, so it keeps narrow widths, captured when first seen
-        if cfg.capture_graphs_at_start and self.kernels_active and self.runner.use_graphs:
-            self.graphs_at_start = self.runner.capture_decode_graphs(
-                cfg.max_num_seqs, -(-self.max_model_len // cfg.block_size))
+        if cfg.tensor_parallel_size > 1:
+            self.tp = TensorParallel(cfg)
+            dev = self.tp.dev
+        else:
+            dev = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        shard = build_shard(cfg, self.spec, 0, dev, model, self.max_model_len)
+        if self.tp is not None:
+            self.tp.ready()
+        self.model, self.runner, self.num_blocks = shard.model, shard.runner, shard.num_blocks
+        self.quant_report, self.kernels_active, self.graphs_at_start = \
+            shard.quant_report, shard.kernels_active, shard.graphs_at_start
+
+    def shutdown(self) -> None:
+        """Stop the tensor-parallel workers (nothing to do on one GPU)."""
+        if self.tp is not None:
+            self.tp.close()
+
+    def __enter__(self) -> "LLM":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.shutdown()
 
     def _events(self):
         """A fresh pair of timing events around a forward (step logs on CUDA only): the GPU's view of a step,
@@ -135,23 +104,6 @@ class LLM:
 
     def clock(self) -> float:
         return time.perf_counter() - self._t0[0]
-
-    def _size_kv_pool(self, dev) -> int:
-        """vLLM's rule: total memory x utilization, minus what is in use, minus an activation reserve."""
-        per_block = ModelRunner.kv_bytes_per_block(self.model, self.cfg.block_size)
-        if dev.type != "cuda":
-            return max(2, (256 << 20) // per_block)
-        torch.cuda.synchronize()
-        free, total = torch.cuda.mem_get_info(dev)
-        used = total - free
-        s = self.spec
-        reserve = self.cfg.max_num_batched_tokens * (4 * s.hidden_size + 3 * s.intermediate_size) * 2 \
-            + self.cfg.max_num_seqs * s.vocab_size * 4 * 2 + (1 << 30)
-        budget = total * self.cfg.gpu_memory_utilization - used - reserve
-        if budget < 2 * per_block:
-            raise RuntimeError(f"no room for a KV cache: {used / 2**30:.1f} GiB in use of {total / 2**30:.1f} GiB "
-                               f"at gpu_memory_utilization={self.cfg.gpu_memory_utilization}")
-        return int(budget // per_block)
 
     # ---------------------------------------------------------------- requests
     def add(self, prompt: list[int], params: SamplingParams, arrival: float | None = None) -> Sequence:
@@ -180,6 +132,14 @@ class LLM:
 
     # ---------------------------------------------------------------- stepping
     def step(self) -> list[Sequence]:
+        if self.tp is None:
+            return self._step()
+        try:
+            return self._step()
+        except RuntimeError as e:
+            raise self.tp.explain(e) from e
+
+    def _step(self) -> list[Sequence]:
         t_sched = self.clock() if self.log_steps else 0.0
         ahead, self._ahead = self._ahead, None
         if ahead is not None:  # launched during the previous call, before its tokens reached the host
@@ -199,7 +159,7 @@ class LLM:
             ev = self._events() if self.log_steps else None
             if ev:
                 ev[0].record()
-            logits, samplers = self.runner.forward(batch)
+            logits, samplers = self._run(batch)
             if ev:
                 ev[1].record()
             toks_dev = greedy(logits) if self.cfg.async_decode and all(
@@ -216,6 +176,8 @@ class LLM:
             self._ahead = self._launch_ahead(batch, samplers, toks_dev)
         # the host waits here for this step's tokens (the next step, if launched, keeps the GPU busy meanwhile)
         toks = toks_dev.tolist() if toks_dev is not None else sample(logits, samplers, self.generators)
+        if self.tp is not None:
+            self.tp.step_done()
         now = self.clock()
         if log is not None:
             log[1] = now
@@ -227,6 +189,13 @@ class LLM:
         done = self._take_tokens(samplers, toks, now)
         self.steps += 1
         return done
+
+    def _run(self, batch):
+        """The step on every rank: plan here, broadcast the plan under tensor parallelism, run this rank's part."""
+        if self.tp is None:
+            return self.runner.forward(batch)
+        head, flat, samplers = self.runner.plan(batch)
+        return self.runner.execute(head, self.tp.broadcast(head, flat)), samplers
 
     def _advance(self, batch) -> None:
         """The KV of this batch is (being) written: the positions advance."""
@@ -314,7 +283,6 @@ def quiet_gc():
     """No cyclic-GC pauses while serving: the long-lived objects (model, caches, prompts) are frozen out of
     the collector and automatic collection is off until the block ends (as vLLM does after start-up).
     Measured need: eager steps of a replay ranged 22-108 ms for the same work with the collector on."""
-    import gc
     was = gc.isenabled()
     gc.collect()
     gc.freeze()
@@ -330,7 +298,6 @@ def quiet_gc():
 def release_gpu_memory() -> None:
     """Return freed CUDA memory (KV pools, graph pools) to the device after dropping an engine: collect
     first, since engine objects can sit in reference cycles until the collector runs."""
-    import gc
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()

@@ -8,6 +8,7 @@ every prompt chunk together in one varlen call over K/V gathered once per layer.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -15,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from contract.catalog import ModelSpec
+from engine.parallel import all_reduce, gather_vocab
 
 
 def rope_inv_freq(hd: int, theta: float, scaling: dict | None) -> torch.Tensor:
@@ -70,7 +72,6 @@ def enable_fusion() -> None:
         x = torch.randn(3, 64, device="cuda", dtype=torch.bfloat16)
         rms(x, torch.ones(64, device="cuda", dtype=torch.bfloat16), 1e-5)  # compiles now, or fails here
     except Exception as e:  # no compiler toolchain: keep the eager path, say so
-        import warnings
         warnings.warn(f"elementwise fusion unavailable, running eager: {e!r}")
         return
     FUSED["rms"] = rms
@@ -165,8 +166,8 @@ class Attention(nn.Module):
             qk = qkv[:, : (self.nh + self.nkv) * self.hd].view(T, self.nh + self.nkv, self.hd)
             qk = FUSED["rope"](qk, cos, sin)  # q and k rotated together: one set of kernels
             q, k = qk[:, : self.nh], qk[:, self.nh:]
-            k_cache.view(nb * bs, self.nkv, self.hd).index_copy_(0, slots, k)
-            v_cache.view(nb * bs, self.nkv, self.hd).index_copy_(0, slots, v)
+            _write(k_cache.view(nb * bs, self.nkv, self.hd), slots, k)
+            _write(v_cache.view(nb * bs, self.nkv, self.hd), slots, v)
         return q
 
     def attend(self, q, k_cache, v_cache, meta: AttnMeta, backend=None, dmask=None, out=None) -> torch.Tensor:
@@ -193,6 +194,23 @@ class Attention(nn.Module):
     def forward(self, x, cos, sin, k_cache, v_cache, meta: AttnMeta, backend=None, dmask=None):
         q = self.project(x, cos, sin, k_cache, v_cache, meta.slot_mapping, backend)
         return self.o(self.attend(q, k_cache, v_cache, meta, backend, dmask).view(x.shape[0], self.nh * self.hd))
+
+
+# An FP8 KV cache (kv_cache_dtype fp8, scale 1) is moved as bytes -- indexing kernels do not all take float8 --
+# and widened to the attention dtype where it is read.
+def _bytes(cache: torch.Tensor) -> torch.Tensor:
+    return cache.view(torch.uint8) if cache.element_size() == 1 else cache
+
+
+def _widen(x: torch.Tensor, cache: torch.Tensor, dtype) -> torch.Tensor:
+    return (x.view(cache.dtype) if cache.element_size() == 1 else x).to(dtype)
+
+
+def _write(cache_view: torch.Tensor, slots: torch.Tensor, x: torch.Tensor) -> None:
+    if cache_view.element_size() == 1:
+        cache_view.view(torch.uint8).index_copy_(0, slots, x.to(cache_view.dtype).view(torch.uint8))
+    else:
+        cache_view.index_copy_(0, slots, x)
 
 
 def gather_kv(cache: torch.Tensor, table: torch.Tensor, length: int) -> torch.Tensor:
@@ -276,7 +294,6 @@ def prefill_launcher(q, pack: PrefillPack, scale: float, out: torch.Tensor, nkv:
 
 
 def _flash_failed(e: Exception) -> None:
-    import warnings
     warnings.warn(f"flash varlen attention unavailable, one SDPA call per prompt chunk instead: {e!r}")
     _FLASH["ok"] = False
 
@@ -291,8 +308,8 @@ def _per_chunk_attention(q, k, v, pack: PrefillPack, scale: float):
 def packed_prefill_attention(q, k_cache, v_cache, pack: PrefillPack, scale: float):
     """All prompt chunks of a step: K/V gathered once, then one varlen call (per-chunk SDPA off the GPU)."""
     nkv, hd = k_cache.shape[2], k_cache.shape[3]
-    k = k_cache.view(-1, nkv, hd).index_select(0, pack.kv_slots)
-    v = v_cache.view(-1, nkv, hd).index_select(0, pack.kv_slots)
+    k = _widen(_bytes(k_cache).view(-1, nkv, hd).index_select(0, pack.kv_slots), k_cache, q.dtype)
+    v = _widen(_bytes(v_cache).view(-1, nkv, hd).index_select(0, pack.kv_slots), v_cache, q.dtype)
     o = _flash_varlen(q, k, v, pack, scale)
     return o if o is not None else _per_chunk_attention(q, k, v, pack, scale)
 
@@ -305,8 +322,8 @@ def decode_mask(block_tables, context_lens, block_size: int) -> torch.Tensor:
 def decode_attention(q, k_cache, v_cache, block_tables, context_lens, scale: float, mask=None):
     """One query per sequence over its paged KV: gather every table to [B, max_blocks*bs], mask the tail.
     Static shapes (the table width fixes L), so it can be captured in a CUDA graph."""
-    k = k_cache[block_tables].flatten(1, 2).transpose(1, 2)  # [B, kvh, L, hd]
-    v = v_cache[block_tables].flatten(1, 2).transpose(1, 2)
+    k = _widen(_bytes(k_cache)[block_tables], k_cache, q.dtype).flatten(1, 2).transpose(1, 2)  # [B, kvh, L, hd]
+    v = _widen(_bytes(v_cache)[block_tables], v_cache, q.dtype).flatten(1, 2).transpose(1, 2)
     if mask is None:
         mask = decode_mask(block_tables, context_lens, k_cache.shape[1])
     o = F.scaled_dot_product_attention(q[:, :, None, :], k, v, attn_mask=mask, scale=scale,
@@ -375,7 +392,6 @@ class Llama(nn.Module):
     def _embed(self, ids: torch.Tensor) -> torch.Tensor:
         if self.tp == 1:
             return self.embed(ids)
-        from engine.parallel import all_reduce
         lo = self.rank * self.vocab_shard
         local = (ids >= lo) & (ids < lo + self.vocab_shard)
         x = self.embed((ids - lo).clamp(0, self.vocab_shard - 1)) * local[:, None].to(self.embed.weight.dtype)
@@ -394,7 +410,6 @@ class Llama(nn.Module):
             q = at.rope_write(qkv, cos, sin, kc, vc, meta.slot_mapping, be)
             x = at.o(at.attend(q, kc, vc, meta, be, dmask).view(T, at.nh * at.hd))
             if self.tp > 1:  # row-parallel O: partial sums -> one all-reduce
-                from engine.parallel import all_reduce
                 x = all_reduce(x)
             gu, residual = norm_linear(layer.mlp_norm, mlp.gate_up, x, residual, be)
             x = mlp.down(mlp.activation(gu))
@@ -403,6 +418,5 @@ class Llama(nn.Module):
         x, _ = self.norm(x, residual)
         logits = self.lm_head(x[logits_idx]).float()
         if self.tp > 1:
-            from engine.parallel import gather_vocab
             logits = gather_vocab(logits, self.tp)
         return logits

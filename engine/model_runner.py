@@ -6,10 +6,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from engine.model import AttnMeta, Llama, PrefillPack, decode_mask
+from engine.model import AttnMeta, Llama, PrefillPack, decode_mask, enable_fusion
+from engine.piecewise import PiecewiseGraphs
 from engine.sequence import Sequence
 
 GRAPH_BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+# how a planned step runs, and the fixed part of its header (prompt chunks' spans follow, four ints each)
+EAGER, PIECEWISE, GRAPH = 0, 1, 2
+HEAD = 16
 WIDTH_STEP = 16  # block-table widths of decode graphs: 16 blocks, doubling up to the longest context
 
 
@@ -49,7 +53,6 @@ class ModelRunner:
             except Exception:
                 pass
         if self.device.type == "cuda" and fuse:
-            from engine.model import enable_fusion
             enable_fusion()
         self.max_graph_batch = max_graph_batch
         self.graphs: dict = {}
@@ -58,7 +61,6 @@ class ModelRunner:
         # steps with a prefill: piecewise graphs up to this many tokens (captured now, before any timing)
         self.piecewise = None
         if self.use_graphs and piecewise_tokens and model.tp == 1:
-            from engine.piecewise import PiecewiseGraphs
             self.piecewise = PiecewiseGraphs(model, self.kv, piecewise_tokens, kv_pairs=self.kv_pairs)
             self.piecewise.capture_all()
 
@@ -81,14 +83,23 @@ class ModelRunner:
 
     def prepare(self, batch: list[tuple[Sequence, int]], pad_to: int | None = None,
                 dec_ids: torch.Tensor | None = None):
-        """Decodes (one token) first, then prefill chunks; returns tensors, meta and which rows are sampled.
-        dec_ids: the decode rows' input tokens as a device tensor (a step launched before the host knows them).
+        """Decodes (one token) first, then prefill chunks -> (ids, positions, meta, sampled rows, samplers) on
+        the device. dec_ids: the decode rows' input tokens as a device tensor (a step launched before the host
+        knows them)."""
+        head, flat, samplers = self.pack(batch, pad_to, ids_known=dec_ids is None)
+        ids, pos, meta, rows = self.unpack(head, torch.from_numpy(flat).to(self.device, non_blocking=True))
+        if dec_ids is not None:
+            ids[:meta.n_decode].copy_(dec_ids)
+        return ids, pos, meta, rows, samplers
 
-        Everything the device needs -- ids, positions, cache slots, sampled rows, decode lengths and block
-        tables, each chunk's key slots and the int32 cumulative lengths -- is packed with numpy into one
-        int64 array and copied in one transfer; the tensors are views of it. Measured on the H100's host: the
-        list-building version with eight separate copies took 0.4-0.9 ms per mixed step of the 1B model, whose
-        eager steps are host-bound."""
+    def pack(self, batch: list[tuple[Sequence, int]], pad_to: int | None = None, ids_known: bool = True
+             ) -> tuple[np.ndarray, np.ndarray, list[Sequence]]:
+        """A step's inputs as host arrays: the header (sizes, and each prompt chunk's span) and one flat int64
+        array holding everything the device needs -- ids, positions, cache slots, sampled rows, decode lengths and
+        block tables, each chunk's key slots and the int32 cumulative lengths -- so the device gets one transfer
+        (and, under tensor parallelism, every rank one broadcast). Measured on the H100's host: building lists
+        and copying them in eight transfers took 0.4-0.9 ms per mixed step of the 1B model, whose eager steps are
+        host-bound."""
         bs = self.bs
         dec = [s for s, n in batch if n == 1]
         pre = [(s, n) for s, n in batch if n > 1]
@@ -119,7 +130,7 @@ class ModelRunner:
         flat = np.zeros(o_cu + ncu, dtype=np.int64)
         if nd:
             pos = np.fromiter((s.num_computed for s in dec), np.int64, nd)
-            if dec_ids is None:
+            if ids_known:  # else the decode ids arrive on the device (a step launched ahead)
                 flat[:nd] = [s.tokens[s.num_computed] for s in dec]
             flat[o_pos:o_pos + nd] = pos
             flat[o_lens:o_lens + nd] = pos + 1
@@ -143,50 +154,82 @@ class ModelRunner:
             cu = flat[o_cu:].view(np.int32)
             cu[1:C + 1] = np.cumsum([n for _, n, _, _ in spans])
             cu[C + 2:2 * C + 2] = np.cumsum([L for *_, L in spans])
-        buf = torch.from_numpy(flat).to(self.device, non_blocking=True)
-        ids = buf[:T]
-        if dec_ids is not None:
-            ids[:nd].copy_(dec_ids)
+        head = np.array([EAGER, T, nd, W, R, C, qn, kn, max((n for _, n, _, _ in spans), default=0),
+                         max((L for *_, L in spans), default=0), 0, 0, 0, len(flat), 0, 0]
+                        + [x for sp in spans for x in sp], dtype=np.int64)
+        return head, flat, samplers
+
+    def unpack(self, head, buf: torch.Tensor):
+        """The device tensors of a packed step (views of `buf`) and its attention metadata."""
+        _, T, nd, W, R, C, qn, kn, max_q, max_k = (int(x) for x in head[:10])
+        o_pos, o_slot, o_rows = T, 2 * T, 3 * T
+        o_lens = o_rows + R
+        o_tab = o_lens + nd
+        o_kv = o_tab + nd * W
+        o_cu = o_kv + kn
         pack = None
         if C:
+            spans = [tuple(int(v) for v in head[HEAD + 4 * i:HEAD + 4 * i + 4]) for i in range(C)]
             cu = buf[o_cu:].view(torch.int32)
-            pack = PrefillPack(buf[o_kv:o_cu], cu[:C + 1], cu[C + 1:2 * C + 2], max(n for _, n, _, _ in spans),
-                               max(L for *_, L in spans), spans, qn)
+            pack = PrefillPack(buf[o_kv:o_cu], cu[:C + 1], cu[C + 1:2 * C + 2], max_q, max_k, spans, qn)
         meta = AttnMeta(buf[o_slot:o_rows], nd, buf[o_tab:o_kv].view(nd, W) if nd else None,
                         buf[o_lens:o_tab] if nd else None, pack)
-        return ids, buf[o_pos:o_slot], meta, buf[o_rows:o_lens], samplers
+        return buf[:T], buf[o_pos:o_slot], meta, buf[o_rows:o_lens]
 
     # ---------------------------------------------------------------- running
+    def plan(self, batch: list[tuple[Sequence, int]], ids_known: bool = True
+             ) -> tuple[np.ndarray, np.ndarray, list[Sequence]]:
+        """How this runner will run the step -- a decode graph, piecewise graphs, or eager -- and its packed
+        inputs: (header, flat, samplers). `execute` runs a plan on any rank."""
+        if self.use_graphs and all(n == 1 for _, n in batch) and len(batch) <= self.max_graph_batch:
+            seqs = [s for s, _ in batch]
+            return (*self._pack_graph(seqs, ids_known), seqs)
+        pw = self.piecewise
+        T = pw.bucket(sum(n for _, n in batch)) if pw is not None else None
+        head, flat, samplers = self.pack(batch, pad_to=T or None, ids_known=ids_known)
+        if T:
+            head[0] = PIECEWISE
+        return head, flat, samplers
+
     @torch.inference_mode()
+    def execute(self, head, buf: torch.Tensor, dec_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits [sampled rows, vocab] of a planned step whose flat inputs are on the device in `buf`."""
+        kind = int(head[0])
+        if kind == GRAPH:
+            return self._replay_graph(head, buf, dec_ids)
+        ids, pos, meta, rows = self.unpack(head, buf)
+        if dec_ids is not None:
+            ids[:meta.n_decode].copy_(dec_ids)
+        if kind == PIECEWISE:
+            dmask = decode_mask(meta.block_tables, meta.context_lens, self.bs) \
+                if meta.n_decode and self.model.backend is None else None
+            return self.piecewise.run(ids, pos, meta, rows, dmask)
+        return self.model(ids, pos, self.kv, meta, rows)
+
     def forward(self, batch: list[tuple[Sequence, int]], dec_ids: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, list[Sequence]]:
         """Logits [samplers, vocab] for the sequences that sample this step. dec_ids: see prepare."""
-        if self.use_graphs and all(n == 1 for _, n in batch) and len(batch) <= self.max_graph_batch:
-            return self._graph_decode([s for s, _ in batch], dec_ids), [s for s, _ in batch]
-        pw = self.piecewise
-        T = pw.bucket(sum(n for _, n in batch)) if pw is not None else None
-        if T:
-            ids, pos, meta, rows, samplers = self.prepare(batch, pad_to=T, dec_ids=dec_ids)
-            dmask = decode_mask(meta.block_tables, meta.context_lens, self.bs) \
-                if meta.n_decode and self.model.backend is None else None
-            return pw.run(ids, pos, meta, rows, dmask), samplers
-        ids, pos, meta, rows, samplers = self.prepare(batch, dec_ids=dec_ids)
-        return self.model(ids, pos, self.kv, meta, rows), samplers
+        head, flat, samplers = self.plan(batch, ids_known=dec_ids is None)
+        return self.execute(head, torch.from_numpy(flat).to(self.device, non_blocking=True), dec_ids), samplers
 
     def _graph_decode(self, seqs: list[Sequence], dec_ids: torch.Tensor | None = None) -> torch.Tensor:
+        head, flat = self._pack_graph(seqs, ids_known=dec_ids is None)
+        return self._replay_graph(head, torch.from_numpy(flat).to(self.device, non_blocking=True), dec_ids)
+
+    def _pack_graph(self, seqs: list[Sequence], ids_known: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """A decode step's inputs for the graph of its (batch, table width) bucket: ids, positions, slots,
+        lengths and block tables in one host array, copied by one transfer into the graph's static buffer (five
+        small copies cost ~15 us of host time each); built with numpy from each sequence's cached table (a Python
+        list of B x width entries cost ~0.3 ms per step at batch 64). Padding rows write into scratch block 0 and
+        attend to one token."""
         B = len(seqs)
         gb = next(b for b in GRAPH_BATCHES if b >= B)
         width = max(len(s.block_table) for s in seqs)
         width = next((w for w in self.widths if w >= width), None) or -(-width // WIDTH_STEP) * WIDTH_STEP
-        g = self.graphs.get((gb, width)) or self._capture(gb, width)
-        pad = gb - B  # padding rows write into scratch block 0 and attend to one token
         bs = self.bs
-        # ids, positions, slots, lengths and block tables in one host array, copied by one transfer into the
-        # graph's static buffer (five small copies cost ~15 us of host time each); built with numpy from each
-        # sequence's cached table (a Python list of B x width entries cost ~0.3 ms per step at batch 64)
         flat = np.zeros(4 * gb + gb * width, dtype=np.int64)
         pos = np.fromiter((s.num_computed for s in seqs), np.int64, B)
-        if dec_ids is None:
+        if ids_known:
             flat[:B] = [s.tokens[s.num_computed] for s in seqs]
         flat[gb:gb + B] = pos
         flat[3 * gb:4 * gb] = 1
@@ -198,7 +241,14 @@ class ModelRunner:
                 t = s.table_np = np.asarray(s.block_table, dtype=np.int64)
             tabs[i, :len(t)] = t
         flat[2 * gb:2 * gb + B] = tabs[np.arange(B), pos // bs] * bs + pos % bs
-        g["static"]["packed"].copy_(torch.from_numpy(flat), non_blocking=True)
+        head = np.zeros(HEAD, dtype=np.int64)
+        head[[0, 10, 11, 12, 13]] = GRAPH, gb, width, B, len(flat)
+        return head, flat
+
+    def _replay_graph(self, head, buf: torch.Tensor, dec_ids: torch.Tensor | None = None) -> torch.Tensor:
+        gb, width, B = int(head[10]), int(head[11]), int(head[12])
+        g = self.graphs.get((gb, width)) or self._capture(gb, width)
+        g["static"]["packed"].copy_(buf, non_blocking=True)
         if dec_ids is not None:
             g["static"]["ids"][:B].copy_(dec_ids)
         g["graph"].replay()

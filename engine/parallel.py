@@ -7,7 +7,12 @@ the timeout instead of hanging (seed 004). NVLink multicast stays off (NCCL_NVLS
 """
 from __future__ import annotations
 
+import json
 import os
+import socket
+import statistics
+import tempfile
+import time
 from datetime import timedelta
 
 import torch
@@ -34,26 +39,27 @@ def gather_vocab(local_logits: torch.Tensor, tp: int) -> torch.Tensor:
     return torch.cat(parts, dim=-1)
 
 
+def shard_tensor(name: str, t: torch.Tensor, spec, rank: int, tp: int) -> torch.Tensor:
+    """One of our (fused) parameters, full -> this rank's shard. Norms are replicated."""
+    def rows(x):
+        return x.chunk(tp, dim=0)[rank]
+    q, kv, ff = spec.q_dim, spec.kv_dim, spec.intermediate_size
+    if name.endswith("attn.qkv.weight"):
+        out = torch.cat([rows(t[:q]), rows(t[q:q + kv]), rows(t[q + kv:])], 0)
+    elif name.endswith("mlp.gate_up.weight"):
+        out = torch.cat([rows(t[:ff]), rows(t[ff:])], 0)
+    elif name.endswith("attn.o.weight") or name.endswith("mlp.down.weight"):
+        out = t.chunk(tp, dim=1)[rank]
+    elif name in ("embed.weight", "lm_head.weight"):
+        out = rows(t)
+    else:
+        out = t
+    return out.contiguous()
+
+
 def shard_state(full: dict, spec, rank: int, tp: int) -> dict:
     """Our (fused) parameter names, full -> this rank's shard. Norms are replicated."""
-    def rows(t):
-        return t.chunk(tp, dim=0)[rank]
-    out = {}
-    q, kv = spec.q_dim, spec.kv_dim
-    ff = spec.intermediate_size
-    for name, t in full.items():
-        if name.endswith("attn.qkv.weight"):
-            qw, kw, vw = t[:q], t[q:q + kv], t[q + kv:]
-            out[name] = torch.cat([rows(qw), rows(kw), rows(vw)], 0)
-        elif name.endswith("mlp.gate_up.weight"):
-            out[name] = torch.cat([rows(t[:ff]), rows(t[ff:])], 0)
-        elif name.endswith("attn.o.weight") or name.endswith("mlp.down.weight"):
-            out[name] = t.chunk(tp, dim=1)[rank]
-        elif name in ("embed.weight", "lm_head.weight"):
-            out[name] = rows(t)
-        else:
-            out[name] = t
-    return {k: v.contiguous() for k, v in out.items()}
+    return {name: shard_tensor(name, t, spec, rank, tp) for name, t in full.items()}
 
 
 def measure_allreduce(sizes=tuple(4096 * 4 ** i for i in range(8)) + (256 << 20,), reps: int = 10,
@@ -62,8 +68,6 @@ def measure_allreduce(sizes=tuple(4096 * 4 ** i for i in range(8)) + (256 << 20,
     profile's `allreduce` table. Call on every rank; every rank gets the same rows (rank 0's timings).
     inner: all-reduces back to back per timed sample (divided out), as a serving step issues them -- one
     alone after a barrier also times the ranks' launch skew (2x H200: 36 us at 4 KiB alone)."""
-    import statistics
-    import time
     tp = dist.get_world_size()
     cuda = dist.get_backend() == "nccl"
     dev = torch.device("cuda", torch.cuda.current_device()) if cuda else torch.device("cpu")
@@ -98,7 +102,6 @@ def measure_allreduce(sizes=tuple(4096 * 4 ** i for i in range(8)) + (256 << 20,
 
 def free_port() -> int:
     """A free TCP port on localhost for a process group's rendezvous."""
-    import socket
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -106,7 +109,6 @@ def free_port() -> int:
 
 def _allreduce_worker(rank: int, world: int, port: int, backend: str, sizes, reps: int, inner: int,
                       out: str) -> None:
-    import json
     os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"] = "127.0.0.1", str(port)
     if backend == "nccl":
         torch.cuda.set_device(rank)
@@ -124,8 +126,6 @@ def allreduce_table(tps=None, backend: str = "nccl", sizes=tuple(4096 * 4 ** i f
                     reps: int = 10, inner: int = 20) -> list[dict]:
     """The calibration profile's all-reduce rows for each TP degree in `tps` (default: 2, 4, 8 up to the GPUs
     present), each measured in its own group of processes on the first `tp` GPUs (NCCL; gloo on CPUs)."""
-    import json
-    import tempfile
     import torch.multiprocessing as mp
     n = torch.cuda.device_count() if backend == "nccl" else 2
     tps = tps or [t for t in (2, 4, 8) if t <= n]

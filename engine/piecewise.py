@@ -16,10 +16,11 @@ all pieces share one memory pool, captured largest first. Single GPU only (no al
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 
-from engine.model import AttnMeta, Llama, norm_linear, prefill_launcher
 from contract.profile import token_buckets
+from engine.model import AttnMeta, Llama, norm_linear, prefill_launcher
 
 
 class PiecewiseGraphs:
@@ -33,7 +34,6 @@ class PiecewiseGraphs:
         self.model, self.kv = model, kv
         self.kv_flat = None
         if kv_pairs is not None:
-            import numpy as np
             self.kv_flat = [t.view(2, -1, t.shape[-2], t.shape[-1]) for t in kv_pairs]
             self.kv_ptrs = [(np.uint64(k.data_ptr()), np.uint64(v.data_ptr())) for k, v in kv]
         self.buckets = token_buckets(max_tokens)

@@ -1,9 +1,13 @@
-"""INT8 weight-only quantization (W8A16): symmetric, group-wise along the input dimension (group 128),
-one scale per (output channel, group), dequantized on the fly. Embeddings, LM head and norms stay 16-bit."""
+"""Quantized projections. INT8 weight-only (W8A16): symmetric, group-wise along the input dimension (group 128),
+one scale per (output channel, group), dequantized on the fly. FP8 (W8A8, e4m3): one scale per output channel
+for the weights, one per token for the activations (dynamic), multiplied on FP8 tensor cores by
+torch._scaled_mm. Embeddings, LM head and norms stay 16-bit, as vLLM keeps them."""
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from kernels import w8a16_mma
 
 GROUP = 128
 
@@ -44,15 +48,59 @@ class Int8Linear(nn.Module):
             y = self.kernel(x, self.qweight, self.scales)  # None where the kernel does not cover the shape
             if y is not None:
                 return y
+        if x.is_cuda and w8a16_mma.supports(x, self.qweight):  # tensor cores, int8 read once
+            return w8a16_mma.w8a16(x, self.qweight, self.scales)
         return x @ dequantize_int8(self.qweight, self.scales).T
 
 
-def quantize_model(model) -> dict:
-    """Swap every decoder projection for an Int8Linear; report the weight memory before and after."""
+FP8 = torch.float8_e4m3fn
+FP8_MAX = 448.0  # the largest finite e4m3 value
+
+
+def quantize_fp8(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """w [N, K] -> (e4m3 [N, K], float32 scales [N]): per output channel, s = max|w| / 448."""
+    s = w.float().abs().amax(-1).clamp_min(1e-12) / FP8_MAX
+    return (w.float() / s[:, None]).clamp(-FP8_MAX, FP8_MAX).to(FP8), s
+
+
+def quantize_fp8_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Activations x [M, K] -> (e4m3 [M, K], float32 scales [M, 1]): per token, computed each step."""
+    s = x.float().abs().amax(-1, keepdim=True).clamp_min(1e-12) / FP8_MAX
+    return (x.float() / s).clamp(-FP8_MAX, FP8_MAX).to(FP8), s
+
+
+class Fp8Linear(nn.Module):
+    """y = (x_q s_x) @ (w_q s_w).T with both factors in e4m3, on the FP8 tensor cores (torch._scaled_mm)."""
+
+    def __init__(self, q: torch.Tensor, s: torch.Tensor, out_dtype=torch.bfloat16):
+        super().__init__()
+        self.register_buffer("qweight", q)
+        self.register_buffer("scales", s[None, :].contiguous())  # [1, N]: _scaled_mm's column scales
+        self.in_features, self.out_features = q.shape[1], q.shape[0]
+        self.out_dtype = out_dtype
+
+    @classmethod
+    def from_linear(cls, lin: nn.Linear) -> "Fp8Linear":
+        q, s = quantize_fp8(lin.weight.data)
+        return cls(q, s, lin.weight.dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        xq, xs = quantize_fp8_rows(x)
+        return torch._scaled_mm(xq, self.qweight.t(), scale_a=xs, scale_b=self.scales, out_dtype=x.dtype)
+
+
+LINEARS = {"int8": Int8Linear, "fp8": Fp8Linear}
+
+
+def quantize_model(model, quantization: str = "int8") -> dict:
+    """Swap every decoder projection for its quantized form; report the weight memory before and after."""
+    if quantization not in LINEARS:
+        raise ValueError(f"quantization '{quantization}': the engine quantizes to {', '.join(LINEARS)}")
+    make = LINEARS[quantization].from_linear
     before = sum(p.numel() * p.element_size() for p in model.parameters())
     for layer in model.layers:
         for parent, name in ((layer.attn, "qkv"), (layer.attn, "o"), (layer.mlp, "gate_up"), (layer.mlp, "down")):
-            setattr(parent, name, Int8Linear.from_linear(getattr(parent, name)))
+            setattr(parent, name, make(getattr(parent, name)))
     after = sum(p.numel() * p.element_size() for p in model.parameters()) + sum(
         b.numel() * b.element_size() for b in model.buffers() if b.dtype != torch.float32)
     return {"weight_bytes_before": before, "weight_bytes_after": after, "saved_fraction": 1 - after / before}

@@ -2,11 +2,14 @@
 Never a hub download."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
 
+from engine.config import to_hf_config
 from engine.model import Llama, rope_inv_freq
+from engine.parallel import shard_tensor
 
 
 def _hf_to_ours(sd: dict, spec, rank: int = 0, tp: int = 1) -> dict:
@@ -59,21 +62,13 @@ def ours_to_hf(model: Llama) -> dict:
 def build_model(spec, *, checkpoint: str | None = None, seed: int = 0, dtype=torch.bfloat16, device="cpu",
                 rank: int = 0, tp: int = 1) -> Llama:
     if tp > 1 and not checkpoint:  # the same seeded weights as TP=1, sliced to this rank
-        from engine.parallel import shard_state
-        full = build_model(spec, seed=seed, dtype=dtype, device=device)
-        state = {k: v for k, v in full.state_dict().items() if k != "inv_freq"}
-        if spec.tie_word_embeddings:
-            state["lm_head.weight"] = state["embed.weight"]
-        shard = shard_state(state, spec, rank, tp)
-        del full
         with torch.device("meta"):
             model = Llama(spec, tp, rank)
         model = model.to_empty(device=device).to(dtype)
         model.inv_freq = rope_inv_freq(spec.hd, spec.rope_theta, spec.rope_scaling).to(device)
-        with torch.no_grad():
-            own = dict(model.named_parameters())
-            for k, v in shard.items():
-                own[k].copy_(v)
+        random_init(model, seed, full=spec, rank=rank, tp=tp)
+        if spec.tie_word_embeddings:
+            model.lm_head.weight = model.embed.weight
         return model.eval()
     with torch.device("meta"):
         model = Llama(spec, tp, rank)
@@ -89,14 +84,25 @@ def build_model(spec, *, checkpoint: str | None = None, seed: int = 0, dtype=tor
 
 
 @torch.no_grad()
-def random_init(model: Llama, seed: int) -> None:
-    """Seeded N(0, 0.02) weights, unit norms: a catalog architecture without a checkpoint."""
-    g = torch.Generator(device=model.embed.weight.device).manual_seed(seed)
-    for name, p in model.named_parameters():
+def random_init(model: Llama, seed: int, full=None, rank: int = 0, tp: int = 1) -> None:
+    """Seeded N(0, 0.02) weights, unit norms: a catalog architecture without a checkpoint. With `full` (the
+    spec), `model` is rank `rank`'s shard of TP `tp`: each full parameter is drawn in the TP=1 order, one at a
+    time, and sliced, so the shards are slices of the TP=1 model without ever holding all of it."""
+    dev = model.embed.weight.device
+    g = torch.Generator(device=dev).manual_seed(seed)
+    if full is None:
+        params = list(model.named_parameters())
+    else:
+        with torch.device("meta"):
+            params = list(Llama(full, 1, 0).named_parameters())
+    own = dict(model.named_parameters())
+    for name, p in params:
         if name.endswith("norm.weight"):
-            p.fill_(1.0)
-        else:
-            p.copy_(torch.randn(p.shape, generator=g, device=p.device, dtype=torch.float32).to(p.dtype) * 0.02)
+            own[name].fill_(1.0)
+            continue
+        t = torch.randn(p.shape, generator=g, device=dev, dtype=torch.float32).to(own[name].dtype) * 0.02
+        own[name].copy_(t if full is None else shard_tensor(name, t, full, rank, tp))
+        del t
 
 
 @torch.no_grad()
@@ -119,11 +125,9 @@ def load_checkpoint(model: Llama, path: str, rank: int = 0, tp: int = 1) -> None
 
 
 def save_checkpoint(model: Llama, path: str) -> None:
-    import json
 
     from safetensors.torch import save_file
 
-    from engine.config import to_hf_config
     Path(path).mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in ours_to_hf(model).items()}, str(Path(path, "model.safetensors")))
     Path(path, "config.json").write_text(json.dumps(to_hf_config(model.spec), indent=2))

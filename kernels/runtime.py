@@ -9,6 +9,7 @@ and cupy-cuda13x.
 from __future__ import annotations
 
 import functools
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -69,7 +70,6 @@ _LOW: dict = {}
 
 @functools.lru_cache(maxsize=64)
 def _stream(ptr: int):
-    import warnings
     cp = cupy()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # cupy 14 prefers Stream.from_external

@@ -2,17 +2,27 @@
 from __future__ import annotations
 
 import json
+import math
+import os
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from contract.errors import InputError
 from planner import resources
-from planner.scenario import load_scenario
+from planner import search as sr
+from planner.report import render_sizing, render_summary, write_outputs
+from planner.scenario import load_scenario, with_overrides
+from planner.sim import budget
+from planner.sim import simulate as run_sim
+from planner.sizing import size as do_size
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Capacity planner for LLM serving: size, simulate and cost a fleet.")
@@ -41,7 +51,6 @@ def size(scenario: str = typer.Argument(..., help="scenario YAML/JSON, or a buil
          json_out: bool = typer.Option(False, "--json", help="print the report as JSON"),
          alternatives: bool = typer.Option(True, help="also size every TP degree and quantization that fits")):
     """Analytic sizing: demand, memory, per-instance throughput and latency, instances needed, cost."""
-    from planner.sizing import size as do_size
     try:
         sc = _load(scenario)
         rep = do_size(sc, with_alternatives=alternatives)
@@ -50,13 +59,59 @@ def size(scenario: str = typer.Argument(..., help="scenario YAML/JSON, or a buil
     if json_out:
         print(json.dumps(rep.to_dict(), indent=2, default=float))
     else:
-        from planner.report import render_sizing
         render_sizing(rep, console)
+
+
+def _finite(name: str, value: float | None, positive: bool = True, zero_ok: bool = False) -> None:
+    """A number option must be a finite number (and positive, or at least zero): NaN, inf and -5 are named."""
+    if value is None:
+        return
+    if not math.isfinite(value):
+        raise InputError([(name, f"must be a finite number, got {value}")])
+    if positive and (value < 0 or (value == 0 and not zero_ok)):
+        raise InputError([(name, f"must be {'at least 0' if zero_ok else 'above 0'}, got {value:g}")])
+
+
+def _check_out(out: Path | None) -> None:
+    """Before any work: --out must be a new or empty folder we can write into."""
+    if out is None:
+        return
+    if out.exists() and not out.is_dir():
+        raise InputError([("--out", f"'{out}' exists and is not a folder")])
+    if out.is_dir() and any(out.iterdir()):
+        raise InputError([("--out", f"'{out}' is not empty; give a new folder (nothing is overwritten)")])
+    parent = (out if out.exists() else out.parent).resolve()
+    while not parent.exists():
+        parent = parent.parent
+    if not os.access(parent, os.W_OK):
+        raise InputError([("--out", f"cannot write into '{parent}'")])
+
+
+def _write_atomically(out: Path, write) -> list[Path]:
+    """`write(folder)` into a temporary folder beside `out`, renamed to `out` at the end: a failed or interrupted
+    run leaves no half-written results."""
+    out = out.resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        names = [p.name for p in write(tmp)]
+        if out.exists():
+            out.rmdir()  # checked empty before the run
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return [out / n for n in names]
+
+
+# a request the fleet can never serve, whatever the load: the scenario contradicts its own workload
+STRUCTURAL = ("prompt + output exceeds", "needs more KV blocks")
 
 
 @app.command()
 def simulate(scenario: str = typer.Argument(..., help="scenario YAML/JSON, or a built-in name"),
-             out: Optional[Path] = typer.Option(None, help="write records, summary, time series and plots here"),
+             out: Optional[Path] = typer.Option(None, help="write records, summary, time series and plots into "
+                                                "this new folder"),
              duration: Optional[float] = typer.Option(None, help="override sim.duration_s"),
              warmup: Optional[float] = typer.Option(None, help="override sim.warmup_s"),
              seed: Optional[int] = typer.Option(None, help="override sim.seed"),
@@ -65,26 +120,20 @@ def simulate(scenario: str = typer.Argument(..., help="scenario YAML/JSON, or a 
              json_out: bool = typer.Option(False, "--json", help="print the summary as JSON"),
              progress: bool = typer.Option(True, help="show a progress bar")):
     """Discrete-event simulation of the cluster: latency percentiles, throughput, SLA attainment, cost."""
-    from planner.sim import simulate as run_sim
     try:
-        sc = _load(scenario)
-        if duration is not None:
-            sc.sim.duration_s = duration
-        if warmup is not None:
-            sc.sim.warmup_s = warmup
-        if sc.sim.warmup_s >= sc.sim.duration_s:
-            raise InputError([("sim.warmup_s", f"{sc.sim.warmup_s} must be below duration_s {sc.sim.duration_s}")])
-        if seed is not None:
-            sc.sim.seed = seed
-        if fast_forward is not None:
-            sc.sim.fast_forward = fast_forward
-        if load <= 0:
-            raise InputError([("--load", "must be positive")])
+        _finite("--load", load)
+        _finite("--duration", duration)
+        _finite("--warmup", warmup, zero_ok=True)
+        _check_out(out)
+        sc = with_overrides(_load(scenario), {"sim.duration_s": (duration, "--duration"),
+                                              "sim.warmup_s": (warmup, "--warmup"), "sim.seed": (seed, "--seed"),
+                                              "sim.fast_forward": (fast_forward, "--fast-forward")})
+        est = budget.check(sc, load)
         t0 = time.perf_counter()
         if progress and not json_out and sys.stderr.isatty():
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-            with Progress(TextColumn("simulating"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f} s"),
-                          TimeElapsedColumn(), console=err, transient=True) as bar:
+            with Progress(TextColumn(f"simulating ({est.describe()})"), BarColumn(),
+                          TextColumn("{task.completed:.0f}/{task.total:.0f} s"), TimeElapsedColumn(), console=err,
+                          transient=True) as bar:
                 task = bar.add_task("sim", total=sc.sim.duration_s)
                 cl, summary = run_sim(sc, load_scale=load, progress=lambda t, tot: bar.update(task, completed=t))
         else:
@@ -95,13 +144,18 @@ def simulate(scenario: str = typer.Argument(..., help="scenario YAML/JSON, or a 
     if json_out:
         print(json.dumps(summary, indent=2, default=float))
     else:
-        from planner.report import render_summary
         render_summary(summary, console)
         console.print(f"[dim]wall time {summary['wall_s']:.2f} s[/]")
+    for n in summary["notes"]:
+        err.print(f"note: {n}", markup=False, highlight=False)
     if out is not None:
-        from planner.report import write_outputs
-        for p in write_outputs(cl, summary, out):
+        for p in _write_atomically(out, lambda d: write_outputs(cl, summary, d)):
             err.print(f"wrote {p}")
+    structural = [n for n in summary["notes"] if any(k in n for k in STRUCTURAL)]
+    if structural:
+        err.print("[bold red]error:[/] the fleet cannot serve part of the scenario's own workload "
+                  "(fleet.max_model_len, or the KV pool per replica): " + "; ".join(structural))
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -138,14 +192,14 @@ def search(scenario: str = typer.Argument("seed-optimize-cost"),
            out: Optional[Path] = typer.Option(None, help="write results JSON and the Pareto plot here"),
            json_out: bool = typer.Option(False, "--json")):
     """The cheapest fleet meeting every SLA at peak: pruned candidates, bisection by simulation."""
-    from planner import search as sr
     try:
-        sc = _load(scenario)
-        if duration:
-            sc.search.sim_duration_s = duration
+        _finite("--duration", duration)
+        if workers < 1:
+            raise InputError([("--workers", f"must be at least 1, got {workers}")])
+        _check_out(out)
+        sc = with_overrides(_load(scenario), {"search.sim_duration_s": (duration, "--duration")})
         t0 = time.perf_counter()
         if not json_out and sys.stderr.isatty() and backend != "ray":
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
             with Progress(TextColumn("candidates"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                           console=err, transient=True) as bar:
                 task = bar.add_task("search", total=None)
@@ -157,10 +211,13 @@ def search(scenario: str = typer.Argument("seed-optimize-cost"),
     except (InputError, ValueError) as e:
         _fail(e)
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "search.json").write_text(json.dumps(res, indent=2, default=float))
-        if res["ranked"]:
-            sr.plot_pareto(res, out / "pareto.png")
+        def write(d: Path) -> list[Path]:
+            (d / "search.json").write_text(json.dumps(res, indent=2, default=float))
+            if res["ranked"]:
+                sr.plot_pareto(res, d / "pareto.png")
+            return sorted(d.iterdir())
+        for p in _write_atomically(out, write):
+            err.print(f"wrote {p}")
     if json_out:
         print(json.dumps(res, indent=2, default=float))
         return
@@ -261,8 +318,21 @@ def web(port: int = typer.Option(8501, help="port on localhost")):
     import subprocess
     from importlib.util import find_spec
     app_py = find_spec("web.app").origin
+    # a tool run on internal infrastructure sends no usage statistics (Streamlit's default is to send them)
     raise typer.Exit(subprocess.call([sys.executable, "-m", "streamlit", "run", str(app_py),
-                                      "--server.port", str(port), "--server.address", "127.0.0.1"]))
+                                      "--server.port", str(port), "--server.address", "127.0.0.1",
+                                      "--browser.gatherUsageStats", "false"]))
+
+
+@app.command()
+def reference(out: Optional[Path] = typer.Option(None, help="write the Markdown here instead of printing it")):
+    """The scenario reference: every section and field of the schema, with defaults, bounds and meaning."""
+    from planner.reference import reference as ref
+    text = ref()
+    if out is None:
+        print(text)
+    else:
+        out.write_text(text + "\n")
 
 
 @app.command()

@@ -7,8 +7,8 @@ from rich.table import Table
 
 from planner.memory import memory_plan
 from planner.sim import simulate
-from planner.sizing import size
 from planner.sim.workload import LengthSampler
+from planner.sizing import size
 
 
 def _one_instance(sc, batching: str, rate: float, duration: float):

@@ -5,13 +5,14 @@ from pathlib import Path
 
 import numpy as np
 
+from planner.sim.metrics import columns, latencies
+
 
 def plot_all(cluster, summary: dict, out: Path) -> list[Path]:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from planner.sim.metrics import columns, latencies
 
     c = columns(cluster.records)
     lat = latencies(c)

@@ -38,3 +38,8 @@ def source_checkout_runs() -> Path | None:
     """The committed engine runs when the planner runs from its repository (they are not in the wheel)."""
     p = Path(__file__).resolve().parent.parent / "lab" / "validation" / "h100"
     return p if p.is_dir() else None
+
+
+def lengths_file() -> Path:
+    """Length presets of public datasets (quantile tables and their sources)."""
+    return _path("data", "lengths.yaml")

@@ -11,64 +11,18 @@ answer.
 """
 from __future__ import annotations
 
-import itertools
 import math
-from dataclasses import asdict, dataclass
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict
 
-from planner.memory import memory_plan
-
-
-@dataclass(frozen=True)
-class Candidate:
-    gpu: str
-    tp: int
-    quantization: str
-    max_num_seqs: int
-    prefix_caching: bool
-    spot_share: float = 0.0  # of each fleet, on spot replicas serving the spot tiers only
-
-    def label(self) -> str:
-        return f"{self.gpu} TP{self.tp} {self.quantization} seqs{self.max_num_seqs}" + \
-            ("" if self.prefix_caching else " no-prefix-cache") + (f" spot{self.spot_share:g}" if self.spot_share else "")
-
-
-def configure(sc, c: Candidate, replicas: int | None = None):
-    s = sc.model_copy(deep=True)
-    f = s.fleet
-    if c.gpu != f.gpu:
-        f.price_per_gpu_hour = None  # a price given for one GPU does not carry to another
-    f.gpu, f.tensor_parallel_size, f.quantization = c.gpu, c.tp, c.quantization
-    f.max_num_seqs, f.enable_prefix_caching = c.max_num_seqs, c.prefix_caching
-    f.max_num_batched_tokens = max(f.max_num_batched_tokens, c.max_num_seqs)
-    if replicas is not None:
-        spot = min(replicas - 1, round(c.spot_share * replicas)) if c.spot_share else 0
-        f.replicas, f.spot_replicas = replicas - spot, spot
-    return s
-
-
-def candidates(sc) -> list[Candidate]:
-    sp, f = sc.search, sc.fleet
-    m = sc.model_spec()
-    out = []
-    shares = sp.spot_shares if sc.tiers else [0.0]
-    for gpu, tp, q, mns, pc, spot in itertools.product(sp.gpus or [f.gpu], sp.tensor_parallel_sizes,
-                                                       sp.quantizations, sp.max_num_seqs or [f.max_num_seqs],
-                                                       sp.enable_prefix_caching or [f.enable_prefix_caching], shares):
-        if m.num_attention_heads % tp or (tp > 1 and m.num_key_value_heads % tp and tp % m.num_key_value_heads):
-            continue
-        out.append(Candidate(gpu, tp, q, mns, pc, spot))
-    return out
-
-
-def fits(sc, c: Candidate) -> bool:
-    plan = memory_plan(configure(sc, c))
-    return plan.kv_budget_bytes > 0 and plan.max_seq_blocks <= plan.num_blocks
+from planner.sim import simulate
+from planner.sizing import size
+from planner.space import Candidate, candidates, configure, fits
 
 
 def lower_bound(sc, c: Candidate, slack: float) -> tuple[int, list[str]]:
     """Replicas below which peak demand exceeds the analytic capacity (discounted by `slack`), and what
     binds for this candidate according to the analytic model."""
-    from planner.sizing import size
     rep = size(configure(sc, c), with_alternatives=False)
     peak = rep.demand["peak_req_s"]
     return max(1, math.floor(peak / (rep.instance.capacity_req_s / slack))), rep.binding
@@ -76,7 +30,6 @@ def lower_bound(sc, c: Candidate, slack: float) -> tuple[int, list[str]]:
 
 def evaluate(sc, c: Candidate, replicas: int) -> dict:
     """Simulate the candidate with `replicas` at peak load: does it meet every SLA?"""
-    from planner.sim import simulate
     s = configure(sc, c, replicas)
     s.sim.duration_s = sc.search.sim_duration_s
     s.sim.warmup_s = min(s.sim.warmup_s, s.sim.duration_s / 5)
@@ -88,12 +41,9 @@ def evaluate(sc, c: Candidate, replicas: int) -> dict:
     # the same bar as `planner tiers`: every request that arrived in the window completed, every SLA met
     ok = summ["status_in_window"]["completed"] == sum(summ["status_in_window"].values())
     p95 = {}
-    for sla in s.all_slas():
-        key = {"ttft": "ttft_s", "tpot": "tpot_s", "e2e": "e2e_s"}[sla.metric]
-        src = summ[key] if sla.tier == "default" or not summ["tiers"] else summ["tiers"][sla.tier][sla.metric]
-        v = src.get(f"p{int(sla.percentile)}") if int(sla.percentile) in (50, 95, 99) else None
-        p95[f"{sla.tier}:{sla.metric}"] = v
-        ok = ok and v is not None and v <= sla.target_s
+    for r in summ["sla_results"]:
+        p95[f"{r['tier']}:{r['metric']}"] = r["value"]
+        ok = ok and r["met"]
     return {"meets": ok, "per_hour": summ["cost"]["per_hour"], "per_million_tokens": summ["cost"]["per_million_tokens"],
             "e2e_p95": summ["e2e_s"]["p95"], "sla_values": p95}
 
@@ -143,7 +93,6 @@ def search(sc, backend: str = "process", workers: int | None = None, address: st
         remote = ray.remote(_job)
         results = ray.get([remote.remote(j) for j in jobs])
     elif backend == "process" and (workers or 2) > 1 and len(jobs) > 1:
-        from concurrent.futures import ProcessPoolExecutor
         with ProcessPoolExecutor(max_workers=workers or 2) as ex:
             results = []
             for r in ex.map(_job, jobs):

@@ -13,9 +13,11 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
+from contract.errors import InputError
 from planner.cost import RooflineCostModel, StepCostModel, build_cost_model
 from planner.memory import MemoryPlan, memory_plan
-from planner.workload_stats import mean_lengths, mean_rate
+from planner.space import candidates, configure, fits
+from planner.workload_stats import mean_lengths, mean_rate, share_too_long
 
 
 @dataclass
@@ -78,10 +80,12 @@ def _decode_step(cost: StepCostModel, b: float, ctx: float) -> float:
 
 
 def marginal_prefill(cost: StepCostModel, b: int, ctx: float, n_in: int) -> float:
-    """Extra step time from mixing one prompt's prefill into a decode step of batch b."""
-    base = cost.time(b, b, int(b * ctx))
-    mixed = cost.time(b + n_in, b + 1, int(b * ctx), [(n_in, 0)])
-    return max(mixed - base, 0.0)
+    """Extra step time from one more prompt in a step of batch b that already mixes one in: at load, steps with
+    prompts are the rule, and comparing a mixed step with a decode-only one would charge the gap between the two
+    kinds of step (their host paths differ) to every prompt."""
+    one = cost.time(b + n_in, b + 1, int(b * ctx), [(n_in, 0)])
+    two = cost.time(b + 2 * n_in, b + 2, int(b * ctx), [(n_in, 0), (n_in, 0)])
+    return max(two - one, 0.0)
 
 
 def operating_point(cost: StepCostModel, rate: float, n_in: float, n_out: float, max_batch: int) -> OperatingPoint:
@@ -112,13 +116,33 @@ def operating_point(cost: StepCostModel, rate: float, n_in: float, n_out: float,
     return OperatingPoint(rate, b, t, ttft, tpot, e2e, saturated)
 
 
-def instance_perf(cost: StepCostModel, mem: MemoryPlan, max_num_seqs: int, n_in: float, n_out: float) -> InstancePerf:
+def saturated_step(cost: StepCostModel, b: float, ctx: float, n_in: float, n_out: float) -> tuple[float, float]:
+    """(seconds, prompts) of the step a saturated engine repeats: `b` decodes and the b / n_out prompts per step
+    that keep the batch full (a fractional count averages the steps with floor and ceil prompts). This is the
+    step the simulator reaches at saturation: mixed, not decode-only plus separate prefills."""
+    k = b / max(n_out, 1.0)
+    lo = int(k)
+    ctx_sum = int(b * ctx)
+
+    def step(j: int) -> float:
+        if j == 0:
+            return cost.time(int(b), int(b), ctx_sum)
+        return cost.time(int(b) + j * int(n_in), int(b) + j, ctx_sum, [(int(n_in), 0)] * j)
+    frac = k - lo
+    return (1 - frac) * step(lo) + (frac * step(lo + 1) if frac else 0.0), k
+
+
+def instance_perf(cost: StepCostModel, mem: MemoryPlan, max_num_seqs: int, n_in: float, n_out: float,
+                  max_num_batched_tokens: int | None = None) -> InstancePerf:
     ctx = n_in + n_out / 2
     kv_batch = mem.num_blocks // max(1, mem.blocks_for(math.ceil(ctx)))
     b = max(1, min(max_num_seqs, kv_batch))
+    if max_num_batched_tokens:  # the token budget caps the batch it can keep full: b + (b / n_out) n_in <= budget
+        b = max(1, min(b, int(max_num_batched_tokens * n_out / (n_in + n_out))))
     t_pf = marginal_prefill(cost, b, ctx, int(n_in))
     t_d = cost.decode_time(b, int(b * ctx))
-    cap = b / (n_out * t_d + b * t_pf)
+    t_sat, k = saturated_step(cost, b, ctx, n_in, n_out)
+    cap = k / t_sat
     bound = "bandwidth"
     if isinstance(cost, RooflineCostModel):
         bound = cost.gemm_bound(b)
@@ -155,13 +179,18 @@ def size(sc, cost: StepCostModel | None = None, with_alternatives: bool = True) 
     mem = memory_plan(sc)
     n_in, n_out = mean_lengths(sc)
     avg = mean_rate(sc)
+    if avg is None:
+        raise InputError([("workload.arrival.process", f"'{sc.workload.arrival.process}' sets no arrival rate "
+                           "(a benchmark's fixed count or concurrency): `planner simulate` answers it; `planner "
+                           "size` needs a rate (poisson, gamma, a trace, or closed_loop with a think time)")])
+    too_long = share_too_long(sc)
     peak = avg * sc.workload.rate_profile.peak_factor
     slas = sc.all_slas()
     sla = min(slas, key=lambda s: s.target_s) if slas else None
     demand = dict(avg_req_s=avg, peak_req_s=peak, mean_input_tokens=n_in, mean_output_tokens=n_out,
                   avg_tok_s=avg * (n_in + n_out), peak_tok_s=peak * (n_in + n_out),
                   avg_output_tok_s=avg * n_out)
-    perf = instance_perf(cost, mem, f.max_num_seqs, n_in, n_out)
+    perf = instance_perf(cost, mem, f.max_num_seqs, n_in, n_out, f.max_num_batched_tokens)
     # the floor no batching can beat: every token costs 2 x params FLOPs at the achievable compute rate
     flops_per_req = 2.0 * (m.num_params - m.vocab_size * m.hidden_size) * (n_in + n_out)
     gpu_flops = (g.fp8_tflops if f.quantization == "fp8" and g.fp8_tflops else g.bf16_tflops) * 1e12 \
@@ -191,6 +220,13 @@ def size(sc, cost: StepCostModel | None = None, with_alternatives: bool = True) 
         needed.update(evaluate(n_sla))
 
     binding: list[str] = []
+    if too_long:
+        binding.append(f"max_model_len: {too_long:.1%} of the requests need more than fleet.max_model_len "
+                       f"({sc.max_model_len}) tokens; the engine rejects them at any load")
+        # rejected requests count against every SLA: past its tail, no fleet meets it
+        if too_long >= 1 or (slas and too_long > 1 - min(x.percentile for x in slas) / 100):
+            n_sla = 0
+            needed.update(with_sla_at_peak=None, gpus=None)
     floor = demand["compute_floor_gpus_peak"]
     if floor > f.replicas * f.tensor_parallel_size:
         binding.append(f"compute: peak demand needs at least {floor:.0f} GPUs at {sc.cost_model.efficiency.compute:.0%} "
@@ -235,31 +271,22 @@ def size(sc, cost: StepCostModel | None = None, with_alternatives: bool = True) 
 
 
 def alternatives(sc) -> list[dict]:
-    """The same question over the scenario's search space (GPU x TP x quantization x max_num_seqs),
-    sized analytically: what a reviewer asks next. Ranked by $/hour by the renderer."""
-    import itertools
-    out = []
-    m, sp = sc.model_spec(), sc.search
-    space = itertools.product(sp.gpus or [sc.fleet.gpu], sp.quantizations, sp.tensor_parallel_sizes,
-                              sp.max_num_seqs or [sc.fleet.max_num_seqs])
-    for gpu, q, tp, mns in space:
-        if m.num_attention_heads % tp or (tp > 1 and m.num_key_value_heads % tp and tp % m.num_key_value_heads):
+    """The same question over the scenario's search space (planner.space), sized analytically: what a reviewer
+    asks next. Ranked by $/hour by the renderer. Prefix caching and spot shares do not change the analytic
+    answer, so each (GPU, quantization, TP, max_num_seqs) is sized once."""
+    out, seen = [], set()
+    for c in candidates(sc):
+        dims = (c.gpu, c.quantization, c.tp, c.max_num_seqs)
+        if dims in seen or not fits(sc, c):
             continue
-        alt = sc.model_copy(deep=True)
-        alt.fleet.gpu, alt.fleet.tensor_parallel_size, alt.fleet.quantization = gpu, tp, q
-        alt.fleet.max_num_seqs = mns
-        alt.fleet.max_num_batched_tokens = max(alt.fleet.max_num_batched_tokens, mns)
-        if sc.fleet.price_per_gpu_hour and gpu != sc.fleet.gpu:
-            alt.fleet.price_per_gpu_hour = None  # a price given for one GPU does not carry to another
-        if memory_plan(alt).kv_budget_bytes <= 0 or memory_plan(alt).max_seq_blocks > memory_plan(alt).num_blocks:
-            continue
-        r = size(alt, with_alternatives=False)
-        n = r.needed["with_sla_at_peak"]
-        out.append(dict(gpu=gpu, quantization=q, tp=tp, max_num_seqs=mns, instances=n, gpus=r.needed["gpus"],
-                            per_hour=r.cost.get("needed_per_hour"),
-                            per_million_tokens=r.cost.get("needed_per_million_tokens_at_avg"),
-                            e2e_at_peak_s=(r.needed.get("peak") or {}).get("e2e_s"),
-                            decode_batch1_ms=r.instance.decode_step_batch1_s * 1e3))
+        seen.add(dims)
+        r = size(configure(sc, c), with_alternatives=False)
+        out.append(dict(gpu=c.gpu, quantization=c.quantization, tp=c.tp, max_num_seqs=c.max_num_seqs,
+                        instances=r.needed["with_sla_at_peak"], gpus=r.needed["gpus"],
+                        per_hour=r.cost.get("needed_per_hour"),
+                        per_million_tokens=r.cost.get("needed_per_million_tokens_at_avg"),
+                        e2e_at_peak_s=(r.needed.get("peak") or {}).get("e2e_s"),
+                        decode_batch1_ms=r.instance.decode_step_batch1_s * 1e3))
     return out
 
 

@@ -13,8 +13,13 @@ import re
 from pathlib import Path
 
 import numpy as np
+from rich.table import Table
+from scipy.stats import binom
 
+from contract.profile import Profile
 from planner.scenario import scenario_from_dict
+from planner.sim import simulate
+from planner.sim.metrics import columns
 
 METRICS = ("ttft_p50", "ttft_p95", "tpot_p50", "tpot_p95", "e2e_p50", "e2e_p95", "throughput_tok_s")
 
@@ -79,8 +84,6 @@ def scenario_for(meta: dict, trace: Path, cost_model: dict, seed: int = 0):
 def sim_metrics(meta: dict, trace: Path, cost_model: dict, reps: int = 1) -> dict:
     """The simulator's metrics on the run's trace; with step jitter, the mean over `reps` seeds (one
     realization of a random step sequence is as noisy as one engine run; the prediction is its expectation)."""
-    from planner.sim import simulate
-    from planner.sim.metrics import columns
     out = []
     for seed in range(reps if cost_model.get("step_jitter") else 1):
         sc = scenario_for(meta, trace, cost_model, seed)
@@ -100,7 +103,6 @@ def validate(data: Path, profile: str | None, jitter: bool = True, reps: int = 5
     rows = []
     profile_gpu = None
     if profile:
-        from contract.profile import Profile
         profile_gpu = Profile.load(profile).gpu
     for meta_path in sorted(data.glob("*.meta.json")):
         meta = json.loads(meta_path.read_text())
@@ -183,7 +185,6 @@ def median_interval(values, level: float = 0.90) -> tuple[float, float, float]:
     with the largest j whose coverage, P(X_(j) <= median <= X_(n+1-j)) = 1 - 2 P(Binomial(n, 1/2) < j), is at
     least `level`. Returns (low, high, coverage); with too few draws for the level, the full range and its
     coverage. Needs no assumption about how an engine's runs scatter (TTFT tails near saturation are skewed)."""
-    from scipy.stats import binom
     x = np.sort(np.asarray(values, float))
     n = len(x)
     if n == 0:
@@ -278,7 +279,6 @@ def markdown(rows: list[dict]) -> str:
 
 def _metric_table(title: str, third: str):
     """A rich table with model, run, one column per run (load or replays), then one per metric."""
-    from rich.table import Table
     t = Table(title=title)
     for c in ("model", "run", third, *(m.replace("_", " ") for m in METRICS)):
         t.add_column(c)
@@ -286,7 +286,6 @@ def _metric_table(title: str, third: str):
 
 
 def render(rows: list[dict], con) -> None:
-    from rich.table import Table
     for cm in ("calibrated", "roofline"):
         if not rows or cm not in rows[0]:
             continue

@@ -5,10 +5,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from planner.cost.calibrated import CalibratedCostModel, _interp_log
-from contract.profile import AttnRow, GemmRow, Profile, StepRow
 from contract.catalog import GPUS, MODELS
+from contract.profile import AttnRow, GemmRow, Profile, StepRow
 from planner.cost import RooflineCostModel
+from planner.cost.calibrated import CalibratedCostModel, _interp_log
 from tests.conftest import ROOT
 
 M8, H100, H200 = MODELS["llama-3.1-8b"], GPUS["H100-SXM"], GPUS["H200"]
@@ -242,6 +242,7 @@ def test_binned_decode_overhead_fits_small_batches_of_the_committed_profile():
 
 def _jitter_scenario(step_jitter: bool, seed: int = 0):
     import json
+
     from planner.validate import scenario_for
     stem = VALIDATION / "llama-3.1-8b_H100-SXM_poisson-0.8"
     meta = json.loads(Path(f"{stem}.meta.json").read_text())
@@ -355,6 +356,7 @@ def test_decode_attention_extrapolated_to_the_h200_matches_the_paired_measuremen
     the H100 times carried to the H200 by the model's rule land within 5% RMS and 13% at worst; the additive
     rule (the whole roofline part moves, the rest stays) was ~10% RMS fast."""
     import json
+
     from planner.cost.calibrated import DECODE_ATTN_P
     res = ROOT / "lab" / "studies" / "attention_layout"
     h100 = json.loads((res / "attention_layout_h100.json").read_text())["rows"]
@@ -428,6 +430,7 @@ def test_per_replay_targets_count_each_replay_alone():
 
 def test_median_interval_is_the_order_statistics_whose_binomial_coverage_reaches_the_level():
     from scipy.stats import binom
+
     from planner.validate import median_interval
     vals = [9.0, 1.0, 8.0, 2.0, 7.0, 3.0, 6.0, 4.0, 5.0, 10.0]  # n = 10, sorted 1..10
     lo, hi, cover = median_interval(vals, 0.90)

@@ -1,13 +1,13 @@
 """The engine on the CPU: token-for-token equal to transformers, and paging, prefix hits, preemption
 and chunked prefill each leave the output unchanged."""
-import gzip
 import tempfile
 
 import pytest
 
 torch = pytest.importorskip("torch")
 
-from hypothesis import given, settings, strategies as st  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st
 
 from engine.block_manager import BlockManager  # noqa: E402
 from engine.config import tiny  # noqa: E402
@@ -149,7 +149,7 @@ def test_graph_decode_inputs_pack_ids_positions_slots_lengths_and_tables():
 
     class Runner(ModelRunner):  # the packing only: no model, no CUDA graph
         def __init__(self):
-            self.bs, self.graphs, self.widths = 4, {}, []
+            self.bs, self.graphs, self.widths, self.device = 4, {}, [], torch.device("cpu")
 
         def _capture(self, gb, width):
             p = torch.zeros(4 * gb + gb * width, dtype=torch.long)
@@ -419,6 +419,7 @@ def test_gemm_calibration_cycles_enough_weight_copies_to_miss_l2():
 
 def test_calibrate_refuses_zero_ramps_naming_the_option():
     from typer.testing import CliRunner
+
     from engine.calibrate import calibrate
     from engine.cli import app
     res = CliRunner().invoke(app, ["calibrate", "--gpu", "H100-SXM", "--ramps", "0"])

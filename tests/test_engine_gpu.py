@@ -5,11 +5,11 @@ torch = pytest.importorskip("torch")
 if not torch.cuda.is_available():
     pytest.skip("needs a CUDA GPU", allow_module_level=True)
 
+from contract.catalog import MODELS  # noqa: E402
 from engine.config import to_hf_config  # noqa: E402
 from engine.llm import LLM, EngineConfig  # noqa: E402
 from engine.sequence import SamplingParams  # noqa: E402
 from engine.weights import build_model, ours_to_hf  # noqa: E402
-from contract.catalog import MODELS  # noqa: E402
 
 pytestmark = pytest.mark.gpu
 
@@ -228,6 +228,7 @@ def test_calibrated_gemms_read_weights_that_fit_in_l2_cold():
     """A 34 MB weight fits in the H100's 50 MB L2: timed back to back on one copy it ran above the cold copy
     rate; engine calibrate cycles through copies, as a serving step streams its weights from HBM."""
     import torch.nn.functional as F
+
     from engine.calibrate import gpu_time, measure_gemms
     n, k = 2048, 8192
     cold = measure_gemms({(n, k)}, m_grid=(1,), log=lambda *_: None)[0].seconds

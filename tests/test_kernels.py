@@ -1,7 +1,6 @@
 """CUDA kernels against float64 references (skipped without CuPy and a GPU). Outputs are poisoned with NaN
 before each run, so a kernel that skips an element fails; caches outside each sequence's context are
 poisoned too, so a kernel that reads past context_lens fails."""
-import math
 
 import pytest
 
@@ -219,9 +218,9 @@ def test_engine_with_kernels_logits_as_close_to_fp32_as_the_pytorch_path(quant, 
     1.2x the PyTorch path's bf16 logits do (a broken kernel errs by ~100%)."""
     import copy
 
+    from contract.catalog import MODELS
     from engine.llm import LLM, EngineConfig
     from engine.weights import build_model
-    from contract.catalog import MODELS
     m = build_model(MODELS["llama-3.2-1b"], seed=5, dtype=torch.bfloat16, device="cuda")
     if quant:
         from engine.quant import dequantize_int8, quantize_model
@@ -289,10 +288,10 @@ def test_decode_graph_fuses_the_norms_into_the_projections(monkeypatch):
     their logits err against fp32 no more than 1.2x the PyTorch path's (as the test above states)."""
     import copy
 
+    from contract.catalog import MODELS
     from engine.llm import LLM, EngineConfig
     from engine.weights import build_model
     from kernels import gemv
-    from contract.catalog import MODELS
     m = build_model(MODELS["llama-3.2-1b"], seed=11, dtype=torch.bfloat16, device="cuda")
     prompts = [torch.randint(0, 128256, (150,), generator=torch.Generator().manual_seed(3)).tolist()]
     kw = dict(model="llama-3.2-1b", num_blocks=512)
@@ -318,9 +317,9 @@ def test_decode_graph_fuses_the_norms_into_the_projections(monkeypatch):
 
 
 def test_gemv_hook_runs_only_for_one_row_inside_capture():
+    from engine.kernel_hooks import gemv_kernel
     from engine.model import Linear
     from kernels import gemv
-    from engine.kernel_hooks import gemv_kernel
     gemv.prepare()
     lin = Linear(256, 512, bias=False).cuda().bfloat16()
     lin.kernel = gemv_kernel

@@ -5,9 +5,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from planner.cli import app
 from contract.errors import InputError
-from planner.scenario import scenario_from_dict, load_scenario
+from planner.cli import app
+from planner.scenario import load_scenario, scenario_from_dict
 from tests.conftest import ROOT
 
 runner = CliRunner()

@@ -4,11 +4,11 @@ import math
 import numpy as np
 import pytest
 
+from planner.cli import _load
 from planner.cost import ConstantCostModel
 from planner.scenario import scenario_from_dict
 from planner.sim import simulate
 from planner.sim.metrics import columns
-from planner.cli import _load
 
 
 def make(**over):
@@ -120,7 +120,8 @@ def test_requests_longer_than_the_context_are_rejected_with_a_reason():
     sc = make(fleet={"max_model_len": 1000}, workload={"input_tokens": {"dist": "fixed", "mean": 1200, "max": None}})
     cl, s = run(sc)
     assert s["status"]["rejected"] == s["requests"] > 0
-    assert all("exceeds max_model_len" in r.reason for r in cl.records)
+    assert all("exceeds fleet.max_model_len (1000)" in r.reason for r in cl.records)
+    assert s["notes"] == [f"{s['requests']:,} requests rejected: prompt + output exceeds fleet.max_model_len (1000)"]
 
 
 def test_static_batching_has_lower_throughput_than_continuous_at_saturation():

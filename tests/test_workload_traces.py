@@ -1,14 +1,15 @@
 """Arrival processes, length distributions, trace loading and its errors, block-manager invariants."""
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from contract.traces import TraceError, load_trace
 from planner.cli import app
 from planner.scenario import Arrival, LengthDist, RateProfile, scenario_from_dict
 from planner.sim import simulate
 from planner.sim.block_manager import BlockManager
-from contract.traces import TraceError, load_trace
 from planner.sim.workload import LengthSampler, open_loop_arrivals
 from tests.conftest import TRACES
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,11 +18,27 @@ import yaml
 
 from contract.catalog import GPUS, MODELS
 from contract.errors import InputError
-from planner import resources
-from planner.scenario import (SLA, Arrival, Autoscaling, Client, CostModelCfg, Efficiency, Failures, Fleet,
-                              LengthDist, Metering, RateProfile, Router, Scenario, Sim, Tier, Workload,
-                              scenario_from_dict)
 from contract.knobs import ServingKnobs
+from planner import resources
+from planner.scenario import (
+    SLA,
+    Arrival,
+    Autoscaling,
+    Client,
+    CostModelCfg,
+    Efficiency,
+    Failures,
+    Fleet,
+    LengthDist,
+    Metering,
+    RateProfile,
+    Router,
+    Scenario,
+    Sim,
+    Tier,
+    Workload,
+    scenario_from_dict,
+)
 from web.widgets import default_of, form, scalar_fields, widget
 
 SCENARIOS = resources.scenarios()
@@ -37,9 +52,29 @@ DEFAULT = {"name": "defaults", "model": "llama-3.1-8b",
            "sim": {"duration_s": 300, "warmup_s": 30}}
 
 
+def parse_upload(name: str, data: bytes) -> dict:
+    """An uploaded scenario as a document, or an InputError naming the file and what is wrong with it (never a
+    traceback with the server's paths)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError([("", f"{name}: not UTF-8 text (byte {e.start}); save it as UTF-8")])
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise InputError([("", f"{name}: not valid YAML or JSON: {e}")])
+    except RecursionError:
+        raise InputError([("", f"{name}: nests too deeply to be a scenario")])
+    if not isinstance(doc, dict):
+        what = "empty" if doc is None else f"a {type(doc).__name__}"
+        raise InputError([("", f"{name}: a scenario is a mapping of sections (model, workload, ...); this file is "
+                               f"{what}")])
+    return doc
+
+
 def load_doc(source: str, uploaded) -> dict:
     if uploaded is not None:
-        return yaml.safe_load(uploaded.getvalue().decode())
+        return parse_upload(uploaded.name, uploaded.getvalue())
     if source == "defaults":
         return copy.deepcopy(DEFAULT)
     return yaml.safe_load(SCENARIOS[source].read_text())
@@ -239,8 +274,8 @@ def main() -> None:
                                      type=["csv"])
     try:
         doc = load_doc(source, uploaded)
-    except yaml.YAMLError as e:
-        st.error(f"the uploaded file is not valid YAML: {e}")
+    except InputError as e:
+        st.error(str(e))
         return
     if trace is not None:
         doc = with_trace(doc, trace.getvalue())

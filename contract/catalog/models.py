@@ -40,6 +40,17 @@ class ModelSpec(BaseModel):
             raise ValueError("hidden_size must divide by num_attention_heads when head_dim is not given")
         return self
 
+    def tp_problem(self, tp: int) -> str | None:
+        """Why tensor parallelism of degree `tp` cannot shard this model, or None: the query heads must split
+        evenly, and the KV heads either split evenly or be replicated (TP a multiple of them)."""
+        if tp < 1:
+            return f"{tp} is not a tensor-parallel degree (at least 1)"
+        if self.num_attention_heads % tp:
+            return f"{tp} does not divide the {self.num_attention_heads} attention heads of {self.name}"
+        if tp > 1 and self.num_key_value_heads % tp and tp % self.num_key_value_heads:
+            return f"{tp} neither divides nor is a multiple of the {self.num_key_value_heads} KV heads of {self.name}"
+        return None
+
     @property
     def hd(self) -> int:
         return self.head_dim or self.hidden_size // self.num_attention_heads

@@ -6,9 +6,7 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
-
 
 
 def main():

@@ -13,7 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-from lab.paths import ROOT  # noqa: E402
+from lab.paths import ROOT
+
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 

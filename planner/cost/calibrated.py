@@ -19,9 +19,11 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+from scipy.optimize import nnls
 
-from contract.profile import Profile, token_buckets
 from contract.catalog import GPUS
+from contract.errors import InputError
+from contract.profile import Profile, token_buckets
 from planner.cost.base import StepCostModel, StepTime
 from planner.cost.roofline import ACT_BYTES, RooflineCostModel
 
@@ -114,16 +116,18 @@ class CalibratedCostModel(StepCostModel):
                                if self.extrapolated
                                else ""))
         quant = roofline_kw.get("quantization", "bf16")
-        by_shape = defaultdict(list)
-        for r in profile.gemm:
-            if r.quantization == quant:
-                by_shape[(r.n, r.k)].append((r.m, r.seconds))
-        if not by_shape:
-            for r in profile.gemm:  # no table for this quantization: bf16 times, scaled by bytes later
-                by_shape[(r.n, r.k)].append((r.m, r.seconds))
         self._gemm_memo: dict = {}
-        self.gemm_tables = {k: (np.array([m for m, _ in sorted(v)], float), np.array([s for _, s in sorted(v)], float))
-                            for k, v in by_shape.items()}
+        measured = {r.quantization for r in profile.gemm}
+        # a weight format the profile has no table for: its bf16 times, each scaled by the ratio of the format's
+        # roofline to bf16's on the profile's GPU (bytes for small M, the FP8 peak for large) -- said so below
+        self.gemm_quant = quant if quant in measured else "bf16"
+        self._scale_quant = None
+        if self.gemm_quant != quant and quant not in ("bf16", "fp16"):
+            self._scale_quant = (RooflineCostModel(model, src or gpu, **{**roofline_kw, "quantization": "bf16"}),
+                                 RooflineCostModel(model, src or gpu, **roofline_kw))
+            self.description += f"; {quant} GEMMs scaled from the bf16 tables by roofline (EXTRAPOLATED)"
+        self.gemm_tables = self._tables(profile, self.gemm_quant)
+        self.head_tables = self._tables(profile, "bf16" if "bf16" in measured else self.gemm_quant)
         kvh = max(1, model.num_key_value_heads // self.tp)
         self.layout = (model.num_attention_heads // self.tp, kvh, model.hd)
         self.dec = self._attn_table("decode")
@@ -132,7 +136,13 @@ class CalibratedCostModel(StepCostModel):
         extra = np.array(self.dec[0].c - 1.0) if self.dec else np.array([])
         self._knots = np.unique(np.concatenate([DEC_KNOTS, extra[extra >= 1]]))
         self.pre = self._attn_table("prefill")
+        # the serving iterations ran the profile's bf16 engine: the overhead is what they took beyond its own bf16
+        # operators, whichever weight format is being predicted
+        predict = (self.gemm_tables, self._scale_quant)
+        self.gemm_tables, self._scale_quant = self.head_tables, None
         self._fit_overhead(roofline_kw.get("step_overhead_s", 1.5e-4))
+        self.gemm_tables, self._scale_quant = predict
+        self._gemm_memo.clear()
         self.host_share = self._host_share()
         if self.host_share:
             self.description += "; host " + ", ".join(f"{v:.0%} of {k} iterations" for k, v in self.host_share.items())
@@ -165,18 +175,33 @@ class CalibratedCostModel(StepCostModel):
         tab = _Table2D([(r.a, r.context, r.seconds) for r in rows if (r.heads, r.kv_heads, r.head_dim) == best])
         return tab, scale
 
-    def _gemm_time(self, m: int, n: int, k: int) -> float:
-        key = (m, n, k)
+    @staticmethod
+    def _tables(profile: Profile, quant: str) -> dict:
+        """(N, K) -> (token counts, seconds) of the profile's GEMM rows of one weight format."""
+        by_shape = defaultdict(list)
+        for r in profile.gemm:
+            if r.quantization == quant:
+                by_shape[(r.n, r.k)].append((r.m, r.seconds))
+        return {k: (np.array([m for m, _ in sorted(v)], float), np.array([s for _, s in sorted(v)], float))
+                for k, v in by_shape.items()}
+
+    def _gemm_time(self, m: int, n: int, k: int, head: bool = False) -> float:
+        """A GEMM of M tokens against an N x K weight, from the tables (the LM head's: bf16, as engines keep it)."""
+        key = (m, n, k, head)
         v = self._gemm_memo.get(key)
         if v is not None:
             return v
-        t = self.gemm_tables.get((n, k))
+        tables = self.head_tables if head else self.gemm_tables
+        t = tables.get((n, k))
         if t is not None:
             v = _interp_log(t[0], t[1], m)
         else:  # nearest measured shape by weight size, scaled by N*K (bandwidth) / 2MNK (compute) alike
-            (n0, k0) = min(self.gemm_tables, key=lambda s: abs(math.log(s[0] * s[1] / (n * k))))
-            t = self.gemm_tables[(n0, k0)]
+            (n0, k0) = min(tables, key=lambda s: abs(math.log(s[0] * s[1] / (n * k))))
+            t = tables[(n0, k0)]
             v = _interp_log(t[0], t[1], m) * (n * k) / (n0 * k0)
+        if self._scale_quant is not None and not head:
+            bf, q = self._scale_quant
+            v *= q.gemm_roof(m, n, k) / bf.gemm_roof(m, n, k)
         self._gemm_memo[key] = v
         return v
 
@@ -229,7 +254,6 @@ class CalibratedCostModel(StepCostModel):
         Non-negative least squares, refitted without points beyond 4 MADs (a graph capture or a stray pause
         inside a timed iteration) for the slopes; the constant then makes the mean residual over all points
         zero."""
-        from scipy.optimize import nnls
         pts, self.overhead_source = self._overhead_points()
         self.jitter_ratios: dict[str, np.ndarray] = {}
         self._dec_bins = None
@@ -367,7 +391,7 @@ class CalibratedCostModel(StepCostModel):
         if S:
             n, k = self.model.vocab_size // self.tp, self.model.hidden_size
             ideal = max(2.0 * S * n * k / src.flops, (n * k * 2 + S * (k * 2 + n * 4)) / src.bw)
-            lm = self._extrapolate(self._gemm_time(S, n, k), ideal, "bandwidth", scaled)
+            lm = self._extrapolate(self._gemm_time(S, n, k, head=True), ideal, "bandwidth", scaled)
         a = 0.0
         if ctx_sum and self.dec:
             tab, sc = self.dec
@@ -489,7 +513,6 @@ class CalibratedCostModel(StepCostModel):
     @classmethod
     def from_profile(cls, path, model, gpu, **kw) -> "CalibratedCostModel":
         if path is None:
-            from contract.errors import InputError
             raise InputError([("cost_model.profile", "kind 'calibrated' needs a profile file")])
         f = Path(path)
         stamp = f.stat().st_mtime_ns if f.exists() else None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 
 from contract.catalog import GPUSpec, ModelSpec
-from planner.cost.base import Batch, StepCostModel, StepTime
+from planner.cost.base import StepCostModel, StepTime
 from planner.memory import WEIGHT_BYTES, kv_dtype_bytes, kv_heads_per_gpu
 
 ACT_BYTES = 2  # bf16 activations
@@ -63,6 +63,10 @@ class RooflineCostModel(StepCostModel):
             fl += f
             by += b
         return t * self.L, fl * self.L, by * self.L
+
+    def gemm_roof(self, M: int, n: int, k: int) -> float:
+        """One GEMM's roofline time at this weight format: the larger of its compute and its memory time."""
+        return max(2.0 * M * n * k / self.flops, (n * k * self.wbytes + M * (n + k) * ACT_BYTES) / self.bw)
 
     def _lm_head(self, S: int) -> float:
         if S == 0:

@@ -12,10 +12,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import simpy
 
-from planner.memory import memory_plan
-from planner.sim.replica import Replica, ReplicaConfig
+from contract.errors import InputError
 from contract.knobs import ServingKnobs
 from contract.records import STATUSES
+from planner.cost.jitter import JitteredCostModel
+from planner.memory import memory_plan
+from planner.sim.replica import Replica, ReplicaConfig
 from planner.sim.request import Request
 from planner.sim.router import Router
 from planner.sim.workload import LengthSampler, generate
@@ -39,10 +41,8 @@ class Cluster:
         self.rng = np.random.default_rng(sc.sim.seed)
         jitter = sc.cost_model.step_jitter
         if jitter:  # its own stream: the same seed gives the same arrivals with and without jitter
-            from planner.cost.jitter import JitteredCostModel
             ratios = getattr(cost, "jitter_ratios", None)
             if not ratios or set(ratios) != {"decode", "prefill"}:
-                from contract.errors import InputError
                 raise InputError([("cost_model.step_jitter", "the profile has no serving iterations measured "
                                       f"for {sc.model} (engine calibrate records them)")])
             cost = JitteredCostModel(cost, ratios, np.random.default_rng([sc.sim.seed, 0x5EED]))
@@ -82,6 +82,9 @@ class Cluster:
         self.all: list[Request] = []
         self.in_flight = 0
         self.arrivals_done = False
+        # a fixed number of requests (a benchmark) runs until they are all done, within the same horizon
+        self.finite = sc.workload.arrival is not None and sc.workload.arrival.finite
+        self.notes: list[str] = []  # what the report must say about this run (how inputs were read)
         self.end_time = sc.sim.duration_s + sc.sim.drain_limit_s
         self.series = Series()
         self.load_scale = load_scale
@@ -107,10 +110,9 @@ class Cluster:
         self.in_flight += 1 if req.retries == 0 else 0
         req.attempt_arrival = self.env.now
         if req.prompt_len + req.output_len > self.max_len:
-            return self._final(req, "rejected", f"prompt+output {req.prompt_len + req.output_len} exceeds "
-                                                f"max_model_len {self.max_len}")
+            return self._final(req, "rejected", f"prompt + output exceeds fleet.max_model_len ({self.max_len})")
         if -(-(req.prompt_len + req.output_len) // self.rcfg.knobs.block_size) > self.rcfg.num_blocks:
-            return self._final(req, "rejected", "needs more KV blocks than a replica has")
+            return self._final(req, "rejected", f"needs more KV blocks than a replica has ({self.rcfg.num_blocks})")
         rep = self.router.choose(req)
         if rep is None:
             return self._attempt_failed(req, "failed", "no replica up")
@@ -183,7 +185,7 @@ class Cluster:
                                           tenant=names[k] if k >= 0 else "default",
                                           tier=tiers[k] if k >= 0 else "default",
                                           prefix_tokens=ptok[i] if ptok is not None else 0))
-        if env.now < sc.sim.duration_s:
+        if env.now < sc.sim.duration_s and not self.finite:
             yield env.timeout(sc.sim.duration_s - env.now)
         self._arrivals_end()
 
@@ -195,12 +197,14 @@ class Cluster:
         self._lout = LengthSampler(wl.output_tokens, self.rng)
         self._buf_in = self._buf_out = None
         self._buf_i = 0
+        self._issued = 0
         first = self.rng.uniform(0, a.think_time_s, size=users)  # staggered start, no thundering herd
         for u in range(users):
             ev = self.env.timeout(first[u])
             ev.callbacks.append(lambda _e, u=u: self._user_request(u))
-        end = self.env.timeout(self.sc.sim.duration_s)
-        end.callbacks.append(lambda _e: self._arrivals_end())
+        if not self.finite:
+            end = self.env.timeout(self.sc.sim.duration_s)
+            end.callbacks.append(lambda _e: self._arrivals_end())
 
     def _lengths(self) -> tuple[int, int]:
         if self._buf_in is None or self._buf_i >= len(self._buf_in):
@@ -212,6 +216,13 @@ class Cluster:
     def _user_request(self, u: int) -> None:
         if self.arrivals_done:
             return
+        cap = self.sc.workload.arrival.requests
+        if cap is not None:
+            if self._issued >= cap:
+                return
+            self._issued += 1
+            if self._issued == cap:  # the last request of a fixed-count run: no more arrivals after it
+                self.arrivals_done = True
         n_in, n_out = self._lengths()
         sp = self.sc.workload.shared_prefix
         pre = -1
@@ -222,7 +233,7 @@ class Cluster:
                                       prefix_tokens=sp.tokens if pre >= 0 else 0))
 
     def _schedule_user(self, u: int, now: float) -> None:
-        ev = self.env.timeout(self.rng.exponential(self._think))
+        ev = self.env.timeout(self.rng.exponential(self._think) if self._think else 0.0)
         ev.callbacks.append(lambda _e, u=u: self._user_request(u))
 
     def _arrivals_end(self) -> None:
@@ -320,7 +331,9 @@ class Cluster:
         if a is not None and a.process == "closed_loop":
             self._closed_loop_start()
         else:  # drawn before the clock starts: bad traces fail here, not inside a process
-            env.process(self._open_loop(generate(self.sc, self.rng, self.load_scale)))
+            specs = generate(self.sc, self.rng, self.load_scale)
+            self.notes += list(specs.notes)
+            env.process(self._open_loop(specs))
         env.process(self._monitor())
         if self.sc.failures.mtbf_hours_per_gpu:
             for r in self.replicas:

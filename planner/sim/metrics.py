@@ -10,6 +10,7 @@ import math
 import numpy as np
 
 from contract.records import STATUSES
+from planner.memory import WEIGHT_BYTES
 
 PCTS = (50, 95, 99)
 
@@ -56,6 +57,19 @@ def pct(x: np.ndarray) -> dict:
     return {f"p{p}": float(np.percentile(x, p)) for p in PCTS} | {"mean": float(x.mean())}
 
 
+def sla_results(sc, c: dict, lat: dict, inw: np.ndarray) -> list[dict]:
+    """Each SLA (scenario-wide, then each tier's) at its own percentile -- any value in (0, 100) -- of its
+    metric over the requests it covers that arrived in the window, and whether the target is met."""
+    out = []
+    for sla in sc.all_slas():
+        sel = inw if sla.tier == "default" or not sc.tiers else inw & (c["tier"] == sla.tier)
+        x = lat[sla.metric][sel]
+        x = x[~np.isnan(x)]
+        v = float(np.percentile(x, sla.percentile)) if len(x) else None
+        out.append(sla.model_dump() | {"value": v, "met": v is not None and v <= sla.target_s})
+    return out
+
+
 def meets_sla(lat: dict, slas) -> np.ndarray:
     """Per request: completed and within every SLA's target on its metric."""
     ok = ~np.isnan(lat["e2e"])
@@ -79,6 +93,8 @@ def littles_law(c: dict, w0: float, w1: float) -> dict:
 def summarize(cluster, slas=None) -> dict:
     sc = cluster.sc
     w0, w1 = sc.sim.warmup_s, sc.sim.duration_s
+    if cluster.finite:  # a benchmark's fixed count: every request counts, throughput over the makespan
+        w0, w1 = 0.0, max(cluster.stop_time, 1e-9) * (1 + 1e-12)
     c = columns(cluster.records)
     lat = latencies(c)
     inw = (c["arrival"] >= w0) & (c["arrival"] < w1)
@@ -126,8 +142,11 @@ def summarize(cluster, slas=None) -> dict:
         "sim_time_s": span,
         "warmup_s": w0,
         "duration_s": w1,
+        "makespan_s": cluster.stop_time if cluster.finite else None,
         "cost_model": cluster.cost.description,
     }
+    summary["sla_results"] = sla_results(sc, c, lat, inw)
+    summary["notes"] = list(cluster.notes) + _rejection_notes(c)
     summary["utilization"] = _utilization(cluster, busy)
     summary["tiers"] = _per_tier(sc, c, lat, inw, window)
     summary["tenants"] = _per_tenant(sc, c, lat, inw, cost, cluster)
@@ -138,6 +157,14 @@ def summarize(cluster, slas=None) -> dict:
         t["per_million_tokens"] = usd / toks * 1e6 if toks else None
     summary["events"] = [{"t": t, "event": e, "replica": i} for t, e, i in cluster.scale_events]
     return summary
+
+
+def _rejection_notes(c: dict) -> list[str]:
+    """Why requests were rejected, counted by reason (a scenario whose requests cannot fit is a configuration
+    problem, not load)."""
+    rej = c["status"] == "rejected"
+    reasons, counts = np.unique(c["reason"][rej], return_counts=True) if rej.any() else ([], [])
+    return [f"{n:,} requests rejected: {r}" for r, n in zip(reasons, counts)]
 
 
 def _per_tenant(sc, c, lat, inw, usd_total: float, cluster) -> dict:
@@ -191,7 +218,6 @@ def _utilization(cluster, busy: float) -> dict:
     pre = sum(r.prefill_tokens for r in reps)
     lin = m.num_layers * m.linear_params_per_layer + m.vocab_size * m.hidden_size
     flops = 2.0 * lin * (dec + pre)
-    from planner.memory import WEIGHT_BYTES
     wbytes = lin * WEIGHT_BYTES[sc.fleet.quantization]
     steps = sum(r.steps for r in reps)
     bytes_ = wbytes * steps

@@ -496,7 +496,8 @@ class Replica:
             if chunks:
                 ntok = n_dec + sum(n for _, n in chunks)
                 sampled = n_dec + sum(1 for s, n in chunks if s.computed + n == s.target)
-                S = self.dec_off + n_dec * (self.t + 1)
+                # the decodes' context: none when the step leaves them out (a whole-prompt step without chunking)
+                S = self.dec_off + n_dec * (self.t + 1) if n_dec else 0
                 dt = cost.time(ntok, sampled, S, [(n, s.computed) for s, n in chunks]) + swap
                 self.mode = "step"
                 yield env.timeout(dt)

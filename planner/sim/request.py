@@ -4,7 +4,6 @@ from __future__ import annotations
 import math
 
 
-
 class Request:
     """One client request, across all its attempts. Every run accounts for each exactly once."""
 

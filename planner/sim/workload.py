@@ -35,6 +35,9 @@ class LengthSampler:
         elif d.dist == "lognormal":
             s2 = math.log(1 + d.cv ** 2)
             x = np.rint(r.lognormal(math.log(d.mean) - s2 / 2, math.sqrt(s2), size=n)).astype(np.int64)
+        elif d.dist == "quantiles":  # inverse CDF of the piecewise-linear table
+            pct, val = zip(*d.quantiles)
+            x = np.rint(np.interp(r.uniform(0, 100, size=n), pct, val)).astype(np.int64)
         else:
             x = r.choice(self.pool, size=n)
         x = np.maximum(x, 1)
@@ -67,11 +70,18 @@ def _cum_rate(profile, t: np.ndarray) -> np.ndarray:
 
 
 def open_loop_arrivals(arrival, profile, duration: float, rng: np.random.Generator, scale: float = 1.0) -> np.ndarray:
-    """Arrival times in [0, duration) of a Poisson or gamma process with a rate profile."""
+    """Arrival times in [0, duration) of a Poisson or gamma process with a rate profile; with `arrival.requests`,
+    the first that many arrivals however long they take (a benchmark's fixed count); offline: all at 0."""
+    if arrival.process == "offline":
+        return np.zeros(arrival.requests)
+    if arrival.requests is not None:  # a fixed count: the horizon is wherever the count ends
+        duration = math.inf
     rate = arrival.rate * scale
     if profile.kind == "diurnal" and profile.peak_factor > 2:
         raise ValueError("diurnal peak_factor above 2 would need a negative trough rate")
     horizon = float(_cum_rate(profile, np.array([duration]))[0]) * rate  # expected count
+    if arrival.requests is not None:
+        horizon = float(arrival.requests)
     n = int(horizon + 10 * math.sqrt(horizon + 1) + 20)
     if arrival.process == "poisson":
         gaps = rng.exponential(1.0, size=n)
@@ -82,7 +92,7 @@ def open_loop_arrivals(arrival, profile, duration: float, rng: np.random.Generat
     while u[-1] < horizon:
         more = rng.exponential(1.0, size=n) if arrival.process == "poisson" else rng.gamma(k, 1.0 / k, size=n)
         u = np.concatenate([u, u[-1] + np.cumsum(more)])
-    u = u[u < horizon] / rate
+    u = u[u < horizon] / rate if arrival.requests is None else u[: arrival.requests] / rate
     if profile.kind == "constant":
         return u
     grid = np.linspace(0, duration, 20001)
@@ -101,6 +111,7 @@ class RequestSpecs:
     hash_ids: list | None = None
     tenant: np.ndarray | None = None  # index into scenario.workload.tenants
     prefix_tokens: np.ndarray | None = None
+    notes: tuple[str, ...] = ()  # what a report must say about how the requests were read
 
 
 def generate(sc, rng: np.random.Generator, scale: float = 1.0) -> RequestSpecs | None:
@@ -125,7 +136,7 @@ def _tenants(sc, rng, scale) -> RequestSpecs:
     pre = np.concatenate([p.prefix_id if p.prefix_id is not None else np.full(len(p.arrival), -1) for p in parts])
     ptok = np.concatenate([p.prefix_tokens for p in parts])
     return RequestSpecs(arr[order], cat("input_tokens")[order], cat("output_tokens")[order], pre[order], None,
-                        None, cat("tenant")[order], ptok[order])
+                        None, cat("tenant")[order], ptok[order], tuple(n for p in parts for n in p.notes))
 
 
 def _one_class(wl, a, in_dist, out_dist, shared, dur, rng, scale) -> RequestSpecs:
@@ -139,6 +150,11 @@ def _one_class(wl, a, in_dist, out_dist, shared, dur, rng, scale) -> RequestSpec
         ts = t.timestamps / (a.time_scale * scale)
         keep = ts < dur
         arr, ins, outs = ts[keep], t.input_tokens[keep], t.output_tokens[keep]
+        notes = []
+        for what, col in (("prompt", ins), ("output", outs)):
+            if zeros := int((col == 0).sum()):
+                notes.append(f"{a.trace}: {zeros} requests have 0 {what} tokens; each is served as 1 (an engine "
+                             f"reads at least one token and samples at least one)")
         ins, outs = np.maximum(ins, 1), np.maximum(outs, 1)
         if t.hash_ids is not None:
             hashes = [h for h, k in zip(t.hash_ids, keep) if k]
@@ -154,4 +170,5 @@ def _one_class(wl, a, in_dist, out_dist, shared, dur, rng, scale) -> RequestSpec
         ins = ins + shared.tokens
         ptok[:] = shared.tokens
     sess = rng.integers(0, wl.sessions, size=n) if wl.sessions else None
-    return RequestSpecs(arr, ins.astype(np.int64), outs.astype(np.int64), prefix, sess, hashes, None, ptok)
+    return RequestSpecs(arr, ins.astype(np.int64), outs.astype(np.int64), prefix, sess, hashes, None, ptok,
+                        tuple(notes) if a.process == "trace" else ())

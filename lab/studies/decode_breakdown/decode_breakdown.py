@@ -11,19 +11,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections import defaultdict
 from pathlib import Path
 
+import torch
+from torch.profiler import ProfilerActivity, profile
 
-import torch  # noqa: E402
-from torch.profiler import ProfilerActivity, profile  # noqa: E402
-
-from engine.calibrate import copy_bandwidth  # noqa: E402
-from engine.llm import LLM, EngineConfig, quiet_gc  # noqa: E402
-from engine.sequence import SamplingParams  # noqa: E402
-from contract.catalog import MODELS  # noqa: E402
-from planner.memory import kv_bytes_per_token  # noqa: E402
+from contract.catalog import MODELS
+from engine.calibrate import copy_bandwidth
+from engine.llm import LLM, EngineConfig, quiet_gc
+from engine.sequence import SamplingParams
+from planner.memory import kv_bytes_per_token
 
 
 def main():

@@ -14,17 +14,16 @@ import io
 import json
 import pstats
 import statistics
-import sys
 from pathlib import Path
 
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from engine.llm import LLM, EngineConfig  # noqa: E402
-from lab.validation_runs import KNOBS  # noqa: E402
-from engine.weights import build_model  # noqa: E402
-from contract.catalog import MODELS  # noqa: E402
+from contract.catalog import MODELS
+from engine.llm import LLM, EngineConfig
+from engine.weights import build_model
+from lab.paths import ROOT
+from lab.validation_runs import KNOBS
 
 
 def main():

@@ -13,17 +13,13 @@ rule that keeps compute equal can make below 1.
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 
-from lab.paths import ROOT  # noqa: E402
-
-from planner.cost.calibrated import CalibratedCostModel  # noqa: E402
-from contract.profile import Profile  # noqa: E402
-from contract.catalog import GPUS, MODELS  # noqa: E402
-from planner.cost import ACT_BYTES  # noqa: E402
+from contract.catalog import GPUS, MODELS
+from contract.profile import Profile
+from lab.paths import ROOT
+from planner.cost import ACT_BYTES
+from planner.cost.calibrated import CalibratedCostModel
 
 RES = ROOT / "lab" / "calibration"  # the single calibrations
 H100 = RES / "profile_h100_first_cold.json.gz"

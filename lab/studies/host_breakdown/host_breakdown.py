@@ -16,18 +16,16 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
+import torch
+from bench.profile_step import steady_decodes
 
-import torch  # noqa: E402
-
-from engine.llm import LLM, EngineConfig, quiet_gc  # noqa: E402
-from engine.model import packed_prefill_attention  # noqa: E402
-from engine.sequence import SamplingParams  # noqa: E402
-from lab.validation_runs import KNOBS  # noqa: E402
-from bench.profile_step import steady_decodes  # noqa: E402
+from engine.llm import LLM, EngineConfig, quiet_gc
+from engine.model import packed_prefill_attention
+from engine.sequence import SamplingParams
+from lab.validation_runs import KNOBS
 
 
 def host_us(fn, reps: int = 200, sync_every: int = 20) -> float:

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lab.paths import ROOT  # noqa: E402
+from lab.paths import ROOT
+
 BINS = [(1, 4), (4, 16), (16, 32), (32, 48), (48, 65)]
 SETS = [("H100-SXM", ROOT / "lab" / "validation" / "h100"), ("H200", ROOT / "lab" / "validation" / "h200")]
 

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
-from lab.paths import ROOT  # noqa: E402
-
-from planner.validate import markdown, per_replay_targets, target_count, validate  # noqa: E402
+from lab.paths import ROOT
+from planner.validate import markdown, per_replay_targets, target_count, validate
 
 DATA = ROOT / "lab" / "validation" / "h100"
 RES = ROOT / "lab" / "calibration"  # the single calibrations

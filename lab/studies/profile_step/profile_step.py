@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
+import torch
+from torch.profiler import ProfilerActivity, profile
 
-import torch  # noqa: E402
-from torch.profiler import ProfilerActivity, profile  # noqa: E402
-
-from engine.llm import LLM, EngineConfig, quiet_gc  # noqa: E402
-from engine.sequence import SamplingParams  # noqa: E402
-from lab.validation_runs import KNOBS  # noqa: E402
+from engine.llm import LLM, EngineConfig, quiet_gc
+from engine.sequence import SamplingParams
+from lab.validation_runs import KNOBS
 
 
 def gpu_busy_ms(prof) -> float:

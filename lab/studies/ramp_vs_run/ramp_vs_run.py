@@ -14,13 +14,12 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import sys
 from pathlib import Path
-
 
 import numpy as np
 import torch
-from host_gap import decode_iterations  # noqa: E402
+from host_gap import decode_iterations
+
 
 def summarise(path: Path) -> str:
     """Mean iteration (schedule to next schedule) and GPU time of the decode-only steps per batch range."""
@@ -35,13 +34,13 @@ def summarise(path: Path) -> str:
 
 
 def main():
+    from contract.catalog import MODELS
+    from contract.records import write_records
     from engine.calibrate import ramp_trace
     from engine.llm import LLM, EngineConfig, records, release_gpu_memory
     from engine.sequence import SamplingParams
-    from contract.records import write_records
-    from lab.validation_runs import KNOBS, LENGTHS, write_steps
     from engine.weights import build_model
-    from contract.catalog import MODELS
+    from lab.validation_runs import KNOBS, LENGTHS, write_steps
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="llama-3.2-1b")
     ap.add_argument("--trace", help="validation run stem (its .trace.csv and .meta.json)")

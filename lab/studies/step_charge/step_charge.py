@@ -18,17 +18,15 @@ import csv
 import gzip
 import json
 import re
-import sys
 from pathlib import Path
 
 from scipy.stats import spearmanr
 
-from lab.paths import ROOT  # noqa: E402
-
-from contract.profile import Profile  # noqa: E402
-from planner.cost.calibrated import CalibratedCostModel  # noqa: E402
-from contract.catalog import GPUS, MODELS  # noqa: E402
-from planner.validate import engine_metrics  # noqa: E402
+from contract.catalog import GPUS, MODELS
+from contract.profile import Profile
+from lab.paths import ROOT
+from planner.cost.calibrated import CalibratedCostModel
+from planner.validate import engine_metrics
 
 DATA = {"H100-SXM": ROOT / "lab" / "validation" / "h100", "H200": ROOT / "lab" / "validation" / "h200"}
 

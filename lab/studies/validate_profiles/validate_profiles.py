@@ -13,7 +13,8 @@ import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from lab.paths import ROOT  # noqa: E402
+from lab.paths import ROOT
+
 RES = ROOT / "lab" / "calibration"  # the single calibrations
 PROFILES = [
     ("profile_h100_first_cold.json.gz (cold GEMM tables; the product's operator tables)",

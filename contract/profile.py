@@ -44,6 +44,10 @@ class GemmRow(_S):
     dtype: str = "bf16"
     quantization: str = "bf16"
     seconds: float = Field(gt=0)
+    # what ran it: "" for cuBLAS bf16 (and, for int8 rows before this field, PyTorch's dequantize-then-cuBLAS
+    # path, far slower than a serving stack's kernels); "scaled_mm" (FP8 tensor cores), "w8a16" (the engine's
+    # GEMV / tensor-core W8A16 kernels)
+    kernel: str = ""
 
 
 class AttnRow(_S):
@@ -91,6 +95,7 @@ class IterRow(_S):
     # None in profiles before this field: the 1B's serving iterations differed by 3-5% between calibrations,
     # outside the operator tables, and this is what tells host time from device time in the next ones
     gpu_seconds: float | None = Field(None, gt=0)
+    tp: int = Field(1, ge=1)  # the engine's tensor-parallel degree while serving
 
 
 class Profile(_S):
@@ -181,6 +186,26 @@ def host_speed_warning(samples, tolerance: float = 0.25) -> str | None:
             f"{float(np.median(xs)):.2f} ms, {min(xs):.2f}-{max(xs):.2f} ms around the serving ramps): its fitted "
             f"overheads carry a slowed host; pool it with other calibrations (planner pool-profiles) or calibrate "
             f"again")
+
+
+def add_tables(base: Profile, extra: Profile) -> Profile:
+    """`base` with the tables `extra` measured that base lacks or has only in a slower form: GEMM rows of a
+    (quantization, kernel) base has none of (an int8 table measured with the fast kernels replaces one measured
+    through the dequantize path), all-reduce rows of TP degrees base has not measured, and serving iterations of
+    tensor-parallel engines. The bf16 tables and the single-GPU iterations stay base's."""
+    if extra.gpu != base.gpu:
+        raise ValueError(f"the extra tables are for {extra.gpu}, the base profile for {base.gpu}")
+    have = {(r.quantization, r.kernel) for r in base.gemm}
+    new = {(r.quantization, r.kernel) for r in extra.gemm} - have
+    replaced = {q for q, k in new if k}  # a fast kernel's table replaces a slow path's of the same format
+    gemm = [r for r in base.gemm if not (r.quantization in replaced and not r.kernel)]
+    gemm += [r for r in extra.gemm if (r.quantization, r.kernel) in new]
+    tps = {r.tp for r in base.allreduce}
+    allreduce = list(base.allreduce) + [r for r in extra.allreduce if r.tp not in tps]
+    iterations = list(base.iterations) + [r for r in extra.iterations if r.tp > 1]
+    return base.model_copy(update={"gemm": gemm, "allreduce": allreduce, "iterations": iterations,
+                                   "iteration_sources": base.iteration_sources + (
+                                       [f"{extra.device_name} {extra.created} (tables)"])})
 
 
 def pool_iterations(base: Profile, others: list[Profile], names: list[str] | None = None) -> Profile:

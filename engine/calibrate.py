@@ -29,7 +29,8 @@ from engine.host_speed import host_benchmark
 from engine.llm import LLM, EngineConfig, quiet_gc, release_gpu_memory
 from engine.model import PrefillPack, decode_attention, packed_prefill_attention
 from engine.parallel import allreduce_table
-from engine.quant import Int8Linear, quantize_int8
+from engine.kernel_hooks import int8_kernel
+from engine.quant import Fp8Linear, Int8Linear, quantize_int8
 from engine.sequence import SamplingParams
 from engine.weights import build_model
 from kernels.paged_attention import paged_decode
@@ -121,6 +122,32 @@ def measure_gemms(shapes, dtype=torch.bfloat16, int8_shapes=(), m_grid=M_GRID, l
         m1 = next(r for r in rows if (r.n, r.k, r.m, r.quantization) == (n, k, 1, "bf16"))
         log(f"  gemm {n}x{k}: bf16 M=1 {m1.seconds * 1e6:.1f} us ({len(ws)} weight copies)")
         del ws
+    return rows
+
+
+def measure_quant_gemms(shapes, quantization: str, m_grid=M_GRID, log=print) -> list[GemmRow]:
+    """The quantized projections as the engine serves them, weights read cold: FP8 through torch._scaled_mm
+    (activations quantized per token each call, as in serving), INT8 through the engine's W8A16 kernels (the
+    one-launch GEMV for a few rows, the tensor-core GEMM above)."""
+    rows = []
+    for n, k in sorted(shapes):
+        ws = [torch.randn(n, k, device="cuda", dtype=torch.bfloat16) * 0.02
+              for _ in range(weight_copies(n, k, elem_bytes=1))]
+        if quantization == "fp8":
+            lins, kernel = [Fp8Linear.from_linear_weight(w) for w in ws], "scaled_mm"
+        else:
+            lins, kernel = [Int8Linear(*quantize_int8(w)) for w in ws], "w8a16"
+            for lin in lins:
+                lin.kernel = int8_kernel
+        del ws
+        for m in m_grid:
+            x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
+            rows.append(GemmRow(m=m, n=n, k=k, quantization=quantization, kernel=kernel,
+                                seconds=_cold_time([lambda lin=lin: lin(x) for lin in lins])))
+        m1 = next(r for r in rows if (r.n, r.k, r.m) == (n, k, 1))
+        log(f"  gemm {n}x{k} {quantization}: M=1 {m1.seconds * 1e6:.1f} us")
+        del lins
+        release_gpu_memory()
     return rows
 
 
@@ -372,7 +399,8 @@ def ramp_trace(rate: float, seconds: float = 28.0, shares=(0.02, 0.1, 0.2, 0.3, 
 
 
 def measure_iterations(model, dec64: float | None, kernels: bool = False, seconds: float = 28.0,
-                       repeats: int = 2, log=print, host_samples: list | None = None) -> list[IterRow]:
+                       repeats: int = 2, log=print, host_samples: list | None = None, tp: int = 1,
+                       name: str | None = None) -> list[IterRow]:
     """The engine's whole iterations (schedule + forward + sample + bookkeeping, start to next start) while
     serving a rate ramp in real time, with the validation runs' knobs. What no operator table holds --
     Python scheduling per sequence, the time between steps -- is in these; the calibrated cost model fits
@@ -384,11 +412,14 @@ def measure_iterations(model, dec64: float | None, kernels: bool = False, second
     mean_out = sum(RAMP_LENGTHS["output"]) / 2
     rate = RAMP_KNOBS.max_num_seqs / (mean_out * (dec64 or 0.01))
     rows = []
+    name = name or model.spec.name
     for rep in range(repeats):
         if host_samples is not None:
             host_samples.append(host_benchmark())
         tr = ramp_trace(rate, seconds, seed=7 + rep)
-        llm = LLM(EngineConfig(model=model.spec.name, kernels=kernels, **engine_knobs(RAMP_KNOBS)), model=model)
+        # tensor-parallel: the engine builds its own shards, one process per GPU
+        llm = LLM(EngineConfig(model=name, kernels=kernels, tensor_parallel_size=tp, **engine_knobs(RAMP_KNOBS)),
+                  model=model if tp == 1 else None)
         llm.generate([[1] * 64] * 2, SamplingParams(max_tokens=4))  # warm-up
         llm.log_steps = True
         llm.replay(tr["t"], tr["in"], tr["out"], seed=11 + rep)
@@ -399,12 +430,13 @@ def measure_iterations(model, dec64: float | None, kernels: bool = False, second
                 continue
             _, _, pre, dec, _, chunks, dctx, pctx, t_sched = cur[:9]
             gpu = cur[11]
-            rows.append(IterRow(model=model.spec.name, tokens=pre + dec, decodes=dec, chunks=chunks,
+            rows.append(IterRow(model=name, tokens=pre + dec, decodes=dec, chunks=chunks,
                                 decode_ctx=dctx, prefill_ctx=pctx, seconds=nxt[8] - t_sched,
-                                max_num_batched_tokens=RAMP_KNOBS.max_num_batched_tokens,
+                                max_num_batched_tokens=RAMP_KNOBS.max_num_batched_tokens, tp=tp,
                                 gpu_seconds=gpu if gpu == gpu and gpu > 0 else None))  # NaN off CUDA
-        log(f"  iterations {model.spec.name} (ramp {rep + 1}/{repeats}): {len(tr['t'])} requests at up to "
+        log(f"  iterations {name} TP={tp} (ramp {rep + 1}/{repeats}): {len(tr['t'])} requests at up to "
             f"{rate * 0.95:.1f} req/s, {len(rows) - n0} iterations timed")
+        llm.shutdown()
         del llm
         release_gpu_memory()
     if host_samples is not None:
@@ -464,6 +496,46 @@ def calibrate(gpu: str, models=("llama-3.2-1b", "llama-3.1-8b"), gemm_models=("l
             f"{time.time() - t0:.0f} s")
     log(f"calibration done in {time.time() - t0:.0f} s")
     return prof
+
+
+EXTRA_PARTS = ("gemm", "allreduce", "iterations")
+
+
+def calibrate_extra(gpu: str, serve_tp: int = 1, models=("llama-3.2-1b", "llama-3.1-8b"),
+                    gemm_models=("llama-3.2-1b", "llama-3.1-8b", "llama-3.1-70b"), tps=(1, 2, 4, 8), ramps: int = 1,
+                    kernels: bool = True, parts=EXTRA_PARTS, log=print) -> Profile:
+    """The tables a bf16 single-GPU calibration does not hold: FP8 and INT8 GEMMs (as the engine serves them),
+    the all-reduce table by TP degree (several GPUs), and serving iterations of a TP `serve_tp` engine. The
+    result is merged into a profile with contract.profile.add_tables (planner profile-add)."""
+    if not torch.cuda.is_available():
+        raise RuntimeError("engine calibrate needs a CUDA GPU")
+    t0 = time.time()
+    prof = Profile(gpu=gpu, device_name=torch.cuda.get_device_name(), torch=torch.__version__,
+                   cuda=torch.version.cuda or "", created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                   driver=_driver(), kernels=kernels, host_bench_s=host_benchmark())
+    shapes = gemm_shapes(gemm_models, tps)
+    shapes = {(n, k) for n, k in shapes if n % 128 == 0 and k % 128 == 0 and n < 100_000}  # no LM heads: bf16
+    for q in ("fp8", "int8") if "gemm" in parts else ():
+        prof.gemm += measure_quant_gemms(shapes, q, log=log)
+        log(f"gemm {q}: {sum(r.quantization == q for r in prof.gemm)} rows, {time.time() - t0:.0f} s")
+    if "allreduce" in parts and torch.cuda.device_count() > 1:
+        prof.allreduce = [AllReduceRow(**r) for r in allreduce_table()]
+        log(f"all-reduce: {len(prof.allreduce)} rows, TP {sorted({r.tp for r in prof.allreduce})}, "
+            f"{time.time() - t0:.0f} s")
+    if serve_tp > 1 and "iterations" in parts:
+        for m in models:
+            with quiet_gc():
+                prof.iterations += measure_iterations(None, _dec64_estimate(m), kernels=kernels, repeats=ramps,
+                                                      log=log, tp=serve_tp, name=m)
+        log(f"TP={serve_tp} serving iterations: {sum(r.tp > 1 for r in prof.iterations)}, {time.time() - t0:.0f} s")
+    return prof
+
+
+def _dec64_estimate(model_name: str) -> float:
+    """A batch-64 decode step for a ramp's rate scale without timing one: the weights over the copy bandwidth
+    of an H100 plus the engine's fixed cost (the ramp's shape, not its numbers, is what matters)."""
+    m = MODELS[model_name]
+    return m.num_params * 2 / 2.9e12 + 1.5e-3
 
 
 def _driver() -> str:

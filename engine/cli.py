@@ -126,12 +126,20 @@ def calibrate(gpu: str = typer.Option(..., help="catalog GPU this device stands 
                                                  "engine-calibration-TIME/profile.json.gz)"),
               kernels: bool = typer.Option(False, help="measure the engine with its CUDA kernels on"),
               ramps: int = typer.Option(2, min=1, help="serving-iteration ramps per model (28 s each), pooled"),
-              tp: int = typer.Option(1, "--tp", min=1, help="also time TP serving iterations at this degree")):
+              tp: int = typer.Option(1, "--tp", min=1, help="also time TP serving iterations at this degree"),
+              extra: bool = typer.Option(False, help="only the tables a bf16 calibration lacks: FP8/INT8 GEMMs, "
+                                         "all-reduce, TP serving iterations (merge with planner profile-add)"),
+              parts: str = typer.Option("gemm,allreduce,iterations", help="with --extra: which of them")):
     """Measure the calibration profile on this GPU (about 4 minutes on an H100 with 2 ramps)."""
     from contract.catalog import GPUS
     try:
         if gpu not in GPUS:
             raise InputError([("--gpu", f"unknown GPU '{gpu}'; known: {', '.join(sorted(GPUS))}")])
+        bad = set(parts.split(",")) - {"gemm", "allreduce", "iterations"}
+        if bad:
+            raise InputError([("--parts", f"unknown part(s) {sorted(bad)}; gemm, allreduce, iterations")])
+        if tp > 1 and not extra:
+            raise InputError([("--tp", "TP serving iterations are measured with --extra")])
         if out is not None and not out.name.endswith((".json", ".json.gz")):
             raise InputError([("--out", f"'{out}': a profile file ends in .json or .json.gz")])
         if out is not None and out.exists():
@@ -145,7 +153,9 @@ def calibrate(gpu: str = typer.Option(..., help="catalog GPU this device stands 
     except InputError as e:
         _fail(e)
     from engine.calibrate import calibrate as run
-    prof = run(gpu, kernels=kernels, ramps=ramps, serve_tp=tp)
+    from engine.calibrate import calibrate_extra
+    prof = calibrate_extra(gpu, serve_tp=tp, ramps=1, kernels=kernels, parts=tuple(parts.split(","))) if extra else \
+        run(gpu, kernels=kernels, ramps=ramps)
     prof.save(path)
     print(f"wrote {path}")
 

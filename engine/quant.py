@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from kernels import w8a16_mma
+from kernels import fp8_quant, w8a16_mma
 
 GROUP = 128
 
@@ -64,7 +64,10 @@ def quantize_fp8(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def quantize_fp8_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Activations x [M, K] -> (e4m3 [M, K], float32 scales [M, 1]): per token, computed each step."""
+    """Activations x [M, K] -> (e4m3 [M, K], float32 scales [M, 1]): per token, computed each step (one Triton
+    launch on the GPU, the PyTorch ops elsewhere)."""
+    if fp8_quant.supports(x):
+        return fp8_quant.quantize_rows(x)
     s = x.float().abs().amax(-1, keepdim=True).clamp_min(1e-12) / FP8_MAX
     return (x.float() / s).clamp(-FP8_MAX, FP8_MAX).to(FP8), s
 
@@ -81,8 +84,12 @@ class Fp8Linear(nn.Module):
 
     @classmethod
     def from_linear(cls, lin: nn.Linear) -> "Fp8Linear":
-        q, s = quantize_fp8(lin.weight.data)
-        return cls(q, s, lin.weight.dtype)
+        return cls.from_linear_weight(lin.weight.data)
+
+    @classmethod
+    def from_linear_weight(cls, w: torch.Tensor) -> "Fp8Linear":
+        q, s = quantize_fp8(w)
+        return cls(q, s, w.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         xq, xs = quantize_fp8_rows(x)

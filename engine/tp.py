@@ -24,6 +24,7 @@ import torch.distributed as dist
 from engine import parallel
 from engine.config import EngineConfig, resolve
 from engine.shard import build_shard
+from kernels import runtime
 
 STOP = -1  # the sizes a plan broadcast carries to end the workers
 
@@ -69,6 +70,8 @@ def worker_main(rank: int, world: int, port: int, cfg_json: str, backend: str, p
     dev = _device(rank, backend)
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
+        if cfg.kernels:
+            runtime.use_device(rank)
     else:
         torch.set_num_threads(1)
     parallel.init(rank, world, backend=backend, timeout_s=cfg.tp_timeout_s)

@@ -139,3 +139,12 @@ def launch(fn, grid, block, args, shared_mem: int = 0) -> None:
 @functools.lru_cache(maxsize=None)
 def num_sms() -> int:
     return cupy().cuda.Device().attributes["MultiProcessorCount"]
+
+
+def use_device(index: int) -> None:
+    """Make CuPy's current device PyTorch's (a tensor-parallel worker runs on GPU `index`: modules must load and
+    launch there). Nothing to do without CuPy."""
+    try:
+        cupy().cuda.Device(index).use()
+    except KernelsUnavailable:
+        pass

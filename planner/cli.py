@@ -280,6 +280,23 @@ def pool_profiles(base: Path = typer.Argument(..., help="profile whose operator 
                   f"operator tables from {base} -> {out}")
 
 
+@app.command("profile-add")
+def profile_add(base: Path = typer.Argument(..., help="profile to extend"),
+                extra: Path = typer.Argument(..., help="`engine calibrate --extra` output: FP8/INT8 GEMMs, "
+                                             "all-reduce, TP serving iterations"),
+                out: Path = typer.Option(..., help="profile to write (.json, or .json.gz compressed)")):
+    """Add the tables a bf16 calibration lacks to a profile; its bf16 tables and single-GPU iterations stay."""
+    from contract.profile import Profile, add_tables
+    try:
+        merged = add_tables(Profile.load(base), Profile.load(extra))
+    except (InputError, ValueError) as e:
+        _fail(e)
+    merged.save(out)
+    kinds = sorted({(r.quantization, r.kernel or "cublas") for r in merged.gemm})
+    console.print(f"{out}: GEMM tables {kinds}; all-reduce TP {sorted({r.tp for r in merged.allreduce})}; "
+                  f"serving iterations at TP {sorted({r.tp for r in merged.iterations})}")
+
+
 @app.command()
 def validate(data: Optional[Path] = typer.Option(None, help="engine runs (trace, records, meta); default: the "
                                                  "committed H100 runs when run from the repository"),

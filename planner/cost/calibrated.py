@@ -136,13 +136,29 @@ class CalibratedCostModel(StepCostModel):
         extra = np.array(self.dec[0].c - 1.0) if self.dec else np.array([])
         self._knots = np.unique(np.concatenate([DEC_KNOTS, extra[extra >= 1]]))
         self.pre = self._attn_table("prefill")
+        # the engine's serving iterations at this TP degree, else at the largest measured below it (the host's
+        # share of a TP step -- the plan broadcast, the extra launches -- measured at TP 2 stands for TP 4 and 8)
+        measured_tp = {r.tp for r in profile.iterations if r.model == model.name}
+        self.iteration_tp = self.tp if self.tp in measured_tp else max(
+            [t for t in measured_tp if t <= self.tp], default=1)
+        if self.iteration_tp != self.tp and self.tp > 1:
+            self.description += (f"; host overhead of TP={self.tp} EXTRAPOLATED from serving iterations at "
+                                 f"TP={self.iteration_tp}")
         # the serving iterations ran the profile's bf16 engine: the overhead is what they took beyond its own bf16
         # operators, whichever weight format is being predicted
-        predict = (self.gemm_tables, self._scale_quant)
-        self.gemm_tables, self._scale_quant = self.head_tables, None
-        self._fit_overhead(roofline_kw.get("step_overhead_s", 1.5e-4))
-        self.gemm_tables, self._scale_quant = predict
-        self._gemm_memo.clear()
+        if self.iteration_tp != self.tp:
+            # ... and at their own TP degree: the overhead is fitted where the iterations ran, then carried
+            ref = CalibratedCostModel(profile, model, gpu, max_num_batched_tokens,
+                                      **{**roofline_kw, "tp": self.iteration_tp})
+            self.ovh, self._dec_bins, self.jitter_ratios = ref.ovh, ref._dec_bins, ref.jitter_ratios
+            self.overhead_source, self.fit_points = ref.overhead_source, ref.fit_points
+            self.ovh_a, self.ovh_b = self.ovh["decode"]
+        else:
+            predict = (self.gemm_tables, self._scale_quant)
+            self.gemm_tables, self._scale_quant = self.head_tables, None
+            self._fit_overhead(roofline_kw.get("step_overhead_s", 1.5e-4))
+            self.gemm_tables, self._scale_quant = predict
+            self._gemm_memo.clear()
         self.host_share = self._host_share()
         if self.host_share:
             self.description += "; host " + ", ".join(f"{v:.0%} of {k} iterations" for k, v in self.host_share.items())
@@ -210,7 +226,7 @@ class CalibratedCostModel(StepCostModel):
 
         From the profile's serving iterations when it has them for this model (schedule to next schedule:
         the whole loop, Python scheduling included), else from its isolated whole steps."""
-        its = [r for r in self.profile.iterations if r.model == self.model.name]
+        its = [r for r in self.profile.iterations if r.model == self.model.name and r.tp == self.iteration_tp]
         pts, buckets = [], {}  # token buckets per serving budget, built once
         if len(its) >= 50:
             for r in its:
@@ -330,15 +346,31 @@ class CalibratedCostModel(StepCostModel):
         return float(np.interp(math.log2(max(batch, 1)), xs, ys))
 
     def _allreduce_table(self):
-        """(log bytes, log seconds, rows) of the profile's all-reduce rows for this TP degree, or None: no
-        table, or one measured over another interconnect. Built once, on first use."""
+        """(log bytes, log seconds, rows) of the all-reduce table for this TP degree, or None (no table, or one
+        measured over another interconnect). A degree the profile did not measure is carried from the largest
+        measured one by the ring model NCCL's own performance notes state (nccl-tests PERFORMANCE.md: an
+        all-reduce moves 2(n-1)/n of the message over each GPU's link, in 2(n-1) steps): the table is split into a
+        latency part (its intercept) and a bandwidth part (its slope), the first scaled by the steps, the second by
+        the bytes. Built once, on first use."""
         if not hasattr(self, "_ar"):
-            rows = sorted((r.bytes, r.seconds) for r in self.profile.allreduce if r.tp == self.tp)
             src = GPUS.get(self.profile.gpu)
             same_link = src is not None and (src.interconnect, src.interconnect_gbps) == (
                 self.gpu.interconnect, self.gpu.interconnect_gbps)
-            self._ar = (np.log([b for b, _ in rows]), np.log([t for _, t in rows]), rows) \
-                if len(rows) >= 2 and same_link else None
+            tps = sorted({r.tp for r in self.profile.allreduce})
+            self._ar = None
+            if same_link and tps:
+                tp_src = self.tp if self.tp in tps else max(tps)
+                rows = sorted((r.bytes, r.seconds) for r in self.profile.allreduce if r.tp == tp_src)
+                if tp_src != self.tp and len(rows) >= 2:
+                    b, t = np.array(rows, float).T
+                    slope, icpt = np.polyfit(b, t, 1, w=1 / t)  # relative residuals: both ends count
+                    icpt, slope = max(icpt, min(t)), max(slope, 0.0)
+                    steps = (self.tp - 1) / (tp_src - 1)
+                    moved = (2 * (self.tp - 1) / self.tp) / (2 * (tp_src - 1) / tp_src)
+                    rows = [(int(x), float(icpt * steps + slope * moved * x)) for x in b]
+                    self.description += f"; all-reduce at TP={self.tp} EXTRAPOLATED from TP={tp_src} (ring model)"
+                if len(rows) >= 2:
+                    self._ar = (np.log([b for b, _ in rows]), np.log([t for _, t in rows]), rows)
         return self._ar
 
     def _allreduce(self, T: int, scaled: bool = True) -> float:

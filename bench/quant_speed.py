@@ -1,0 +1,140 @@
+"""Quantized serving speed against bf16, measured in the same run on one GPU:
+
+  * GEMMs of the 8B's projections, weights cold: FP8 (torch._scaled_mm, activations quantized per token) and
+    INT8 W8A16 (the tensor-core GEMM, the GEMV, dequantize + cuBLAS) against cuBLAS bf16, M = 1 ... 8192;
+  * the engine: Llama-3.1-8B decode at batch 64 (tokens/s) and a 4096-token prefill, bf16 vs FP8 vs INT8.
+
+    python bench/quant_speed.py --out quant_speed.json        # on a GPU, about 2 minutes
+
+Targets (issue #25): FP8 decode at batch 64 >= 1.4x bf16's tokens/s; FP8 prefill of 4096 tokens >= 1.5x;
+INT8 W8A16 at M = 16-64 >= 1.3x cuBLAS bf16.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import statistics
+from pathlib import Path
+
+SHAPES = {"qkv": (6144, 4096), "o": (4096, 4096), "gate_up": (28672, 4096), "down": (4096, 14336)}
+MS = (1, 4, 8, 16, 32, 64, 128, 256, 1024, 4096, 8192)
+
+
+def gpu_time(fn, inner: int = 20, reps: int = 9) -> float:
+    import torch
+    for _ in range(3):
+        fn()
+    ts = []
+    for _ in range(reps):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        for _ in range(inner):
+            fn()
+        b.record()
+        b.synchronize()
+        ts.append(a.elapsed_time(b) / 1e3 / inner)
+    return statistics.median(ts)
+
+
+def gemms() -> list[dict]:
+    import torch
+    import torch.nn.functional as F
+
+    from engine.quant import Fp8Linear, Int8Linear, dequantize_int8, quantize_int8
+    from kernels import w8a16, w8a16_mma
+    rows = []
+    for name, (n, k) in SHAPES.items():
+        copies = max(2, -(-(200 << 20) // (n * k * 2)))
+        ws = [torch.randn(n, k, device="cuda", dtype=torch.bfloat16) * 0.02 for _ in range(copies)]
+        f8 = [Fp8Linear.from_linear_weight(w) for w in ws]
+        i8 = [quantize_int8(w) for w in ws]
+        for m in MS:
+            x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
+            cyc = lambda objs: itertools.cycle(objs)  # noqa: E731
+            wi, fi, ii, di = cyc(ws), cyc(f8), cyc(i8), cyc(i8)
+            r = {"layer": name, "n": n, "k": k, "m": m,
+                 "bf16_s": gpu_time(lambda: F.linear(x, next(wi)), inner=copies),
+                 "fp8_s": gpu_time(lambda: next(fi)(x), inner=copies)}
+            if m <= 256:
+                r["int8_mma_s"] = gpu_time(lambda: w8a16_mma.w8a16(x, *next(ii)), inner=copies)
+                r["int8_dequant_s"] = gpu_time(lambda: x @ dequantize_int8(*next(di)).T, inner=copies)
+                if m <= 16 and w8a16.supports(x, i8[0][0]):
+                    gi = cyc(i8)
+                    r["int8_gemv_s"] = gpu_time(lambda: w8a16.w8a16(x, *next(gi)), inner=copies)
+            rows.append(r)
+            best8 = min(v for kk, v in r.items() if kk.startswith("int8_") and kk != "int8_dequant_s") \
+                if "int8_mma_s" in r else None
+            print(f"{name:8} M={m:5d}: bf16 {r['bf16_s'] * 1e6:8.1f} us  fp8 {r['bf16_s'] / r['fp8_s']:.2f}x"
+                  + (f"  int8 {r['bf16_s'] / best8:.2f}x (mma {r['bf16_s'] / r['int8_mma_s']:.2f}x)" if best8 else ""),
+                  flush=True)
+        del ws, f8, i8
+        torch.cuda.empty_cache()
+    return rows
+
+
+def engine() -> list[dict]:
+    import torch
+
+    from engine.config import EngineConfig
+    from engine.llm import LLM, release_gpu_memory
+    from engine.sequence import SamplingParams
+    out = []
+    for q in ("bf16", "fp8", "int8"):
+        llm = LLM(EngineConfig(model="llama-3.1-8b", quantization=q, kernels=True, max_num_seqs=64,
+                               max_num_batched_tokens=8192, max_model_len=8192))
+        g = torch.Generator().manual_seed(0)
+        prompts = [torch.randint(0, 128000, (200,), generator=g).tolist() for _ in range(64)]
+        llm.generate(prompts[:4], SamplingParams(max_tokens=8))
+        llm.step_log.clear()
+        llm.log_steps = True
+        llm.generate(prompts, SamplingParams(max_tokens=150))
+        llm.log_steps = False
+        lg = llm.step_log
+        dec = [nxt[8] - cur[8] for cur, nxt in zip(lg, lg[1:]) if cur[4] and cur[3] == 64 and nxt[4]]
+        long = torch.randint(0, 128000, (4096,), generator=g).tolist()
+        llm.generate([long], SamplingParams(max_tokens=1))  # shapes warm
+        llm.step_log.clear()
+        llm.log_steps = True
+        pre = []
+        for _ in range(5):
+            llm.generate([torch.randint(0, 128000, (4096,), generator=g).tolist()], SamplingParams(max_tokens=1))
+            pre += [r[1] - r[0] for r in llm.step_log if r[2] == 4096]
+            llm.step_log.clear()
+        r = {"quantization": q, "decode_b64_step_s": statistics.median(dec), "decode_b64_tok_s": 64 / statistics.median(dec),
+             "prefill_4096_s": statistics.median(pre), "weights_gib": sum(
+                 t.numel() * t.element_size() for t in itertools.chain(llm.model.parameters(), llm.model.buffers())) / 2**30}
+        out.append(r)
+        print(f"engine {q}: decode b64 {r['decode_b64_step_s'] * 1e3:.2f} ms/step ({r['decode_b64_tok_s']:.0f} tok/s), "
+              f"prefill 4096 {r['prefill_4096_s'] * 1e3:.1f} ms, weights {r['weights_gib']:.2f} GiB", flush=True)
+        llm.shutdown()
+        del llm
+        release_gpu_memory()
+    b = out[0]
+    for r in out[1:]:
+        print(f"{r['quantization']} vs bf16: decode b64 {r['decode_b64_tok_s'] / b['decode_b64_tok_s']:.2f}x, "
+              f"prefill 4096 {b['prefill_4096_s'] / r['prefill_4096_s']:.2f}x", flush=True)
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", type=Path)
+    ap.add_argument("--skip-engine", action="store_true")
+    a = ap.parse_args()
+    import torch
+    res = {"device": torch.cuda.get_device_name(), "gemms": gemms()}
+    if a.out:
+        a.out.write_text(json.dumps(res, indent=1))
+    if not a.skip_engine:
+        res["engine"] = engine()
+    if a.out:
+        a.out.write_text(json.dumps(res, indent=1))
+    g = res["gemms"]
+    mid = [r for r in g if 16 <= r["m"] <= 64 and "int8_mma_s" in r]
+    print("INT8 W8A16 (tensor-core GEMM) vs cuBLAS bf16 at M=16-64: "
+          + ", ".join(f"{r['layer']} M={r['m']} {r['bf16_s'] / r['int8_mma_s']:.2f}x" for r in mid))
+
+
+if __name__ == "__main__":
+    main()

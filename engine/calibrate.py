@@ -418,8 +418,8 @@ def measure_iterations(model, dec64: float | None, kernels: bool = False, second
             host_samples.append(host_benchmark())
         tr = ramp_trace(rate, seconds, seed=7 + rep)
         # tensor-parallel: the engine builds its own shards, one process per GPU
-        llm = LLM(EngineConfig(model=name, kernels=kernels, tensor_parallel_size=tp, **engine_knobs(RAMP_KNOBS)),
-                  model=model if tp == 1 else None)
+        knobs = engine_knobs(RAMP_KNOBS) | {"tensor_parallel_size": tp}
+        llm = LLM(EngineConfig(model=name, kernels=kernels, **knobs), model=model if tp == 1 else None)
         llm.generate([[1] * 64] * 2, SamplingParams(max_tokens=4))  # warm-up
         llm.log_steps = True
         llm.replay(tr["t"], tr["in"], tr["out"], seed=11 + rep)

@@ -21,7 +21,7 @@ def supports(q: torch.Tensor, k_cache: torch.Tensor) -> bool:
 
 def partition_size(batch: int, nkv: int, max_len: int, target_blocks: int | None = None) -> int:
     """Tokens per partition: 512, halved (down to 64) until the grid has 1.5 blocks per SM -- a single
-    sequence at batch 1 must still spread its context over every SM (H100 sweep in bench/kernels.py:
+    sequence at batch 1 must still spread its context over every SM (H100 sweep in bench/kernel_speed.py:
     batch 1 x 4096 tokens runs 18.1 us at 128, 20.7 us at 64, 19.0 us at 256)."""
     target = target_blocks or 3 * runtime.num_sms() // 2
     P = 512

@@ -1,7 +1,7 @@
 """The seed's attention exercise: the slow kernel as given, the seed's "optimized" kernel, and ours.
 
 All three compute one head of softmax(Q K^T) V in float32 for Q, K, V [seq, 128] (the seed's problem:
-no scaling, no mask). The seed claims 500 ms -> 80 ms (6.25x) at seq 1024; bench/kernels.py measures.
+no scaling, no mask). The seed claims 500 ms -> 80 ms (6.25x) at seq 1024; bench/kernel_speed.py measures.
 """
 from __future__ import annotations
 

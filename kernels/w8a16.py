@@ -7,7 +7,7 @@ from kernels import runtime
 
 MAX_M = 32
 _BUCKETS = (1, 2, 4, 8, 16, 32)
-# (rows per warp, 512-element chunks in flight) per batch bucket; measured on the H100 (bench/kernels.py)
+# (rows per warp, 512-element chunks in flight) per batch bucket; measured on the H100 (bench/kernel_speed.py)
 CONFIG = {1: (2, 2), 2: (2, 2), 4: (2, 2), 8: (2, 2), 16: (2, 2), 32: (4, 2)}
 SWEEP = ((1, 4), (2, 2), (2, 4), (4, 1), (4, 2), (1, 8))  # extra batch-1 variants compiled for the benchmark
 _NAMES = tuple(sorted({f"w8a16_gemm<{m},{r},{c}>" for m, (r, c) in CONFIG.items()} |

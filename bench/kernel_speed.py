@@ -1,7 +1,7 @@
 """One table for the CUDA kernels: time, bytes, FLOPs, achieved TB/s vs the copy bandwidth, and the
 PyTorch / cuBLAS baseline measured in the same run.
 
-    python bench/kernels.py --out bench/results/kernels_h100.json
+    python bench/kernel_speed.py --out bench/results/kernels_h100.json
 
 Timing: short kernels are captured N times into a CUDA graph, over rotating input sets larger than L2,
 and the median replay / N is reported (launch gaps excluded, as inside the engine's decode graph);

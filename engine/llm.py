@@ -76,6 +76,7 @@ class LLM:
         """Stop the tensor-parallel workers (nothing to do on one GPU)."""
         if self.tp is not None:
             self.tp.close()
+            self.tp = None
 
     def __enter__(self) -> "LLM":
         return self

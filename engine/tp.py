@@ -81,8 +81,18 @@ def worker_main(rank: int, world: int, port: int, cfg_json: str, backend: str, p
     with torch.inference_mode():
         while (plan := _recv(dev)) is not None:
             shard.runner.execute(*plan)
-    dist.barrier()
-    os._exit(0)  # no interpreter teardown of the process group (gloo can abort on a peer's early close)
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    # no interpreter teardown and no destroy_process_group: with collectives captured in CUDA graphs, NCCL's
+    # communicator teardown waited forever on the H200s (rank 0 does the same below)
+    os._exit(0)
+
+
+def _destroy_group() -> None:
+    try:
+        dist.destroy_process_group()
+    except Exception:  # a group torn down by a dead peer: nothing left to release
+        pass
 
 
 class Worker:
@@ -189,23 +199,23 @@ class TensorParallel:
             w.join(timeout=5)
 
     def close(self) -> None:
-        """Stop the workers (they leave their loop and exit), then the process group."""
+        """Stop the workers (they leave their loop and exit), then let go of the process group. Its teardown runs
+        in a daemon thread given a few seconds: with collectives captured in CUDA graphs, NCCL's communicator
+        teardown never returned on the H200s, and a stopped engine must not hang its caller."""
         if self._closed:
             return
         try:
             if not self.dead:
                 _send([STOP, 0], None, self.dev)
-                dist.barrier()
         except RuntimeError:
             pass
         self._closed = True
         for w in self.procs:
             w.join(timeout=30)
         self.kill()
-        try:
-            dist.destroy_process_group()
-        except Exception:  # a group torn down by a dead peer: nothing left to release
-            pass
+        t = threading.Thread(target=_destroy_group, daemon=True)
+        t.start()
+        t.join(timeout=5)
 
 
 if __name__ == "__main__":  # a worker: python -m engine.tp RANK WORLD PORT BACKEND PARENT_PID (config in the env)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -22,7 +23,7 @@ BATCHES = (1, 16, 64, 256)
 PROMPT, NEW = 512, 48
 
 
-def measure(tps, kernels: bool) -> list[dict]:
+def measure(tps, kernels: bool, out: Path | None = None) -> list[dict]:
     import torch
 
     from engine.config import EngineConfig
@@ -60,6 +61,8 @@ def measure(tps, kernels: bool) -> list[dict]:
             rows.append(row)
             print(f"TP={tp} batch {b:3d}: {row['step_s'] * 1e3:7.2f} ms ({len(its)} steps, context "
                   f"{row['mean_context']:.0f})", flush=True)
+        if out:  # written after each TP degree: a later one that fails or hangs loses only itself
+            out.write_text(json.dumps({"rows": rows}, indent=1))
         llm.shutdown()
         del llm
         release_gpu_memory()
@@ -68,8 +71,8 @@ def measure(tps, kernels: bool) -> list[dict]:
 
 
 def compare(path: Path, profile: str) -> str:
-    from planner.cost import CalibratedCostModel
     from contract.catalog import GPUS, MODELS
+    from planner.cost import CalibratedCostModel
     data = json.loads(path.read_text())
     gpu = GPUS["H100-SXM" if "H100" in data["rows"][0]["device"] else "H200"]
     lines = [f"Decode step of llama-3.1-8b, measured ({path.name}, {data['rows'][0]['device']}) against the "
@@ -85,7 +88,8 @@ def compare(path: Path, profile: str) -> str:
         err = pred / r["step_s"] - 1
         worst = max(worst, abs(err))
         parts = ", ".join(f"{k} {v * 1e3:.2f}" for k, v in bd.as_dict().items() if v and k != "total")
-        lines.append(f"| {r['tp']} | {r['batch']} | {r['step_s'] * 1e3:.2f} | {pred * 1e3:.2f} | {err:+.1%} | {parts} |")
+        lines.append(f"| {r['tp']} | {r['batch']} | {r['step_s'] * 1e3:.2f} | {pred * 1e3:.2f} | {err:+.1%} "
+                     f"| {parts} |")
     tp1 = {r["batch"]: r["step_s"] for r in data["rows"] if r["tp"] == 1}
     lines += ["", "Speed-up of TP over TP=1 per step (measured): " + "; ".join(
         f"TP={r['tp']} b={r['batch']} {tp1[r['batch']] / r['step_s']:.2f}x" for r in data["rows"]
@@ -105,9 +109,11 @@ def main():
     if a.measure:
         import torch
         tps = [t for t in map(int, a.tps.split(",")) if t <= torch.cuda.device_count()]
-        rows = measure(tps, not a.no_kernels)
-        if a.out:
-            a.out.write_text(json.dumps({"rows": rows}, indent=1))
+        measure(tps, not a.no_kernels, a.out)
+        sys.stdout.flush()
+        # a process that served under NCCL ends here: its communicators' teardown (graphs hold collectives)
+        # can wait forever, and everything worth keeping is written
+        os._exit(0)
     elif a.compare:
         sys.stdout.write(compare(a.compare, a.profile))
     else:

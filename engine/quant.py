@@ -103,11 +103,16 @@ def quantize_model(model, quantization: str = "int8") -> dict:
     """Swap every decoder projection for its quantized form; report the weight memory before and after."""
     if quantization not in LINEARS:
         raise ValueError(f"quantization '{quantization}': the engine quantizes to {', '.join(LINEARS)}")
-    make = LINEARS[quantization].from_linear
+    cls = LINEARS[quantization]
     before = sum(p.numel() * p.element_size() for p in model.parameters())
     for layer in model.layers:
         for parent, name in ((layer.attn, "qkv"), (layer.attn, "o"), (layer.mlp, "gate_up"), (layer.mlp, "down")):
-            setattr(parent, name, make(getattr(parent, name)))
+            lin = getattr(parent, name)
+            if isinstance(lin, cls):  # already in this format: a model reused by several engines
+                continue
+            if not isinstance(lin, nn.Linear):
+                raise ValueError(f"quantization '{quantization}': {name} is already {type(lin).__name__}")
+            setattr(parent, name, cls.from_linear(lin))
     after = sum(p.numel() * p.element_size() for p in model.parameters()) + sum(
         b.numel() * b.element_size() for b in model.buffers() if b.dtype != torch.float32)
     return {"weight_bytes_before": before, "weight_bytes_after": after, "saved_fraction": 1 - after / before}

@@ -3,6 +3,8 @@ scale max|x| / 448, and the row in e4m3. The PyTorch path takes five kernels per
 clamp, convert); inside a decode step's CUDA graph that is 4 projections x 5 launches per layer."""
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 try:
@@ -26,6 +28,9 @@ def supports(x: torch.Tensor) -> bool:
         if torch.cuda.is_current_stream_capturing():
             return False  # no check inside a graph capture; the first eager call decides
         ok = _CHECKED[x.device] = _agrees(x.device, x.dtype)
+        if not ok:
+            warnings.warn("FP8 row quantization: the Triton kernel disagrees with the PyTorch ops on this device; "
+                          "using the PyTorch path (five launches per projection)")
     return ok
 
 

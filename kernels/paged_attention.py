@@ -7,7 +7,7 @@ import torch
 from kernels import runtime
 
 HEAD_DIMS = (64, 128)
-GROUPS = (1, 2, 4, 8)
+GROUPS = (1, 2, 4, 7, 8)  # 7: Qwen2.5-7B (28 query heads over 4 KV heads)
 _NAMES = tuple(f"paged_decode<{d},{g}>" for d in HEAD_DIMS for g in GROUPS) + tuple(
     f"paged_combine<{d}>" for d in HEAD_DIMS)
 

@@ -21,6 +21,8 @@ from planner.scenario import scenario_from_dict
 from planner.sim import simulate
 from planner.sim.metrics import columns
 
+SERVED_KNOBS = ("max_num_seqs", "max_num_batched_tokens", "block_size", "enable_chunked_prefill",
+                "enable_prefix_caching", "max_model_len", "tensor_parallel_size", "quantization", "kv_cache_dtype")
 METRICS = ("ttft_p50", "ttft_p95", "tpot_p50", "tpot_p95", "e2e_p50", "e2e_p95", "throughput_tok_s")
 
 
@@ -72,10 +74,8 @@ def scenario_for(meta: dict, trace: Path, cost_model: dict, seed: int = 0):
     return scenario_from_dict({
         "name": f"validate-{meta['model']}-{meta['label']}", "model": meta["model"],
         "workload": {"arrival": {"process": "trace", "trace": str(trace)}},
-        "fleet": {"gpu": meta["gpu"], "replicas": 1, "max_num_seqs": k["max_num_seqs"],
-                  "max_num_batched_tokens": k["max_num_batched_tokens"], "block_size": k["block_size"],
-                  "enable_chunked_prefill": k["enable_chunked_prefill"],
-                  "enable_prefix_caching": k["enable_prefix_caching"], "max_model_len": k["max_model_len"]},
+        # every serving knob the run recorded (TP degree, weight and KV formats included), the rest defaults
+        "fleet": {"gpu": meta["gpu"], "replicas": 1, **{f: k[f] for f in SERVED_KNOBS if f in k}},
         "router": {"policy": "round_robin"},
         "cost_model": cost_model,
         "sim": {"duration_s": meta["duration_s"] + 1e-6, "warmup_s": 0, "drain_limit_s": 3600, "seed": seed}})

@@ -122,6 +122,15 @@ MODELS: dict[str, ModelSpec] = {
         _m(name="gpt4-scale-220b", num_layers=102, hidden_size=12288, num_attention_heads=96,
            num_key_value_heads=8, intermediate_size=49152, vocab_size=128256, max_position_embeddings=32768,
            rope_theta=500000.0, source="stand-in architecture defined here, sized to the seed's ~220B"),
+        # Qwen/Qwen2.5-7B-Instruct config.json dimensions (7.6B params). The engine serves it as a Llama-style
+        # decoder (no QKV bias): a shape the calibration never saw, for held-out validation and planning.
+        _m(name="qwen2.5-7b", num_layers=28, hidden_size=3584, num_attention_heads=28, num_key_value_heads=4,
+           intermediate_size=18944, vocab_size=152064, max_position_embeddings=32768, rope_theta=1000000.0,
+           rms_norm_eps=1e-6, source="Qwen/Qwen2.5-7B-Instruct config.json (served without QKV bias)"),
+        # Qwen/Qwen2.5-32B-Instruct config.json dimensions (32.8B params): 65 GB in bf16, two 80 GB GPUs.
+        _m(name="qwen2.5-32b", num_layers=64, hidden_size=5120, num_attention_heads=40, num_key_value_heads=8,
+           intermediate_size=27648, vocab_size=152064, max_position_embeddings=32768, rope_theta=1000000.0,
+           rms_norm_eps=1e-6, source="Qwen/Qwen2.5-32B-Instruct config.json (served without QKV bias)"),
         # Small shapes the engine runs on one GPU for calibration (Llama-3.2-1B config.json; 1.24B params).
         _m(name="llama-3.2-1b", num_layers=16, hidden_size=2048, num_attention_heads=32, num_key_value_heads=8,
            intermediate_size=8192, vocab_size=128256, max_position_embeddings=131072, rope_theta=500000.0,

@@ -7,6 +7,7 @@ TTFT, TPOT and end-to-end P50/P95 and throughput.
 from __future__ import annotations
 
 import csv
+import functools
 import gzip
 import json
 import re
@@ -23,7 +24,8 @@ from planner.sim.metrics import columns
 
 SERVED_KNOBS = ("max_num_seqs", "max_num_batched_tokens", "block_size", "enable_chunked_prefill",
                 "enable_prefix_caching", "max_model_len", "tensor_parallel_size", "quantization", "kv_cache_dtype")
-METRICS = ("ttft_p50", "ttft_p95", "tpot_p50", "tpot_p95", "e2e_p50", "e2e_p95", "throughput_tok_s")
+METRICS = ("ttft_p50", "ttft_p95", "ttft_p99", "tpot_p50", "tpot_p95", "e2e_p50", "e2e_p95", "e2e_p99",
+           "throughput_tok_s")
 
 
 def metrics_from(arrival, first, finish, out_tokens, ok) -> dict:
@@ -35,8 +37,9 @@ def metrics_from(arrival, first, finish, out_tokens, ok) -> dict:
     tpot = tpot[~np.isnan(tpot)]
     span = e.max() - a.min() if len(a) else np.nan
     return {"ttft_p50": np.percentile(ttft, 50), "ttft_p95": np.percentile(ttft, 95),
+            "ttft_p99": np.percentile(ttft, 99),
             "tpot_p50": np.percentile(tpot, 50), "tpot_p95": np.percentile(tpot, 95),
-            "e2e_p50": np.percentile(e2e, 50), "e2e_p95": np.percentile(e2e, 95),
+            "e2e_p50": np.percentile(e2e, 50), "e2e_p95": np.percentile(e2e, 95), "e2e_p99": np.percentile(e2e, 99),
             "throughput_tok_s": n.sum() / span, "completed": int(ok.sum())}
 
 
@@ -85,6 +88,11 @@ def sim_metrics(meta: dict, trace: Path, cost_model: dict, reps: int = 1) -> dic
     """The simulator's metrics on the run's trace; with step jitter, the mean over `reps` seeds (one
     realization of a random step sequence is as noisy as one engine run; the prediction is its expectation)."""
     out = []
+    note = ""
+    if cost_model.get("step_jitter") and not _has_iterations(cost_model.get("profile"), meta["model"]):
+        # jitter draws from this model's own measured iterations; a model never calibrated has none
+        cost_model = {**cost_model, "step_jitter": False}
+        note = f"; no step jitter (the profile has no serving iterations of {meta['model']})"
     for seed in range(reps if cost_model.get("step_jitter") else 1):
         sc = scenario_for(meta, trace, cost_model, seed)
         cl, _ = simulate(sc, num_blocks=meta["num_blocks"])
@@ -93,8 +101,17 @@ def sim_metrics(meta: dict, trace: Path, cost_model: dict, reps: int = 1) -> dic
                                 c["status"] == "completed"))
     m = {k: float(np.mean([o[k] for o in out])) for k in out[0]}
     m["completed"] = out[0]["completed"]
-    m["cost_model"] = cl.cost.description + (f"; mean of {len(out)} seeds" if len(out) > 1 else "")
+    m["cost_model"] = cl.cost.description + (f"; mean of {len(out)} seeds" if len(out) > 1 else "") + note
     return m
+
+
+def _has_iterations(profile: str | None, model: str) -> bool:
+    return bool(profile) and model in _iteration_models(str(profile))
+
+
+@functools.lru_cache(maxsize=8)
+def _iteration_models(profile: str) -> frozenset:
+    return frozenset(r.model for r in Profile.load(profile).iterations)
 
 
 def validate(data: Path, profile: str | None, jitter: bool = True, reps: int = 5) -> list[dict]:
@@ -113,6 +130,11 @@ def validate(data: Path, profile: str | None, jitter: bool = True, reps: int = 5
         row = {"model": meta["model"], "gpu": meta["gpu"], "run": meta["label"],
                "offered_req_s": meta["offered_req_s"], "load": meta["offered_req_s"] / meta["capacity_estimate_req_s"],
                "engine": eng, "engine_replays": replays, "engine_spread": spread}
+        if "load" in meta:  # a pre-registered run: the load its grid asked for, and what it served with
+            k = meta["knobs"]
+            row.update(grid_load=meta["load"], tp=k.get("tensor_parallel_size", 1),
+                       quantization=k.get("quantization", "bf16"), lengths=meta.get("lengths"),
+                       knobs={f: k[f] for f in ("max_num_seqs", "max_num_batched_tokens", "enable_chunked_prefill")})
         models = {"roofline": {"kind": "roofline"}}
         if profile:
             models["calibrated"] = {"kind": "calibrated", "profile": profile, "step_jitter": jitter}
@@ -128,6 +150,29 @@ def validate(data: Path, profile: str | None, jitter: bool = True, reps: int = 5
 
 
 TARGETS = ("ttft_p50", "ttft_p95", "e2e_p50", "e2e_p95", "throughput_tok_s")
+
+# Protocol v1 (docs/validation_protocol.md), fixed before the held-out runs: the limit of every scored metric
+PROTOCOL_V1 = {"e2e_p50": 0.10, "e2e_p95": 0.10, "tpot_p50": 0.10, "tpot_p95": 0.10, "ttft_p50": 0.15,
+               "ttft_p95": 0.15, "ttft_p99": 0.20, "e2e_p99": 0.20, "throughput_tok_s": 0.10}
+
+
+def protocol_cells(rows: list[dict], cm: str = "calibrated", ref: int | None = None) -> list[dict]:
+    """Every scored cell under protocol v1: throughput only at a grid load of 0.95 or more (below saturation
+    it is the offered load for any model); a cell is trivial when the roofline model meets it too and it is a
+    throughput cell or a TTFT cell at load <= 0.5. ref: score against that one replay instead of the median."""
+    cells = []
+    for r in rows:
+        load = r.get("grid_load", r["load"])
+        eng = r["engine"] if ref is None else r["engine_replays"][ref]
+        for m, lim in PROTOCOL_V1.items():
+            if m == "throughput_tok_s" and load < 0.95:
+                continue
+            err = (r[cm][m] - eng[m]) / eng[m]
+            roof = (r["roofline"][m] - eng[m]) / eng[m]
+            trivial = abs(roof) <= lim and (m == "throughput_tok_s" or (m.startswith("ttft") and load <= 0.5))
+            cells.append({"run": r["run"], "metric": m, "error": err, "limit": lim, "ok": abs(err) <= lim,
+                          "trivial": trivial, "roofline_error": roof, "spread": r["engine_spread"][m]})
+    return cells
 
 
 def limit(row: dict, metric: str) -> float:

@@ -25,6 +25,8 @@ class EngineConfig(ServingKnobs):
     num_blocks: int | None = Field(None, ge=2, description="KV blocks; default: sized from free GPU memory")
     cuda_graphs: bool = True
     piecewise_graphs: bool = Field(True, description="steps with a prefill: CUDA graphs around eager attention")
+    piecewise_uncaptured: bool = Field(False, description="run the piecewise pieces without capturing them, on "
+                                       "any device (tests of that path on the CPU)")
     fuse_elementwise: bool = Field(False, description="torch.compile'd RMSNorm / RoPE / SiLU*mul (opt-in)")
     kernels: bool = Field(False, description="use the CuPy kernels where available")
     pad_tokens_to: int | None = Field(None, ge=1, description="eager-step token padding (default 64 on CUDA)")

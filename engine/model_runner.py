@@ -33,7 +33,7 @@ def width_buckets(max_blocks: int) -> list[int]:
 class ModelRunner:
     def __init__(self, model: Llama, num_blocks: int, block_size: int, *, cuda_graphs: bool = True,
                  max_graph_batch: int = 256, kv_dtype=None, fuse: bool = False, pad_tokens_to: int | None = None,
-                 piecewise_tokens: int | None = None):
+                 piecewise_tokens: int | None = None, piecewise_uncaptured: bool = False):
         self.model, self.bs = model, block_size
         p = model.embed.weight
         self.device, self.dtype = p.device, kv_dtype or p.dtype
@@ -59,10 +59,14 @@ class ModelRunner:
         self.widths: list[int] = []  # set by capture_decode_graphs; until then, multiples of WIDTH_STEP
         self.vocab = model.spec.vocab_size
         # steps with a prefill: piecewise graphs up to this many tokens (captured now, before any timing)
+        # (under TP the pieces hold the all-reduces, as the decode graphs do; piecewise_uncaptured runs the same
+        # pieces without graphs, on any device: how the CPU tests reach this path)
         self.piecewise = None
-        if self.use_graphs and piecewise_tokens and model.tp == 1:
-            self.piecewise = PiecewiseGraphs(model, self.kv, piecewise_tokens, kv_pairs=self.kv_pairs)
-            self.piecewise.capture_all()
+        if piecewise_tokens and (self.use_graphs or piecewise_uncaptured):
+            self.piecewise = PiecewiseGraphs(model, self.kv, piecewise_tokens, graphs=self.use_graphs,
+                                             kv_pairs=self.kv_pairs)
+            if self.use_graphs:
+                self.piecewise.capture_all()
 
     @staticmethod
     def kv_bytes_per_block(model: Llama, block_size: int, dtype_bytes: int = 2) -> int:

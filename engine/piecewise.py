@@ -12,7 +12,9 @@ wall time for 17 ms of GPU work, and 70 ms with the prompt split in four chunks.
 
 Rows past the step's real tokens are padding (token 0 at position 0, K/V into scratch slot 0), as in the
 eager path. Static buffers are sized for the largest bucket and every bucket uses a prefix of them;
-all pieces share one memory pool, captured largest first. Single GPU only (no all-reduce inside).
+all pieces share one memory pool, captured largest first. Under tensor parallelism the pieces hold the
+vocabulary-parallel embedding's and the row-parallel projections' all-reduces (NCCL captured in the graphs, as in
+the decode graphs): every rank captures the same pieces in the same order at start-up.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import torch
 
 from contract.profile import token_buckets
 from engine.model import AttnMeta, Llama, norm_linear, prefill_launcher
+from engine.parallel import all_reduce, gather_vocab
 
 
 class PiecewiseGraphs:
@@ -29,8 +32,6 @@ class PiecewiseGraphs:
         that the pieces compose to the whole model). kv_pairs: each layer's K and V caches as one
         [2, num_blocks, block_size, kv_heads, hd] tensor (kv holds its two halves), which lets attention
         gather a prompt's K and V in one call."""
-        if model.tp != 1:
-            raise ValueError("piecewise CUDA graphs are single-GPU only")
         self.model, self.kv = model, kv
         self.kv_flat = None
         if kv_pairs is not None:
@@ -72,11 +73,14 @@ class PiecewiseGraphs:
         def post(i):
             layer = m.layers[i]
             x = layer.attn.o(v["attn"].view(T, -1))
+            if m.tp > 1:
+                x = all_reduce(x)
             gu, res = norm_linear(layer.mlp_norm, layer.mlp.gate_up, x, v["res"], m.backend)
-            return layer.mlp.down(layer.mlp.activation(gu)), res
+            x = layer.mlp.down(layer.mlp.activation(gu))
+            return (all_reduce(x) if m.tp > 1 else x), res
 
         def first():
-            x = m.embed(v["ids"])
+            x = m._embed(v["ids"])
             cos, sin = m.rope(v["pos"], x.dtype)
             v["cos"].copy_(cos)
             v["sin"].copy_(sin)
@@ -150,7 +154,8 @@ class PiecewiseGraphs:
                 kc, vc = self.kv[i]
                 layer.attn.attend(q, kc, vc, meta, m.backend, dmask, out=out)
         graphs[-1]()
-        return m.lm_head(st["hidden"][:T][rows]).float()
+        logits = m.lm_head(st["hidden"][:T][rows]).float()
+        return gather_vocab(logits, m.tp) if m.tp > 1 else logits
 
     def _attention(self, meta: AttnMeta, q: torch.Tensor, out: torch.Tensor):
         """This step's attention, set up once for every layer (-> attend(layer index)), or None where the

@@ -78,7 +78,8 @@ def build_shard(cfg: EngineConfig, spec: ModelSpec, rank: int, dev: torch.device
                          pad_tokens_to=cfg.pad_tokens_to, kv_dtype=KV_DTYPES.get(cfg.kv_cache_dtype),
                          # an FP8 cache is read through the PyTorch attention path: eager steps with a prefill
                          piecewise_tokens=cfg.max_num_batched_tokens
-                         if cfg.piecewise_graphs and cfg.kv_cache_dtype != "fp8" else None)
+                         if cfg.piecewise_graphs and cfg.kv_cache_dtype != "fp8" else None,
+                         piecewise_uncaptured=cfg.piecewise_uncaptured)
     graphs = 0
     # with the paged kernel, table width costs nothing but its bytes, so doubling widths can all be captured
     # now; the PyTorch path gathers the whole width, so it keeps narrow widths, captured when first seen

@@ -220,8 +220,10 @@ def main(argv=None) -> int:
     m = sub.add_parser("merge")
     m.add_argument("sources", type=Path, nargs="+")
     m.add_argument("--into", type=Path, required=True)
+    for sp in (sub.choices["plan"], s, m):
+        sp.add_argument("--grid", type=Path, default=GRID, help="grid file (default: grid 1)")
     a = ap.parse_args(argv)
-    grid = load_grid()
+    grid = load_grid(a.grid)
     if a.cmd == "plan":
         plan(grid)
     elif a.cmd == "serve":
@@ -232,7 +234,7 @@ def main(argv=None) -> int:
         # CUDA graphs) can wait forever in the communicators' destructors
         os._exit(0)
     else:
-        kept = merge(a.sources, a.into)
+        kept = merge(a.sources, a.into, grid["replicas"])
         print(f"{len(kept)} runs with every replica -> {a.into}")
     return 0
 

@@ -25,7 +25,8 @@ PROFILES = {"H200 profile": ROOT / "planner/data/profiles/h200.json.gz",
 # the hashes docs/validation_protocol.md froze; a different file is scored, but the report says so
 FROZEN = {"h200.json.gz": "22909e75bea95e50a47b0e80c2f5da01578af8b37a68673d64fd3a08fc98061d",
           "h100.json.gz": "730bcfd72550d5ff33bf0aa885aaf46a248c6886558584ad1413a47dd0d48e6a",
-          "grid.yaml": "ee4245684ecf33a20cb1e53bae205c72247542305dcb4e02c9d6e225606c883c"}
+          "grid.yaml": "ee4245684ecf33a20cb1e53bae205c72247542305dcb4e02c9d6e225606c883c",
+          "grid2.yaml": "4743d555bb3fa10c9daf3d1e90aef26030158dd586a5dd106eaef48408097a47"}
 
 
 def sha(p: Path) -> str:
@@ -40,11 +41,11 @@ def counts(cells: list[dict]) -> dict:
             "worse_than_25pct": sum(abs(c["error"]) > 0.25 for c in cells)}
 
 
-def score(data: Path, reps: int) -> dict:
-    out = {"protocol": "v1", "limits": PROTOCOL_V1, "hashes": {}, "by_profile": {}}
-    for p in (*PROFILES.values(), GRID):
+def score(data: Path, reps: int, grid_path: Path = GRID) -> dict:
+    out = {"protocol": "v1", "grid": grid_path.name, "limits": PROTOCOL_V1, "hashes": {}, "by_profile": {}}
+    for p in (*PROFILES.values(), grid_path):
         out["hashes"][p.name] = {"sha256": sha(p), "frozen": FROZEN[p.name], "same": sha(p) == FROZEN[p.name]}
-    grid = yaml.safe_load(GRID.read_text())
+    grid = yaml.safe_load(grid_path.read_text())
     have = {json.loads(p.read_text())["label"] for p in data.glob("*.meta.json")}
     out["not_run"] = [r["id"] for r in grid["runs"] if r["id"] not in have]
     for name, prof in PROFILES.items():
@@ -62,7 +63,7 @@ def score(data: Path, reps: int) -> dict:
 
 
 def markdown(res: dict) -> str:
-    L = ["# Held-out validation, protocol v1: results", "",
+    L = [f"# Held-out validation, protocol v1, {res['grid']}: results", "",
          "Scored by `python -m lab.heldout_score` against docs/validation_protocol.md as written. Limits: "
          + ", ".join(f"{m} {v:.0%}" for m, v in PROTOCOL_V1.items()) + " (throughput only at load >= 0.95).", ""]
     for n, h in res["hashes"].items():
@@ -107,8 +108,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m lab.heldout_score")
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--grid", type=Path, default=GRID)
     a = ap.parse_args(argv)
-    res = score(a.data, a.reps)
+    res = score(a.data, a.reps, a.grid)
     (a.data / "score_v1.json").write_text(json.dumps(res, indent=1, default=float))
     md = markdown(res)
     (a.data / "score_v1.md").write_text(md)

@@ -89,10 +89,10 @@ def sim_metrics(meta: dict, trace: Path, cost_model: dict, reps: int = 1) -> dic
     realization of a random step sequence is as noisy as one engine run; the prediction is its expectation)."""
     out = []
     note = ""
-    if cost_model.get("step_jitter") and not _has_iterations(cost_model.get("profile"), meta["model"]):
-        # jitter draws from this model's own measured iterations; a model never calibrated has none
+    if cost_model.get("step_jitter") and not _has_iterations(cost_model.get("profile")):
+        # jitter draws from measured serving iterations (the model's own, or its overhead donor's)
         cost_model = {**cost_model, "step_jitter": False}
-        note = f"; no step jitter (the profile has no serving iterations of {meta['model']})"
+        note = "; no step jitter (the profile has no serving iterations)"
     for seed in range(reps if cost_model.get("step_jitter") else 1):
         sc = scenario_for(meta, trace, cost_model, seed)
         cl, _ = simulate(sc, num_blocks=meta["num_blocks"])
@@ -105,8 +105,8 @@ def sim_metrics(meta: dict, trace: Path, cost_model: dict, reps: int = 1) -> dic
     return m
 
 
-def _has_iterations(profile: str | None, model: str) -> bool:
-    return bool(profile) and model in _iteration_models(str(profile))
+def _has_iterations(profile: str | None) -> bool:
+    return bool(profile) and bool(_iteration_models(str(profile)))
 
 
 @functools.lru_cache(maxsize=8)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from contract.catalog import GPUS, MODELS
-from contract.profile import AttnRow, GemmRow, Profile, StepRow
+from contract.profile import AttnRow, GemmRow, Profile, StepRow, token_buckets
 from planner.cost import RooflineCostModel
 from planner.cost.calibrated import CalibratedCostModel, _interp_log
 from tests.conftest import ROOT
@@ -160,8 +160,9 @@ def test_calibration_beats_the_roofline_on_the_committed_engine_runs(runs):
 
 
 @pytest.mark.parametrize("runs,at_least", [("h100", 40), ("h200", 40)])
-def test_calibrated_simulator_meets_the_targets_in_all_but_a_few_cells_against_the_median_of_replays(runs, at_least):
-    """The issue's targets on the committed runs (nine runs of each H100 trace on seven H100 machines, twelve of
+def test_snapshot_in_sample_validation_of_the_committed_runs(runs, at_least):
+    """SNAPSHOT of an in-sample result (the runs share the calibration's knobs, lengths and models; the held-out
+    result is lab/validation/heldout/h200/score_v1.md): it pins committed outputs, not the method. The targets on the committed runs (nine runs of each H100 trace on seven H100 machines, twelve of
     each H200 trace on six H200 machines; the reference is each metric's median): E2E P50/P95 and throughput
     within 5% below saturation (10% on the H200) and 10% above, TTFT P50/P95 within 10%, for the 1B and the 8B.
     Product profile (serving iterations of nine H100 calibrations pooled): 40 of 40 on the H100 and 40 of 40 on
@@ -572,3 +573,68 @@ def test_product_profile_is_the_pool_of_the_committed_h100_calibrations():
     product = Profile.load(ROOT / "planner" / "data" / "profiles" / "h100.json.gz")
     assert product == pool_iterations(parts[0], parts[1:])
     assert len(product.iteration_sources) == 9 and len({p.created for p in parts}) == 9
+
+
+def test_overhead_fit_recovers_planted_overheads():
+    """The method, not a snapshot: serving iterations made of the profile's own composed operators plus a
+    known overhead (decode a + b x sequences; prefill a + b x tokens + c x chunks + d x sequences) must give
+    that overhead back."""
+    prof = Profile.load(PROFILES[0])
+    name = "llama-3.1-8b"
+    base = CalibratedCostModel(prof, MODELS[name], GPUS[prof.gpu],
+                               max_num_batched_tokens=prof.iterations[0].max_num_batched_tokens)
+    dec_true, pre_true = (2.0e-3, 1.5e-5), (4.0e-3, 2.0e-6, 3.0e-4, 2.5e-5)
+    planted = []
+    its = [r for r in prof.iterations if r.model == name and r.tp == 1]
+    for r in its[::7]:
+        if r.chunks == 0:
+            ops = base._ops_no_comm(r.decodes, r.decodes, r.decode_ctx, (), scaled=False)
+            extra = dec_true[0] + dec_true[1] * r.decodes
+        else:
+            k = r.chunks
+            pre = [((r.tokens - r.decodes) // k, r.prefill_ctx // k)] * k
+            b = token_buckets(r.max_num_batched_tokens) if base._fit_buckets else None
+            ops = base._ops_no_comm(r.tokens, r.decodes + k, r.decode_ctx, pre, scaled=False, buckets=b)
+            a, pt, pc, ps = pre_true
+            extra = a + pt * r.tokens + pc * k + ps * (r.decodes + k)
+        planted.append(r.model_copy(update={"seconds": ops + extra}))
+    fit = CalibratedCostModel(prof.model_copy(update={"iterations": planted}), MODELS[name], GPUS[prof.gpu],
+                              max_num_batched_tokens=prof.iterations[0].max_num_batched_tokens)
+    assert fit.ovh["decode"] == pytest.approx(dec_true, rel=0.03, abs=1e-7)
+    assert fit.ovh["prefill"] == pytest.approx(pre_true, rel=0.05, abs=1e-7)
+    assert fit._dec_corr(1) == pytest.approx(0.0, abs=2e-5) and fit._dec_corr(64) == pytest.approx(0.0, abs=2e-5)
+
+
+@pytest.mark.parametrize("name", ["llama-3.1-8b", "llama-3.2-1b"])
+def test_roofline_decode_attention_is_near_the_measured_kernel_at_serving_contexts(name):
+    """A direct check of the roofline's attention term (a planted 2x slowdown or speedup fails it): over the
+    measured decode-attention rows of the H100 profile whose batch holds >= 32k context tokens (where the
+    kernel streams K/V at a steady rate), the roofline's time over the measured time has a median in
+    [0.6, 1.1] (measured: 0.86 for the 8B, 0.77 for the 1B -- the roofline is a bound, so at most a little
+    above 1)."""
+    prof = Profile.load(ROOT / "planner" / "data" / "profiles" / "h100.json.gz")
+    m = MODELS[name]
+    roof = RooflineCostModel(m, GPUS["H100-SXM"])
+    rows = [a for a in prof.attention if a.kind == "decode" and a.heads == m.num_attention_heads
+            and a.kv_heads == m.num_key_value_heads and a.head_dim == m.hd and a.a * a.context >= 32768]
+    assert len(rows) >= 10
+    ratio = np.median([a.a * a.context * roof.decode_attn_per_ctx / m.num_layers / a.seconds for a in rows])
+    assert 0.6 <= ratio <= 1.1, ratio
+
+
+def test_uncalibrated_model_takes_a_calibrated_models_overhead_scaled_by_shape():
+    """A model the engine never ran (no iterations, no steps in the profile) takes the overhead of the nearest
+    calibrated model: per-layer parts scaled by the layer count, per-sequence parts as measured, jitter ratios
+    borrowed, and the description says TRANSFERRED."""
+    prof = Profile.load(ROOT / "planner" / "data" / "profiles" / "h200.json.gz")
+    q, m8 = MODELS["qwen2.5-7b"], MODELS["llama-3.1-8b"]
+    donor = CalibratedCostModel(prof, m8, H200, max_num_batched_tokens=2048)
+    cal = CalibratedCostModel(prof, q, H200, max_num_batched_tokens=2048)
+    assert cal.overhead_from == "llama-3.1-8b" and "TRANSFERRED from llama-3.1-8b" in cal.description
+    rl = q.num_layers / m8.num_layers
+    assert cal.ovh["decode"][0] == pytest.approx(donor.ovh["decode"][0] * rl)
+    assert cal.ovh["decode"][1] == pytest.approx(donor.ovh["decode"][1])
+    assert cal.ovh["prefill"][3] == pytest.approx(donor.ovh["prefill"][3])
+    assert set(cal.jitter_ratios) == {"decode", "prefill"}
+    # a calibrated model keeps its own fit
+    assert donor.overhead_from is None and donor.overhead_source == "iterations"

@@ -38,6 +38,7 @@ def test_trace_is_a_function_of_the_run(grid):
 
 def test_outputs_that_cannot_fit_are_refused_not_cut(grid):
     grid["lengths"]["short"]["output_tokens"] = {"dist": "fixed", "mean": 400}
+    grid["runs"][0]["load"] = 0.1
     with pytest.raises(ValueError, match="max_model_len"):
         heldout.trace_for(grid, grid["runs"][0])
 
@@ -60,3 +61,29 @@ def test_two_replicas_served_and_merged(grid, tmp_path):
     t.write_text(t.read_text() + "9.9,5,5\n")
     assert heldout.merge([tmp_path / "lane0", tmp_path / "lane1"], tmp_path / "m2", replicas=2) == []
     assert "different traces" in (tmp_path / "m2" / "incomplete.txt").read_text()
+
+
+def _row(load, cal, roof, eng=1.0):
+    from planner.validate import METRICS
+    mk = lambda v: {m: v for m in METRICS}  # noqa: E731
+    return {"run": f"r{load}", "load": load, "grid_load": load, "engine": mk(eng),
+            "engine_replays": [mk(eng * 0.9), mk(eng * 1.1)], "engine_spread": mk(0.2),
+            "calibrated": mk(cal), "roofline": mk(roof)}
+
+
+def test_protocol_scores_throughput_only_at_saturation_and_sets_trivial_cells_apart():
+    from planner.validate import PROTOCOL_V1, protocol_cells
+    low, high = protocol_cells([_row(0.5, 1.05, 1.05)]), protocol_cells([_row(0.95, 1.05, 2.0)])
+    assert "throughput_tok_s" not in {c["metric"] for c in low}
+    assert "throughput_tok_s" in {c["metric"] for c in high}
+    # at load 0.5 with the roofline also within limits: TTFT cells are trivial, E2E and TPOT cells are not
+    triv = {c["metric"] for c in low if c["trivial"]}
+    assert triv == {"ttft_p50", "ttft_p95", "ttft_p99"}
+    assert not any(c["trivial"] for c in high)  # the roofline misses every cell there
+    # limits are the protocol's: +12% passes a 15% TTFT limit and fails a 10% E2E limit
+    cells = {c["metric"]: c for c in protocol_cells([_row(0.95, 1.12, 2.0)])}
+    assert cells["ttft_p50"]["ok"] and not cells["e2e_p50"]["ok"]
+    assert cells["e2e_p99"]["limit"] == PROTOCOL_V1["e2e_p99"] == 0.20
+    # against one replica instead of the median
+    one = {c["metric"]: c for c in protocol_cells([_row(0.95, 1.0, 2.0)], ref=0)}
+    assert one["e2e_p50"]["error"] == pytest.approx(1 / 0.9 - 1)

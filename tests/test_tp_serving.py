@@ -48,6 +48,20 @@ def test_tp2_serving_gives_tp1_greedy_tokens_with_the_plan_broadcast_each_step(c
     assert all(not p.is_alive() for p in procs)  # shutdown ends the workers
 
 
+def test_tp2_piecewise_path_with_its_all_reduces_gives_tp1_tokens(checkpoint):
+    """Steps with a prefill through the piecewise pieces (uncaptured here; on GPUs each piece is a CUDA graph
+    holding its all-reduces): the vocabulary-parallel embedding, the row-parallel O and down projections and
+    the vocabulary gather must all be in the pieces, or TP=2 drifts from TP=1."""
+    params = SamplingParams(max_tokens=10)
+    with LLM(cfg(checkpoint, 1)) as one:
+        ref = [s.output for s in one.generate(PROMPTS, params)]
+    with LLM(cfg(checkpoint, 2, piecewise_uncaptured=True)) as two:
+        got = [s.output for s in two.generate(PROMPTS, params)]
+        runs = two.runner.piecewise.runs
+    assert runs > 0
+    assert got == ref
+
+
 def test_tp2_replays_a_trace_in_real_time(checkpoint):
     with LLM(cfg(checkpoint, 2)) as llm:
         seqs = llm.replay([0.0, 0.01, 0.02, 0.05], [13, 3, 50, 21], [6, 9, 4, 12])

@@ -127,6 +127,11 @@ MODELS: dict[str, ModelSpec] = {
         _m(name="qwen2.5-7b", num_layers=28, hidden_size=3584, num_attention_heads=28, num_key_value_heads=4,
            intermediate_size=18944, vocab_size=152064, max_position_embeddings=32768, rope_theta=1000000.0,
            rms_norm_eps=1e-6, source="Qwen/Qwen2.5-7B-Instruct config.json (served without QKV bias)"),
+        # Qwen/Qwen2.5-3B-Instruct config.json dimensions (3.09B params; 36 layers, GQA 16/2, tied embeddings).
+        _m(name="qwen2.5-3b", num_layers=36, hidden_size=2048, num_attention_heads=16, num_key_value_heads=2,
+           intermediate_size=11008, vocab_size=151936, max_position_embeddings=32768, rope_theta=1000000.0,
+           rms_norm_eps=1e-6, tie_word_embeddings=True,
+           source="Qwen/Qwen2.5-3B-Instruct config.json (served without QKV bias)"),
         # Qwen/Qwen2.5-32B-Instruct config.json dimensions (32.8B params): 65 GB in bf16, two 80 GB GPUs.
         _m(name="qwen2.5-32b", num_layers=64, hidden_size=5120, num_attention_heads=40, num_key_value_heads=8,
            intermediate_size=27648, vocab_size=152064, max_position_embeddings=32768, rope_theta=1000000.0,

@@ -146,7 +146,14 @@ class CalibratedCostModel(StepCostModel):
                                  f"TP={self.iteration_tp}")
         # the serving iterations ran the profile's bf16 engine: the overhead is what they took beyond its own bf16
         # operators, whichever weight format is being predicted
-        if self.iteration_tp != self.tp:
+        self.overhead_from = None
+        donor = None if self._has_own_timings() else self._donor_model()
+        if donor is not None:
+            # a model never run by the engine: its host and small-kernel overhead is a calibrated model's,
+            # carried by shape (see _transfer_overhead) -- said so in the description
+            ref = CalibratedCostModel(profile, donor, gpu, max_num_batched_tokens, **roofline_kw)
+            self._transfer_overhead(ref)
+        elif self.iteration_tp != self.tp:
             # ... and at their own TP degree: the overhead is fitted where the iterations ran, then carried
             ref = CalibratedCostModel(profile, model, gpu, max_num_batched_tokens,
                                       **{**roofline_kw, "tp": self.iteration_tp})
@@ -163,6 +170,40 @@ class CalibratedCostModel(StepCostModel):
         if self.host_share:
             self.description += "; host " + ", ".join(f"{v:.0%} of {k} iterations" for k, v in self.host_share.items())
         self._cache: dict = {}
+
+    def _has_own_timings(self) -> bool:
+        return any(r.model == self.model.name for r in self.profile.iterations) or any(
+            st.model == self.model.name for st in self.profile.steps)
+
+    def _donor_model(self):
+        """The calibrated model whose overhead stands for an uncalibrated one: among the models with serving
+        iterations in the profile, the nearest in layer count (then in hidden size). None if there are none."""
+        from contract.catalog import MODELS
+        names = {r.model for r in self.profile.iterations} & set(MODELS)
+        if not names:
+            return None
+        m = self.model
+        return MODELS[min(sorted(names), key=lambda n: (abs(MODELS[n].num_layers - m.num_layers),
+                                                         abs(MODELS[n].hidden_size - m.hidden_size)))]
+
+    def _transfer_overhead(self, ref: "CalibratedCostModel") -> None:
+        """Overhead of a model the engine never ran, from a calibrated one's fit: what is paid per layer (the
+        fixed parts: launches and small kernels of every layer, each prompt chunk's attention call per layer)
+        scales with the layer count; a prefill token's elementwise traffic with layers x hidden size; what is
+        paid per sequence (Python scheduling, sampling) stays as measured. Step jitter is the donor's
+        (ratios to the mean, not times)."""
+        rl = self.L / ref.L
+        rt = rl * self.model.hidden_size / ref.model.hidden_size
+        a, b = ref.ovh["decode"]
+        pa, pt, pc, ps = ref.ovh["prefill"]
+        self.ovh = {"decode": (a * rl, b), "prefill": (pa * rl, pt * rt, pc * rl, ps)}
+        self._dec_bins = None if ref._dec_bins is None else (ref._dec_bins[0], ref._dec_bins[1] * rl)
+        self.jitter_ratios = ref.jitter_ratios
+        self.overhead_source, self.fit_points = f"transferred from {ref.model.name}", ref.fit_points
+        self.overhead_from = ref.model.name
+        self.ovh_a, self.ovh_b = self.ovh["decode"]
+        self.description += (f"; overhead TRANSFERRED from {ref.model.name} (no serving iterations of "
+                             f"{self.model.name}: per-layer parts x{rl:.2f}, per-token x{rt:.2f})")
 
     def _host_share(self) -> dict[str, float]:
         """Share of this model's serving-iteration time the GPU spent waiting on the host (iteration minus its

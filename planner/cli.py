@@ -14,6 +14,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from contract.errors import InputError
 from planner import resources
@@ -242,6 +243,42 @@ def search(scenario: str = typer.Argument("seed-optimize-cost"),
                       f"{sc.search.max_replicas} replicas[/]")
 
 
+@app.command("max-rate")
+def max_rate_cmd(scenario: str = typer.Argument(..., help="scenario YAML/JSON, or a built-in name"),
+                 tol: float = typer.Option(0.02, help="relative width of the final bracket"),
+                 json_out: bool = typer.Option(False, "--json")):
+    """The highest request rate one replica sustains meeting every SLA (MLPerf server style), by bisection
+    over simulations; the analytic capacity beside it."""
+    from planner.max_rate import max_rate
+    try:
+        sc = _load(scenario)
+        _finite("--tol", tol)
+        with Progress(TextColumn("{task.description}"), TimeElapsedColumn(), console=err, transient=True) as prog:
+            task = prog.add_task("bracketing", total=None)
+            res = max_rate(sc, tol, progress=lambda i, r, ok: prog.update(
+                task, description=f"simulation {i}: {r:.3g} req/s {'meets' if ok else 'misses'} the SLAs"))
+    except (InputError, ValueError) as e:
+        _fail(e)
+    if json_out:
+        console.print_json(data=res)
+        return
+    from planner.cost import build_cost_model
+    console.print(f"[bold]{sc.name}[/bold] ({build_cost_model(sc).description})")
+    if not res["at_max"]:
+        console.print(res["note"])
+        raise typer.Exit(1)
+    console.print(f"max rate per replica meeting every SLA: [bold]{res['max_rate_req_s']:.3g} req/s[/bold] "
+                  f"({res['per_gpu_req_s']:.3g} per GPU; analytic capacity {res['analytic_capacity_req_s']:.3g}; "
+                  f"{len(res['evaluations'])} simulations, bracket {tol:.0%})")
+    for r in res["at_max"]["sla"]:
+        console.print(f"  {r['tier']}: P{r['percentile']:g} {r['metric']} {r['value']:.3g} s "
+                      f"(target {r['target_s']} s)")
+    if res["first_miss"]:
+        miss = [r for r in res["first_miss"]["sla"] if not r["met"]]
+        what = ", ".join(f"P{r['percentile']:g} {r['metric']} {r['value']:.3g} s" for r in miss) or "requests left"
+        console.print(f"  at {res['first_miss']['rate']:.3g} req/s it misses: {what}")
+
+
 @app.command()
 def tiers(scenario: str = typer.Argument("seed-multi-tenant"),
           duration: float = typer.Option(600.0, help="simulated seconds per run"),
@@ -295,6 +332,79 @@ def profile_add(base: Path = typer.Argument(..., help="profile to extend"),
     kinds = sorted({(r.quantization, r.kernel or "cublas") for r in merged.gemm})
     console.print(f"{out}: GEMM tables {kinds}; all-reduce TP {sorted({r.tp for r in merged.allreduce})}; "
                   f"serving iterations at TP {sorted({r.tp for r in merged.iterations})}")
+
+
+stacks_app = typer.Typer(help="Serving-stack presets (vllm, sglang, trtllm, this-engine): list, fit on the "
+                         "public-results table, evaluate on its held-out rows.", no_args_is_help=False,
+                         invoke_without_command=True)
+app.add_typer(stacks_app, name="stacks")
+
+
+@stacks_app.callback()
+def stacks_list(ctx: typer.Context):
+    """List the presets (with no subcommand)."""
+    if ctx.invoked_subcommand:
+        return
+    from planner.stacks import load_stack, presets
+    t = Table(title="serving-stack presets")
+    for c in ("name", "step overhead", "per sequence", "op scale", "fitted on", "versions"):
+        t.add_column(c)
+    for name in presets():
+        s = load_stack(name)
+        t.add_row(name, "calibrated" if s.calibrated else f"{s.step_overhead_s * 1e3:.3f} ms",
+                  "" if s.calibrated else f"{s.per_seq_overhead_s * 1e6:.2f} us",
+                  "" if s.calibrated else f"{s.op_scale:.3f}", f"{len(s.fit.rows)} rows" if s.fit else "-", s.versions)
+    console.print(t)
+
+
+@stacks_app.command("fit")
+def stacks_fit(name: str = typer.Argument(..., help="vllm | sglang | trtllm"),
+               write: bool = typer.Option(False, "--write", help="write the values into the preset file")):
+    """Fit a preset's host terms (and kernel scale, given enough rows) on the table's `fit` rows of that stack."""
+    from planner import public
+    try:
+        rows = public.load_rows()
+        with Progress(console=console, transient=True) as prog:
+            task = prog.add_task(f"fitting {name}", total=None)
+            fit = public.fit_stack(name, rows, progress=lambda i, n, rid: prog.update(task, completed=i, total=n,
+                                                                                      description=f"{name}: {rid}"))
+    except (InputError, ValueError) as e:
+        _fail(e)
+    console.print_json(data=fit)
+    if write:
+        console.print(f"wrote {public.write_preset(fit)}")
+
+
+@stacks_app.command("evaluate")
+def stacks_evaluate(out: Optional[Path] = typer.Option(None, help="write the Markdown report here"),
+                    json_out: Optional[Path] = typer.Option(None, "--json", help="write the per-row table as JSON"),
+                    workers: int = typer.Option(4, min=1, help="processes"),
+                    split: Optional[str] = typer.Option(None, help="only rows of this split (fit | heldout)")):
+    """Predict every published row under its stack's preset, under vllm and by the roofline; the held-out
+    summary against the limits (throughput 10%, TPOT 15%, TTFT 20%)."""
+    from planner import public
+    for f, name in ((out, "--out"), (json_out, "--json")):
+        if f is not None and (f.is_dir() or not os.access(f.resolve().parent, os.W_OK)):
+            _fail(InputError([(name, f"cannot write the file '{f}'")]))
+    rows = [r for r in public.load_rows() if split is None or r.split == split]
+    with Progress(console=console, transient=True) as prog:
+        task = prog.add_task("predicting rows", total=len(rows))
+        table = public.evaluate(rows, workers, progress=lambda i, n, rid: prog.update(task, completed=i))
+    s = public.summary(table)
+    if json_out:
+        _replace_file(json_out, json.dumps({"summary": s, "rows": table}, indent=1, default=float))
+    md = public.report(table, s)
+    if out:
+        _replace_file(out, md)
+    console.print(md if not out else f"wrote {out}")
+
+
+def _replace_file(path: Path, text: str) -> None:
+    """Write a whole file or nothing (a temporary file beside it, renamed over it)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.resolve().parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
 
 
 @app.command()

@@ -212,6 +212,10 @@ class Fleet(ServingKnobs):
                                      "waited this fraction of its tier's target")
     preemption_mode: Literal["recompute", "swap"] = Field("recompute", description="a preempted sequence's KV "
                                                           "is recomputed later, or swapped to the host and back")
+    kv_admission: Literal["on_demand", "reserve_full"] = Field(
+        "on_demand", description="on_demand: KV blocks as tokens arrive, preempting when they run out (vLLM, "
+        "SGLang); reserve_full: a request is admitted only with KV for its prompt and all its output, and never "
+        "preempted (TensorRT-LLM's default GUARANTEED_NO_EVICT)")
     batching: Literal["continuous", "static"] = Field("continuous", description="continuous: iteration-level "
                                                       "batching; static: a batch runs until its longest member ends")
     price_per_gpu_hour: float | None = Field(default=None, gt=0, le=1000, description="override the catalog price")
@@ -330,8 +334,12 @@ class Efficiency(_Strict):
 
 
 class CostModelCfg(_Strict):
-    kind: Literal["roofline", "calibrated"] = "roofline"
-    profile: str | None = Field(default=None, description="calibration profile JSON (kind: calibrated)")
+    kind: Literal["stack", "roofline", "calibrated"] = Field(
+        "stack", description="stack: the serving stack's profile (`stack:`) on the GPU's hardware profile (the "
+        "default); roofline: peaks x efficiencies, an optimistic bound; calibrated: this project's engine as "
+        "measured (its profile's own overhead fit)")
+    profile: str | None = Field(default=None, description="kind calibrated: calibration profile JSON; kind stack: "
+                                "the hardware profile (default: the shipped one for the scenario's GPU)")
     step_jitter: bool = Field(default=False, description="kind calibrated: each step times a ratio drawn from the "
                               "profile's measured serving iterations (mean 1; tails of queueing); "
                               "fast-forward off")
@@ -391,6 +399,8 @@ class Scenario(_Strict):
     name: str = "scenario"
     description: str = ""
     model: Union[str, ModelSpec]
+    stack: str = Field("vllm", description="serving stack whose costs and defaults answer (cost_model kind stack): "
+                       "a preset (vllm, sglang, trtllm, this-engine; `planner stacks`) or a stack profile file")
     workload: Workload
     fleet: Fleet = Fleet()
     router: Router = Router()
@@ -514,7 +524,7 @@ def scenario_from_dict(data: dict, base_dir: Path | None = None) -> Scenario:
     if not isinstance(data, dict):
         raise InputError([("", f"a scenario must be a mapping, got {type(data).__name__}")])
     try:
-        sc = Scenario.model_validate(_with_length_preset(data))
+        sc = Scenario.model_validate(_with_stack_defaults(_with_length_preset(data)))
     except ValidationError as e:
         raise InputError([(_loc(err["loc"]), err["msg"].removeprefix("Value error, ")) for err in e.errors()])
     except RecursionError:
@@ -525,6 +535,22 @@ def scenario_from_dict(data: dict, base_dir: Path | None = None) -> Scenario:
     if probs:
         raise InputError(probs)
     return sc
+
+
+def _with_stack_defaults(data: dict) -> dict:
+    """Under cost_model kind stack, the fleet knobs a document leaves out take the stack's defaults (what a user
+    of that stack gets without setting them); knobs the document sets win."""
+    cm = data.get("cost_model")
+    kind = cm.get("kind", "stack") if isinstance(cm, dict) else "stack"
+    name = data.get("stack", "vllm")
+    if kind != "stack" or not isinstance(name, str):
+        return data
+    from planner.stacks import load_stack
+    defaults = load_stack(name).defaults
+    fleet = data.get("fleet", {})
+    if not isinstance(fleet, dict) or not defaults:
+        return data
+    return {**data, "fleet": {**defaults, **fleet}}
 
 
 def _resolve_paths(sc: Scenario, base: Path) -> None:

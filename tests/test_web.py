@@ -48,13 +48,18 @@ def test_run_a_simulation_then_change_a_knob_and_compare():
     assert compare and list(compare[0].value["metric"])[:2] == ["P50 TTFT (s)", "P95 TTFT (s)"]
 
 
-def test_calibrated_profile_can_be_chosen():
+def test_cost_model_choices_are_the_stack_presets_the_roofline_and_the_calibrated_profiles():
     at = app()
     opts = at.sidebar.selectbox(key="cost_model").options
-    assert opts == ["roofline", "h100"]  # the committed product profile (planner/data/profiles/h100.json.gz)
-    at.sidebar.selectbox(key="cost_model").select(opts[1]).run()
+    assert opts[0] == "stack: sglang" and "stack: vllm" in opts and "stack: trtllm" in opts
+    assert "roofline" in opts and "calibrated: h100" in opts and "calibrated: h200" in opts
+    assert at.sidebar.selectbox(key="cost_model").value == "stack: vllm"  # the default a new user gets
+    at.sidebar.selectbox(key="cost_model").select("calibrated: h100").run()
     assert not at.exception
     assert any("calibrated" in c.value for c in at.caption)
+    at.sidebar.selectbox(key="cost_model").select("stack: trtllm").run()
+    assert not at.exception
+    assert any("stack 'trtllm'" in c.value for c in at.caption)
 
 
 def test_loading_a_scenario_shows_its_own_knobs():

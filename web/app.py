@@ -20,6 +20,7 @@ from contract.catalog import GPUS, MODELS
 from contract.errors import InputError
 from contract.knobs import ServingKnobs
 from planner import resources
+from planner.stacks import presets as stack_presets
 from planner.scenario import (
     SLA,
     Arrival,
@@ -44,6 +45,7 @@ from web.widgets import default_of, form, scalar_fields, widget
 SCENARIOS = resources.scenarios()
 SCENARIO_DIR = next(iter(SCENARIOS.values())).parent
 PROFILES = resources.profiles()
+STACKS = list(stack_presets())
 # `planner validate --json` on the committed engine runs (README, "Calibration and validation")
 VALIDATIONS = resources.evidence()
 DEFAULT = {"name": "defaults", "model": "llama-3.1-8b",
@@ -172,16 +174,28 @@ def sidebar(doc: dict, scope: str = "") -> dict:
             form(st, model, doc.setdefault(section, {}), K(section))
     with sb.expander("Cost model"):
         cm = doc.setdefault("cost_model", {})
-        names = ["roofline"] + list(PROFILES)
-        cur = "roofline" if cm.get("kind", "roofline") == "roofline" else next(
-            (n for n, pth in PROFILES.items() if str(pth) == cm.get("profile")), names[-1])
-        choice = st.selectbox("cost model", names, index=names.index(cur), key=K("cost_model"),
-                              help=CostModelCfg.model_fields["kind"].description)
-        if choice == "roofline":
+        # serving-stack presets (the default: what a user of that stack gets), the roofline bound, and this
+        # project's engine as calibrated on each shipped profile
+        names = [f"stack: {n}" for n in STACKS] + ["roofline"] + [f"calibrated: {n}" for n in PROFILES]
+        kind = cm.get("kind", "stack")
+        if kind == "stack":
+            cur = f"stack: {doc.get('stack', 'vllm')}"
+        elif kind == "roofline":
+            cur = "roofline"
+        else:
+            cur = next((f"calibrated: {n}" for n, pth in PROFILES.items() if str(pth) == cm.get("profile")),
+                       names[-1])
+        choice = st.selectbox("cost model", names, index=names.index(cur) if cur in names else 0,
+                              key=K("cost_model"), help=CostModelCfg.model_fields["kind"].description)
+        if choice.startswith("stack: "):
+            cm.update(kind="stack")
+            cm.pop("profile", None)
+            doc["stack"] = choice.removeprefix("stack: ")
+        elif choice == "roofline":
             cm.update(kind="roofline")
             cm.pop("profile", None)
         else:
-            cm.update(kind="calibrated", profile=str(PROFILES[choice]))
+            cm.update(kind="calibrated", profile=str(PROFILES[choice.removeprefix("calibrated: ")]))
         form(st, CostModelCfg, cm, K("cost_model"), fields=["step_jitter"])
         form(st, Efficiency, cm.setdefault("efficiency", {}), K("cost_model.efficiency"))
     return doc
@@ -287,8 +301,9 @@ def main() -> None:
         for field, msg in e.problems:
             st.error(f"**{field or 'scenario'}**: {msg}")
         return
+    from planner.cost import build_cost_model
     st.caption(f"{sc.name}: {sc.description or sc.model_spec().name} -- cost model: "
-               f"{doc['cost_model']['kind']}")
+               f"{build_cost_model(sc).description}")
     doc_json = json.dumps(doc, sort_keys=True, default=str)
 
     st.subheader("Analytic sizing")

@@ -30,6 +30,9 @@ def _unwrap(annotation) -> tuple[Any, bool]:
     return annotation, False
 
 
+JS_MAX_INT = (1 << 53) - 1
+
+
 def _bounds(info: FieldInfo) -> tuple[float | None, float | None]:
     lo = hi = None
     for m in info.metadata:
@@ -86,8 +89,10 @@ def widget(container, model: type[BaseModel], name: str, value, key: str, choice
     if t is int:
         lo, hi = _bounds(info)
         lo = None if lo is None else int(lo) + (1 if any(isinstance(m, Gt) for m in info.metadata) else 0)
-        return int(container.number_input(label, value=int(value), step=1, min_value=lo,
-                                          max_value=None if hi is None else int(hi), key=key, help=helptext))
+        # the browser's numbers are doubles: a schema bound past 2^53 (a seed's) is the widget's largest safe int
+        hi = None if hi is None else min(int(hi), JS_MAX_INT)
+        return int(container.number_input(label, value=min(int(value), JS_MAX_INT), step=1, min_value=lo,
+                                          max_value=hi, key=key, help=helptext))
     if t is float:
         lo, hi = _bounds(info)
         return float(container.number_input(label, value=float(value),

@@ -97,6 +97,7 @@ class _Table2D:
 
 class CalibratedCostModel(StepCostModel):
     kind = "calibrated"
+    fit_own_overhead = True  # False: the operator tables only (planner/cost/stack.py adds a stack's overhead)
 
     def __init__(self, profile: Profile, model, gpu, max_num_batched_tokens: int | None = None, **roofline_kw):
         """max_num_batched_tokens: the served engine's; with a piecewise-graph profile, a step with a prefill
@@ -116,6 +117,9 @@ class CalibratedCostModel(StepCostModel):
                                if self.extrapolated
                                else ""))
         quant = roofline_kw.get("quantization", "bf16")
+        self.kv_fp8 = roofline_kw.get("kv_cache_dtype") == "fp8"
+        if self.kv_fp8:
+            self.description += "; FP8 KV cache: decode attention's K/V bytes halved from the bf16 tables (EXTRAPOLATED)"
         self._gemm_memo: dict = {}
         measured = {r.quantization for r in profile.gemm}
         # a weight format the profile has no table for: its bf16 times, each scaled by the ratio of the format's
@@ -148,7 +152,11 @@ class CalibratedCostModel(StepCostModel):
         # operators, whichever weight format is being predicted
         self.overhead_from = None
         donor = None if self._has_own_timings() else self._donor_model()
-        if donor is not None:
+        if not self.fit_own_overhead:  # a subclass brings its own (a serving stack's profile)
+            self.ovh = {"decode": (0.0, 0.0), "prefill": (0.0, 0.0, 0.0, 0.0)}
+            self._dec_bins, self.jitter_ratios, self.overhead_source, self.fit_points = None, {}, "", 0
+            self.ovh_a = self.ovh_b = 0.0
+        elif donor is not None:
             # a model never run by the engine: its host and small-kernel overhead is a calibrated model's,
             # carried by shape (see _transfer_overhead) -- said so in the description
             ref = CalibratedCostModel(profile, donor, gpu, max_num_batched_tokens, **roofline_kw)
@@ -470,7 +478,10 @@ class CalibratedCostModel(StepCostModel):
             tab, sc = self.dec
             n_seq = max(S - len(prefill), 1)
             ideal = ctx_sum * src.kv_tok_layer / src.bw  # one layer's K and V, read once
-            a += self._extrapolate(tab(n_seq, ctx_sum / n_seq) * sc, ideal, "bandwidth", scaled, DECODE_ATTN_P) * self.L
+            t = tab(n_seq, ctx_sum / n_seq) * sc
+            if self.kv_fp8:  # tables read a bf16 cache; an FP8 one streams half the bytes (ideal is FP8's here)
+                t = max(t - ideal, 0.5 * t)
+            a += self._extrapolate(t, ideal, "bandwidth", scaled, DECODE_ATTN_P) * self.L
         elif ctx_sum:
             a += ctx_sum * self.roof.decode_attn_per_ctx
         for c, p in prefill:

@@ -18,6 +18,16 @@ def roofline_kwargs(sc) -> dict:
 def build_cost_model(sc) -> StepCostModel:
     """The cost model a scenario asks for."""
     kw = roofline_kwargs(sc)
+    if sc.cost_model.kind == "stack":
+        from planner.cost.stack import StackCostModel
+        from planner.stacks import hardware_profile, load_stack
+        stack = load_stack(sc.stack)
+        hw = sc.cost_model.profile or hardware_profile(sc.fleet.gpu)
+        if stack.calibrated:  # this engine: its own calibrated model
+            return CalibratedCostModel.from_profile(hw, sc.model_spec(), sc.gpu_spec(),
+                                                    max_num_batched_tokens=sc.fleet.max_num_batched_tokens, **kw)
+        return StackCostModel.build(hw, sc.model_spec(), sc.gpu_spec(), stack,
+                                    max_num_batched_tokens=sc.fleet.max_num_batched_tokens, **kw)
     if sc.cost_model.kind == "calibrated":
         return CalibratedCostModel.from_profile(sc.cost_model.profile, sc.model_spec(), sc.gpu_spec(),
                                                 max_num_batched_tokens=sc.fleet.max_num_batched_tokens, **kw)

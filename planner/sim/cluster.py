@@ -60,7 +60,7 @@ class Cluster:
             num_blocks=blocks, static=f.batching == "static",
             fast_forward=sc.sim.fast_forward and not jitter, policy=f.scheduling_policy,
             tier_preemption=f.tier_preemption and f.scheduling_policy != "fcfs", tier_token_share=shares,
-            swap=f.preemption_mode == "swap",
+            swap=f.preemption_mode == "swap", reserve_full=f.kv_admission == "reserve_full",
             swap_s_per_token=plan.kv_bytes_per_token_gpu / (sc.cost_model.efficiency.host_link_gbps * 1e9))
         a = sc.autoscaling
         n_max = a.max_replicas if a.enabled else f.replicas

@@ -43,6 +43,7 @@ class ReplicaConfig:
     tier_token_share: tuple = ()  # by priority level: cumulative share of max_num_batched_tokens (tier_budget)
     swap: bool = False  # preemption by swapping KV to the host instead of recomputing
     swap_s_per_token: float = 0.0  # KV bytes per token / host link bandwidth
+    reserve_full: bool = False  # admission reserves KV for prompt + output (TensorRT-LLM's no-evict policy)
 
 
 class Replica:
@@ -333,7 +334,7 @@ class Replica:
             if s.state != "P":
                 continue
             n = min(s.target - s.computed, budget)
-            need = -(-(s.computed + n) // self.bs) - s.nb
+            need = max(0, -(-(s.computed + n) // self.bs) - s.nb)
             if need > bm.available:
                 preempted = True
                 if not self._make_room(need, s):
@@ -370,7 +371,7 @@ class Replica:
                         return out
                 else:
                     n = min(n, cap)
-                need = -(-(s.computed + max(n, 0)) // self.bs) - s.nb
+                need = max(0, max(-(-(s.computed + max(n, 0)) // self.bs), self._reserved_blocks(s)) - s.nb)
                 if need > bm.available - self.watermark:
                     if s.held and not s.swapped:  # undo the prefix hold; it will be matched again
                         self._release(s)
@@ -394,6 +395,13 @@ class Replica:
                 budget -= n
                 cap -= n
         return out
+
+    def _reserved_blocks(self, s: Seq) -> int:
+        """Under reserve_full, the blocks a sequence holds from admission on: its prompt and every output token,
+        so it never needs another block and is never preempted (0: blocks are taken as tokens arrive)."""
+        if not self.cfg.reserve_full:
+            return 0
+        return -(-(s.req.prompt_len + s.req.output_len) // self.bs)
 
     def _start(self, s: Seq) -> None:
         self._order += 1

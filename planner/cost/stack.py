@@ -1,0 +1,68 @@
+"""A serving stack's step cost: the hardware profile's operators at the stack's efficiency, plus its host.
+
+    step = op_scale x (GEMMs + attention + LM head + all-reduce, from the hardware tables)
+           + step_overhead_s + per_seq_overhead_s x sequences
+
+The hardware tables are the calibrated model's (this engine's measurements, cross-GPU scaled and marked
+EXTRAPOLATED on GPUs they were not measured on); the host terms and `op_scale` are the stack profile's
+(planner/stacks.py), fitted to that stack's published results. This engine's own overhead fit is not used.
+"""
+from __future__ import annotations
+
+from planner.cost.base import StepTime
+from planner.cost.calibrated import CalibratedCostModel
+
+
+class StackCostModel(CalibratedCostModel):
+    kind = "stack"
+    fit_own_overhead = False
+
+    def __init__(self, profile, model, gpu, stack, max_num_batched_tokens: int | None = None, **roofline_kw):
+        super().__init__(profile, model, gpu, max_num_batched_tokens, **roofline_kw)
+        self.stack = stack
+        self.op_scale = stack.op_scale
+        a, b = stack.step_overhead_s, stack.per_seq_overhead_s
+        self.ovh = {"decode": (a, b), "prefill": (a, 0.0, 0.0, b)}
+        self.ovh_a, self.ovh_b = a, b
+        self._dec_bins = None
+        self.jitter_ratios = {}
+        self._buckets = None  # token padding is this engine's piecewise graphs, not the stack's
+        self.overhead_source = f"stack {stack.name}"
+        self._cache = {}
+        hw = self.description.split(" on ", 1)
+        self.description = (f"{stack.describe()}; hardware profile: {hw[0].replace('calibrated ', '')} on "
+                            f"{hw[1].split(';')[0] if len(hw) > 1 else gpu.name}"
+                            + ("; EXTRAPOLATED to this GPU" if self.extrapolated else ""))
+
+    def _ops(self, T, S, ctx_sum, prefill, scaled: bool = True) -> float:
+        return self.op_scale * super()._ops(T, S, ctx_sum, prefill, scaled)
+
+    def breakdown(self, num_tokens, num_sampled, decode_ctx_sum, prefill=()) -> StepTime:
+        bd = super().breakdown(num_tokens, num_sampled, decode_ctx_sum, prefill)
+        s = self.op_scale
+        return StepTime(gemm=bd.gemm * s, attention=bd.attention * s, allreduce=bd.allreduce * s,
+                        lm_head=bd.lm_head * s, overhead=bd.overhead)
+
+    @classmethod
+    def build(cls, profile_path, model, gpu, stack, **kw) -> "StackCostModel":
+        key = (str(profile_path), model.model_dump_json(), gpu.model_dump_json(), stack.model_dump_json(),
+               tuple(sorted(kw.items())))
+        hit = _BUILT.get(key)
+        if hit is None:
+            hit = cls(_profile(str(profile_path)), model, gpu, stack, **kw)
+            if len(_BUILT) >= 32:
+                _BUILT.pop(next(iter(_BUILT)))
+            _BUILT[key] = hit
+        return hit
+
+
+_BUILT: dict = {}
+_PROFILES: dict = {}
+
+
+def _profile(path: str):
+    from contract.profile import Profile
+    p = _PROFILES.get(path)
+    if p is None:
+        p = _PROFILES[path] = Profile.load(path)
+    return p

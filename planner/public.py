@@ -1,0 +1,368 @@
+"""Published results of real serving stacks (planner/data/public/results.csv), the planner's predictions of them,
+and the fit of a stack preset's host terms and kernel scale.
+
+Every row is one published number with its setup (stack and version, GPU, TP, model, weight format, workload,
+knobs the source set) and a split fixed before any fit (README.md beside the table): presets are fitted on
+`fit` rows only and reported on `heldout` rows.
+
+The fit is exact and fast because the rows it uses -- offline throughput and fixed-batch latency -- have a
+schedule that does not depend on how long a step takes (every request is there at time 0): one simulation per
+row records, over all its steps, the hardware operators' time O, the number of steps n and the scheduled
+sequences S, and the row's total time under a stack is then op_scale*O + step_overhead_s*n + per_seq_overhead_s*S.
+Non-negative least squares on the relative error over the fit rows gives the three values.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import nnls
+
+from planner.resources import _path
+from planner.stacks import StackProfile, load_stack
+
+TABLE = _path("data", "public", "results.csv")
+FIT_KINDS = ("offline", "latency")
+SIM_REQUESTS_CAP = 6000  # offline rows: enough requests for a steady state at the stacks' batch sizes
+
+
+def table_sha256(path: Path = TABLE) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Row:
+    id: str
+    stack: str
+    stack_version: str
+    gpu: str
+    tp: int
+    model: str
+    dtype: str
+    kind: str
+    lengths: str
+    isl: int | None
+    osl: int | None
+    num_prompts: int
+    request_rate: float
+    batch: int | None
+    metric: str
+    value: float
+    knobs: dict
+    split: str
+    source: str
+    published: str
+    notes: str
+
+
+def load_rows(path: Path = TABLE) -> list[Row]:
+    out = []
+    with open(path, newline="", encoding="utf-8") as fh:
+        for r in csv.DictReader(fh):
+            out.append(Row(id=r["id"], stack=r["stack"], stack_version=r["stack_version"], gpu=r["gpu"], tp=int(r["tp"]),
+                           model=r["model"], dtype=r["dtype"], kind=r["kind"], lengths=r["lengths"],
+                           isl=int(r["isl"]) if r["isl"] else None, osl=int(r["osl"]) if r["osl"] else None,
+                           num_prompts=int(r["num_prompts"]), request_rate=float(r["request_rate"]),
+                           batch=int(r["batch"]) if r["batch"] else None, metric=r["metric"], value=float(r["value"]),
+                           knobs=json.loads(r["knobs"]) if r["knobs"] else {}, split=r["split"], source=r["source"],
+                           published=r["published"], notes=r["notes"]))
+    return out
+
+
+def scenario_doc(row: Row, stack: str | None, kind: str = "stack") -> dict:
+    """The row's setup as a scenario: its model, GPU, TP and format, workload, the knobs its source set (the
+    rest: the stack's defaults), one replica."""
+    n = row.num_prompts
+    if row.kind in ("offline", "latency"):
+        if row.kind == "offline":
+            n = min(n, SIM_REQUESTS_CAP)
+        arrival = {"process": "offline", "requests": n}
+    else:
+        arrival = {"process": "poisson", "rate": row.request_rate, "requests": n}
+    wl: dict = {"arrival": arrival}
+    if row.lengths == "fixed":
+        wl["input_tokens"] = {"dist": "fixed", "mean": row.isl}
+        wl["output_tokens"] = {"dist": "fixed", "mean": row.osl}
+        mml = row.isl + row.osl
+    else:
+        wl["lengths"] = row.lengths
+        mml = 4096
+    fleet = {"gpu": row.gpu, "replicas": 1, "tensor_parallel_size": row.tp,
+             "quantization": "fp8" if row.dtype == "fp8" else "bf16", "max_model_len": mml, **row.knobs}
+    if row.kind == "latency":
+        fleet["max_num_seqs"] = max(row.batch or 1, 1)
+    doc = {"name": f"public-{row.id}", "model": row.model, "workload": wl, "fleet": fleet,
+           "cost_model": {"kind": kind},
+           "sim": {"duration_s": 10 * 86400 if row.kind != "online" else n / row.request_rate + 1e-6,
+                   "warmup_s": 0, "drain_limit_s": 10 * 86400, "seed": 0}}
+    if kind == "stack":
+        doc["stack"] = stack
+    return doc
+
+
+def _metrics(records, row: Row) -> float:
+    from planner.sim.metrics import columns
+    c = columns(records)
+    ok = c["status"] == "completed"
+    a, f, e, n = c["arrival"][ok], c["first_token"][ok], c["finish"][ok], c["output_tokens"][ok]
+    if row.metric == "output_tok_s":
+        return float(n.sum() / (e.max() - a.min()))
+    if row.metric == "e2e_p50_ms":
+        return float(np.percentile(e - a, 50) * 1e3)
+    if row.metric == "e2e_mean_ms":
+        return float(np.mean(e - a) * 1e3)
+    if row.metric == "ttft_p50_ms":
+        return float(np.percentile(f - a, 50) * 1e3)
+    if row.metric == "tpot_p50_ms":
+        m = n > 1
+        return float(np.percentile((e[m] - f[m]) / (n[m] - 1), 50) * 1e3)
+    raise ValueError(f"{row.id}: unknown metric {row.metric}")
+
+
+def predict(row: Row, stack: str | None, kind: str = "stack") -> float:
+    """The planner's value of the row's metric: a simulation of its setup under the stack (or `kind`)."""
+    from planner.scenario import scenario_from_dict
+    from planner.sim import simulate
+    cl, _ = simulate(scenario_from_dict(scenario_doc(row, stack, kind)))
+    return _metrics(cl.records, row)
+
+
+# ------------------------------------------------------------------ the fit
+class _Recorder:
+    """Wraps a stack cost model with zero host terms and unit scale (operators only): records, over a run, the
+    operators' seconds, the steps and the sequences scheduled, and lets the simulation go on with those times."""
+
+    def __init__(self, base):
+        self.base, self.O, self.n, self.S = base, 0.0, 0, 0
+
+    def __getattr__(self, name):
+        if name == "base":
+            raise AttributeError(name)
+        return getattr(self.base, name)
+
+    def time(self, num_tokens, num_sampled, decode_ctx_sum, prefill=()):
+        v = self.base.time(num_tokens, num_sampled, decode_ctx_sum, prefill)
+        if num_tokens:
+            self.O += v
+            self.n += 1
+            self.S += num_sampled if prefill else num_tokens
+        return v
+
+    def decode_time(self, batch_size, ctx_sum):
+        v = self.base.decode_time(batch_size, ctx_sum)
+        self.O, self.n, self.S = self.O + v, self.n + 1, self.S + batch_size
+        return v
+
+    def decode_run_time(self, batch_size, ctx_sum, steps):
+        v = self.base.decode_run_time(batch_size, ctx_sum, steps)
+        self.O, self.n, self.S = self.O + v, self.n + steps, self.S + batch_size * steps
+        return v
+
+
+UNIT = dict(step_overhead_s=0.0, per_seq_overhead_s=0.0, op_scale=1.0)
+
+
+def aggregates(row: Row, stack: StackProfile) -> dict:
+    """(O, n, S) of a fit row under the stack's defaults, and the output tokens it produced."""
+    from planner.cost.factory import roofline_kwargs
+    from planner.cost.stack import StackCostModel
+    from planner.scenario import scenario_from_dict
+    from planner.sim.cluster import Cluster
+    from planner.stacks import hardware_profile
+    if row.kind not in FIT_KINDS:
+        raise ValueError(f"{row.id}: only offline and fixed-batch latency rows are fitted (their schedule does not "
+                         "depend on step times)")
+    doc = scenario_doc(row, stack.name)
+    sc = scenario_from_dict(doc)
+    unit = stack.model_copy(update=UNIT)
+    base = StackCostModel.build(sc.cost_model.profile or hardware_profile(sc.fleet.gpu), sc.model_spec(),
+                                sc.gpu_spec(), unit, max_num_batched_tokens=sc.fleet.max_num_batched_tokens,
+                                **roofline_kwargs(sc))
+    rec = _Recorder(base)
+    cl = Cluster(sc, rec)
+    cl.run()
+    from planner.sim.metrics import columns
+    c = columns(cl.records)
+    ok = c["status"] == "completed"
+    span = float(c["finish"][ok].max() - c["arrival"][ok].min())
+    return {"O": rec.O, "n": rec.n, "S": rec.S, "out_tokens": float(c["output_tokens"][ok].sum()),
+            "e2e_mean": float(np.mean(c["finish"][ok] - c["arrival"][ok])), "span": span}
+
+
+def target_seconds(row: Row, agg: dict) -> float:
+    """The measured value as the simulated run's time it implies (what O, n and S add up to)."""
+    if row.metric == "output_tok_s":
+        return agg["out_tokens"] / row.value
+    if row.metric == "e2e_mean_ms":  # one batch, all requests finishing together
+        return row.value / 1e3
+    raise ValueError(f"{row.id}: metric {row.metric} is not fitted")
+
+
+def fit_stack(name: str, rows: list[Row], fix_scale: bool | None = None, progress=None) -> dict:
+    """Fit a preset's step_overhead_s, per_seq_overhead_s and op_scale on the table's fit rows of that stack.
+    op_scale is held at 1 (the hardware tables as measured) unless the stack has at least 8 fit rows: a stack
+    whose sources give a handful of numbers cannot separate kernel speed from host overhead."""
+    use = [r for r in rows if r.stack == name and r.split == "fit" and r.kind in FIT_KINDS]
+    if not use:
+        raise ValueError(f"stack '{name}': no fit rows")
+    if any(r.split != "fit" for r in use):  # defensive: the selection above is the whole guarantee
+        raise AssertionError("held-out row in a fit")
+    stack = load_stack(name)
+    fix = len(use) < 8 if fix_scale is None else fix_scale
+    A, y = [], []
+    for i, r in enumerate(use):
+        agg = aggregates(r, stack)
+        T = target_seconds(r, agg)
+        if fix:
+            A.append([agg["n"] / T, agg["S"] / T])
+            y.append(1.0 - agg["O"] / T)
+        else:
+            A.append([agg["O"] / T, agg["n"] / T, agg["S"] / T])
+            y.append(1.0)
+        if progress:
+            progress(i + 1, len(use), r.id)
+    A, y = np.array(A), np.array(y)
+    coef, _ = nnls(A, y)
+    if fix:
+        s, a, b = 1.0, coef[0], coef[1]
+    else:
+        s, a, b = coef
+    rel = A @ coef - y  # predicted over measured time, minus 1, per row
+    rms = float(math.sqrt(np.mean(np.log1p(np.clip(rel, -0.99, None)) ** 2)))
+    return {"stack": name, "op_scale": float(s), "step_overhead_s": float(a), "per_seq_overhead_s": float(b),
+            "rows": [r.id for r in use], "op_scale_fixed": fix, "residual_rms_log": rms}
+
+
+def write_preset(fit: dict, table: Path = TABLE) -> Path:
+    """Put a fit's values into the preset file, with the rows and the table's hash it came from."""
+    import yaml
+
+    from planner.stacks import presets
+    path = presets()[fit["stack"]]
+    doc = yaml.safe_load(path.read_text())
+    doc.update(step_overhead_s=round(fit["step_overhead_s"], 7), per_seq_overhead_s=round(fit["per_seq_overhead_s"], 9),
+               op_scale=round(fit["op_scale"], 4))
+    doc["fit"] = {"command": f"planner stacks fit {fit['stack']} --write", "table_sha256": table_sha256(table),
+                  "rows": fit["rows"], "residual_rms_log": round(fit["residual_rms_log"], 4)}
+    path.write_text(yaml.safe_dump(doc, sort_keys=False, width=120))
+    from planner.stacks import _load
+    _load.cache_clear()
+    return path
+
+
+# ------------------------------------------------------------------ evaluation
+LIMITS = {"output_tok_s": 0.10, "tpot_p50_ms": 0.15, "ttft_p50_ms": 0.20, "e2e_p50_ms": 0.15, "e2e_mean_ms": 0.15}
+
+
+def _predict_row(args) -> dict:
+    row, stacks = args
+    out = {"id": row.id}
+    for label, (stack, kind) in stacks.items():
+        try:
+            out[label] = predict(row, stack, kind)
+        except Exception as e:  # a setup the planner cannot run (memory, schema) is a result too
+            out[label] = None
+            out[f"{label}_error"] = str(e)[:300]
+    return out
+
+
+def evaluate(rows: list[Row], workers: int = 1, progress=None) -> list[dict]:
+    """Every row predicted under its own stack's preset, under vllm (the default a new user gets) and by the
+    roofline; errors relative to the published value."""
+    jobs = [(r, {"preset": (r.stack, "stack"), "vllm": ("vllm", "stack"), "roofline": (None, "roofline")})
+            for r in rows]
+    res: dict[str, dict] = {}
+    if workers > 1:
+        from concurrent.futures import ProcessPoolExecutor
+        with ProcessPoolExecutor(workers) as ex:
+            for i, out in enumerate(ex.map(_predict_row, jobs)):
+                res[out["id"]] = out
+                if progress:
+                    progress(i + 1, len(jobs), out["id"])
+    else:
+        for i, j in enumerate(jobs):
+            out = _predict_row(j)
+            res[out["id"]] = out
+            if progress:
+                progress(i + 1, len(jobs), out["id"])
+    table = []
+    for r in rows:
+        o = res[r.id]
+        e = {k: (o[k] / r.value - 1 if o.get(k) is not None else None) for k in ("preset", "vllm", "roofline")}
+        table.append({"id": r.id, "stack": r.stack, "split": r.split, "kind": r.kind, "metric": r.metric,
+                      "gpu": r.gpu, "tp": r.tp, "model": r.model, "dtype": r.dtype,
+                      "setup": f"{r.isl}/{r.osl}" if r.lengths == "fixed" else f"{r.lengths}"
+                      + (f" @ {r.request_rate:g} req/s" if r.kind == "online" else ""),
+                      "published": r.value, **{f"pred_{k}": o.get(k) for k in e}, **{f"err_{k}": v for k, v in e.items()},
+                      "limit": LIMITS[r.metric], "errors": {k: o[k] for k in o if k.endswith("_error")}})
+    return table
+
+
+def summary(table: list[dict], split: str = "heldout") -> dict:
+    rows = [t for t in table if t["split"] == split]
+    out = {}
+    for k in ("preset", "roofline", "vllm"):
+        ok = [t for t in rows if t[f"err_{k}"] is not None]
+        within = sum(abs(t[f"err_{k}"]) <= t["limit"] for t in ok)
+        thr = [abs(t[f"err_{k}"]) for t in ok if t["metric"] == "output_tok_s"]
+        out[k] = {"rows": len(rows), "predicted": len(ok), "within": within,
+                  "median_abs_err": float(np.median([abs(t[f"err_{k}"]) for t in ok])) if ok else None,
+                  "worst_throughput_err": max(thr) if thr else None}
+    return out
+
+
+def markdown(table: list[dict]) -> str:
+    L = ["| id | stack | split | GPU x TP | model | dtype | workload | metric | published | preset | err | vllm err "
+         "| roofline err |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    f = lambda v: "n/a" if v is None else f"{v * 100:+.1f}%"  # noqa: E731
+    for t in table:
+        e = t["err_preset"]
+        mark = "" if e is None or abs(e) <= t["limit"] else "**"
+        p = "n/a" if t["pred_preset"] is None else f"{t['pred_preset']:.4g}"
+        L.append(f"| {t['id']} | {t['stack']} | {t['split']} | {t['gpu']} x{t['tp']} | {t['model']} | {t['dtype']} | "
+                 f"{t['setup']} | {t['metric']} | {t['published']:g} | {p} | {mark}{f(e)}{mark} | {f(t['err_vllm'])} | "
+                 f"{f(t['err_roofline'])} |")
+    return "\n".join(L) + "\n"
+
+
+def report(table: list[dict], s: dict) -> str:
+    """The Markdown report: held-out headline per preset and stack, then every row."""
+    from planner.stacks import load_stack
+    L = ["# Published results of serving stacks against the planner", "",
+         f"Table: `planner/data/public/results.csv` (sha256 `{table_sha256()[:16]}...`), {len(table)} rows. "
+         "Generated by `planner stacks evaluate --out docs/public_results.md`. Limits: throughput 10%, TPOT P50 15%, "
+         "TTFT P50 20%, E2E 15%. `preset`: the row's own stack preset; `vllm`: what a new user gets by default; "
+         "`roofline`: the optimistic bound.", "", "## Held-out rows", ""]
+    L += ["| model | rows | predicted | within limits | median abs error | worst throughput error |", "|---|---|---|---|---|---|"]
+    for k, label in (("preset", "matching preset"), ("vllm", "vllm preset for every row"), ("roofline", "roofline")):
+        v = s[k]
+        med = "n/a" if v["median_abs_err"] is None else f"{v['median_abs_err']:.1%}"
+        worst = "n/a" if v["worst_throughput_err"] is None else f"{v['worst_throughput_err']:.1%}"
+        L.append(f"| {label} | {v['rows']} | {v['predicted']} | **{v['within']}** | {med} | {worst} |")
+    L += ["", "By stack (matching preset, held-out rows):", ""]
+    for st in sorted({t["stack"] for t in table}):
+        rows = [t for t in table if t["stack"] == st and t["split"] == "heldout" and t["err_preset"] is not None]
+        if rows:
+            w = sum(abs(t["err_preset"]) <= t["limit"] for t in rows)
+            L.append(f"- {st}: {w} of {len(rows)} within limits; median |error| "
+                     f"{np.median([abs(t['err_preset']) for t in rows]):.1%} ({load_stack(st).describe()})")
+    fit = [t for t in table if t["split"] == "fit" and t["err_preset"] is not None]
+    if fit:
+        L += ["", f"Fit rows (in-sample, for reference): {sum(abs(t['err_preset']) <= t['limit'] for t in fit)} of "
+              f"{len(fit)} within limits."]
+    L += ["", "## Every row", "", markdown(table)]
+    errs = [(t["id"], k, v) for t in table for k, v in t["errors"].items()]
+    if errs:
+        L += ["Rows the planner could not run:", ""] + [f"- {i} ({k}): {v}" for i, k, v in errs]
+    return "\n".join(L) + "\n"
+
+
+def hardware_profile_for(sc) -> Path:
+    """The hardware profile a stack-cost scenario uses: its cost_model.profile, else the GPU's shipped one."""
+    from planner.stacks import hardware_profile
+    return Path(sc.cost_model.profile) if sc.cost_model.profile else hardware_profile(sc.fleet.gpu)

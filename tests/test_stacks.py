@@ -1,0 +1,160 @@
+"""Serving-stack presets: they load and validate, a scenario takes a stack's defaults and cost, the fit is
+reproduced from the committed table by its command and reads no held-out row, and the linear identity the fit
+rests on holds in the simulator."""
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+
+from contract.errors import InputError
+from planner import public
+from planner.cost import build_cost_model
+from planner.cost.stack import StackCostModel
+from planner.scenario import scenario_from_dict
+from planner.stacks import StackProfile, load_stack, presets
+
+BASE = {"model": "llama-3.1-8b", "workload": {"arrival": {"process": "poisson", "rate": 2}},
+        "fleet": {"gpu": "H100-SXM"}}
+
+
+@pytest.mark.parametrize("name", ["vllm", "sglang", "trtllm", "this-engine"])
+def test_presets_load_and_validate(name):
+    s = load_stack(name)
+    assert s.name == name and s.sources
+    if not s.calibrated:
+        assert s.fit is not None and s.fit.rows and len(s.fit.table_sha256) == 64
+        assert s.step_overhead_s >= 0 and s.per_seq_overhead_s >= 0 and s.op_scale > 0
+
+
+def test_default_scenario_answers_with_the_vllm_preset_and_says_so():
+    sc = scenario_from_dict(BASE)
+    assert sc.cost_model.kind == "stack" and sc.stack == "vllm"
+    assert build_cost_model(sc).description.startswith("stack 'vllm'")
+
+
+def test_a_stacks_defaults_fill_only_the_knobs_a_scenario_leaves_out():
+    sc = scenario_from_dict({**BASE, "stack": "trtllm"})
+    assert sc.fleet.max_num_seqs == 2048 and sc.fleet.kv_admission == "reserve_full"
+    own = scenario_from_dict({**BASE, "stack": "trtllm", "fleet": {"gpu": "H100-SXM", "max_num_seqs": 32}})
+    assert own.fleet.max_num_seqs == 32 and own.fleet.gpu_memory_utilization == 0.95
+    rl = scenario_from_dict({**BASE, "cost_model": {"kind": "roofline"}})
+    assert rl.fleet.max_num_seqs == 256  # no stack: the schema's defaults
+
+
+def test_unknown_stack_or_bad_profile_names_the_field(tmp_path):
+    with pytest.raises(InputError) as e:
+        scenario_from_dict({**BASE, "stack": "nope"})
+    assert e.value.problems[0][0] == "stack"
+    bad = tmp_path / "s.yaml"
+    bad.write_text("name: x\nstep_overhead_s: -1\nper_seq_overhead_s: 0\n")
+    with pytest.raises(InputError, match="not a stack profile"):
+        load_stack(str(bad))
+    bad.write_text("name: x\nstep_overhead_s: 0.001\nper_seq_overhead_s: 0\ndefaults: {replicas: 3}\n")
+    with pytest.raises(InputError, match="defaults may set"):
+        load_stack(str(bad))
+    r = subprocess.run([sys.executable, "-m", "planner.cli", "size", "seed-100-a100", "--help"], capture_output=True)
+    assert r.returncode == 0
+
+
+def test_a_users_own_stack_file_is_used(tmp_path):
+    f = tmp_path / "mine.yaml"
+    f.write_text("name: mine\nstep_overhead_s: 0.004\nper_seq_overhead_s: 0.00002\nop_scale: 1.5\n")
+    sc = scenario_from_dict({**BASE, "stack": str(f)})
+    m = build_cost_model(sc)
+    assert isinstance(m, StackCostModel) and m.stack.name == "mine"
+
+
+def test_stack_step_is_scaled_operators_plus_host_terms():
+    """The method: step = op_scale x operators + step_overhead_s + per_seq_overhead_s x sequences."""
+    sc = scenario_from_dict(BASE)
+    hw = build_cost_model(sc)
+    unit = StackCostModel.build(public.hardware_profile_for(sc), sc.model_spec(), sc.gpu_spec(),
+                                StackProfile(name="u", step_overhead_s=0, per_seq_overhead_s=0),
+                                max_num_batched_tokens=sc.fleet.max_num_batched_tokens)
+    s = StackProfile(name="t", step_overhead_s=0.003, per_seq_overhead_s=2e-5, op_scale=1.7)
+    m = StackCostModel.build(public.hardware_profile_for(sc), sc.model_spec(), sc.gpu_spec(), s,
+                             max_num_batched_tokens=sc.fleet.max_num_batched_tokens)
+    for args in ((64, 64, 64 * 700, ()), (600, 9, 8 * 500, [(592, 0)])):
+        assert m.time(*args) == pytest.approx(1.7 * unit.time(*args) + 0.003 + 2e-5 * args[1], rel=1e-9)
+    assert m.decode_time(32, 32 * 900) == pytest.approx(1.7 * unit.decode_time(32, 32 * 900) + 0.003 + 32 * 2e-5)
+    bd = m.breakdown(64, 64, 64 * 700)
+    assert bd.total == pytest.approx(m.time(64, 64, 64 * 700), rel=1e-6)
+    assert hw.description.startswith("stack 'vllm'")
+
+
+def test_offline_time_is_linear_in_the_stack_terms():
+    """What makes the fit exact: for an offline row, simulating under a stack gives op_scale*O + a*n + b*S, with
+    O, n, S recorded once with unit terms (the schedule does not depend on step times)."""
+    row = next(r for r in public.load_rows() if r.id == "r011")  # 8B FP8 H100, 128/128
+    stack = load_stack("trtllm")
+    agg = public.aggregates(row, stack)
+    pred = public.predict(row, "trtllm")
+    T = stack.op_scale * agg["O"] + stack.step_overhead_s * agg["n"] + stack.per_seq_overhead_s * agg["S"]
+    assert pred == pytest.approx(agg["out_tokens"] / T, rel=1e-6)
+
+
+@pytest.mark.parametrize("name", ["vllm", "sglang", "trtllm"])
+def test_committed_preset_is_reproduced_from_the_table_by_the_fit(name):
+    s = load_stack(name)
+    assert s.fit.table_sha256 == public.table_sha256(), "the table changed since the preset was fitted: refit"
+    fit = public.fit_stack(name, public.load_rows())
+    assert fit["rows"] == s.fit.rows
+    assert fit["step_overhead_s"] == pytest.approx(s.step_overhead_s, rel=1e-4, abs=1e-7)
+    assert fit["per_seq_overhead_s"] == pytest.approx(s.per_seq_overhead_s, rel=1e-4, abs=1e-9)
+    assert fit["op_scale"] == pytest.approx(s.op_scale, rel=1e-3)
+
+
+def test_the_fit_reads_no_held_out_row(tmp_path, monkeypatch):
+    """Every held-out row's value poisoned: the fit is unchanged, and no held-out row is ever simulated for it."""
+    rows = public.load_rows()
+    seen = []
+    real = public.aggregates
+    monkeypatch.setattr(public, "aggregates", lambda r, s: (seen.append(r), real(r, s))[1])
+    clean = public.fit_stack("vllm", rows)
+    assert seen and all(r.split == "fit" for r in seen)
+    path = tmp_path / "poisoned.csv"
+    with open(public.TABLE, newline="") as fh:
+        data = list(csv.DictReader(fh))
+    for d in data:
+        if d["split"] == "heldout":
+            d["value"] = "1e-9"
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(data[0]))
+        w.writeheader()
+        w.writerows(data)
+    poisoned = public.fit_stack("vllm", public.load_rows(path))
+    assert poisoned == clean
+
+
+def test_split_is_the_documented_rule():
+    rows = public.load_rows()
+    assert len(rows) >= 30 and {r.stack for r in rows} >= {"vllm", "sglang", "trtllm"}
+    for r in rows:
+        if r.stack == "trtllm":
+            held = (r.model == "llama-3.1-405b" or (r.model == "llama-3.1-70b" and r.gpu == "H100-SXM")
+                    or "issues" in r.source or (r.isl, r.osl) in ((1000, 2000), (2048, 128), (128, 4096)))
+        else:
+            held = r.kind == "online"
+        assert r.split == ("heldout" if held else "fit"), r.id
+    assert {r.gpu for r in rows} >= {"H100-SXM", "H200", "A100-80GB"} and {r.tp for r in rows} >= {1, 2, 4, 8}
+    assert {r.dtype for r in rows} == {"bf16", "fp8"} and {r.kind for r in rows} >= {"offline", "online"}
+    json.dumps([r.knobs for r in rows])
+
+
+def test_reserve_full_admission_never_preempts_and_accounts_for_every_request():
+    doc = {"model": "llama-3.1-8b", "cost_model": {"kind": "roofline"},
+           "workload": {"arrival": {"process": "offline", "requests": 300},
+                        "input_tokens": {"dist": "fixed", "mean": 3000}, "output_tokens": {"dist": "fixed", "mean": 3000}},
+           "fleet": {"gpu": "H100-SXM", "max_num_seqs": 256, "max_model_len": 6000, "gpu_memory_utilization": 0.5},
+           "sim": {"duration_s": 86400, "warmup_s": 0, "drain_limit_s": 86400}}
+    from planner.sim import simulate
+    on_demand, s1 = simulate(scenario_from_dict(doc))
+    reserve, s2 = simulate(scenario_from_dict({**doc, "fleet": {**doc["fleet"], "kv_admission": "reserve_full"}}))
+    assert sum(r.preemptions for r in on_demand.records) > 0
+    assert sum(r.preemptions for r in reserve.records) == 0
+    for cl in (on_demand, reserve):
+        assert len(cl.records) == 300 and all(r.status == "completed" for r in cl.records)

@@ -84,8 +84,10 @@ def _check_out(out: Path | None) -> None:
     parent = (out if out.exists() else out.parent).resolve()
     while not parent.exists():
         parent = parent.parent
-    if not os.access(parent, os.W_OK):
-        raise InputError([("--out", f"cannot write into '{parent}'")])
+    try:  # a real write, not a permission bit: root passes os.access on read-only and virtual filesystems
+        Path(tempfile.mkdtemp(prefix=".planner-write-check.", dir=parent)).rmdir()
+    except OSError as e:
+        raise InputError([("--out", f"cannot write into '{parent}': {e.strerror or e}")])
 
 
 def _write_atomically(out: Path, write) -> list[Path]:
@@ -460,6 +462,20 @@ def reference(out: Optional[Path] = typer.Option(None, help="write the Markdown 
         print(text)
     else:
         out.write_text(text + "\n")
+
+
+@app.command()
+def lengths():
+    """The length presets of public datasets (`workload.lengths: NAME`): their sources and means."""
+    from planner.scenario import length_presets
+    t = Table(title="length presets")
+    for c in ("name", "requests", "mean in", "mean out", "source"):
+        t.add_column(c)
+    for name, p in length_presets().items():
+        st = p.get("stats", {})
+        t.add_row(name, str(st.get("requests", "")), f"{st.get('input_mean', 0):.0f}", f"{st.get('output_mean', 0):.0f}",
+                  p.get("source", ""))
+    console.print(t)
 
 
 @app.command()

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, ClassVar, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from contract.catalog import GPUS, MODELS, GPUSpec, ModelSpec
 from contract.errors import InputError
@@ -199,6 +199,8 @@ class Workload(_Strict):
 # ---------------------------------------------------------------- fleet
 class Fleet(ServingKnobs):
     """The replicas that serve the workload: each one an engine with the serving knobs above."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
     gpu: str = Field("H100-SXM", description="the GPU each replica runs on (a catalog name)")
     replicas: int = Field(default=1, ge=1, le=100_000, description="engine instances, each of "
@@ -415,6 +417,12 @@ class Scenario(_Strict):
     claims: Claims = Claims()
     catalog: Catalog = Catalog()
     metering: Metering = Metering()
+    # what loading decided for the user (a TP degree chosen because none was given): every report says so
+    _derived: list[str] = PrivateAttr(default_factory=list)
+
+    @property
+    def derived(self) -> list[str]:
+        return self._derived
 
     # ------------------------------------------------ catalog resolution
     def gpu_spec(self) -> GPUSpec:
@@ -524,7 +532,7 @@ def scenario_from_dict(data: dict, base_dir: Path | None = None) -> Scenario:
     if not isinstance(data, dict):
         raise InputError([("", f"a scenario must be a mapping, got {type(data).__name__}")])
     try:
-        sc = Scenario.model_validate(_with_stack_defaults(_with_length_preset(data)))
+        sc = Scenario.model_validate(_with_stack_defaults(_with_length_preset(data), base_dir))
     except ValidationError as e:
         raise InputError([(_loc(err["loc"]), err["msg"].removeprefix("Value error, ")) for err in e.errors()])
     except RecursionError:
@@ -532,21 +540,57 @@ def scenario_from_dict(data: dict, base_dir: Path | None = None) -> Scenario:
     if base_dir is not None:
         _resolve_paths(sc, base_dir)
     probs = _semantic_problems(sc)
+    from planner.stacks import load_stack
+    try:  # named even where another cost model answers: a stack that does not exist is a mistake either way
+        load_stack(sc.stack)
+    except InputError as e:
+        probs = list(e.problems) + probs
+    fleet = data.get("fleet")
+    tp_given = isinstance(fleet, dict) and "tensor_parallel_size" in fleet
+    if probs and not tp_given and all(f in ("fleet.tensor_parallel_size", "fleet.max_model_len") for f, _ in probs):
+        left = _smallest_tp_that_fits(sc)
+        probs = probs if left is None else left
     if probs:
         raise InputError(probs)
     return sc
 
 
-def _with_stack_defaults(data: dict) -> dict:
+def _smallest_tp_that_fits(sc: Scenario) -> list:
+    """No TP degree given and the model does not fit at TP=1: the smallest degree that does (the memory plan and
+    the model's heads agree), said in the scenario's derived notes. Returns the remaining problems ([] if one
+    fits, None if none up to 64 does)."""
+    m = sc.model_spec()
+    first = sc.fleet.tensor_parallel_size
+    for tp in (2, 4, 8, 16, 32, 64):
+        if m.tp_problem(tp):
+            continue
+        sc.fleet.tensor_parallel_size = tp
+        if not _semantic_problems(sc):
+            sc._derived.append(f"fleet.tensor_parallel_size not given: {m.name} at {sc.fleet.quantization} does not "
+                               f"fit one {sc.fleet.gpu} at TP={first}; TP={tp} is the smallest that does (set it, "
+                               "or quantize, to choose otherwise; `planner search` compares the options)")
+            return []
+    sc.fleet.tensor_parallel_size = first
+    return None
+
+
+def _with_stack_defaults(data: dict, base_dir: Path | None = None) -> dict:
     """Under cost_model kind stack, the fleet knobs a document leaves out take the stack's defaults (what a user
-    of that stack gets without setting them); knobs the document sets win."""
+    of that stack gets without setting them); knobs the document sets win. An unknown stack is reported after
+    validation, with the other problems."""
     cm = data.get("cost_model")
     kind = cm.get("kind", "stack") if isinstance(cm, dict) else "stack"
     name = data.get("stack", "vllm")
     if kind != "stack" or not isinstance(name, str):
         return data
-    from planner.stacks import load_stack
-    defaults = load_stack(name).defaults
+    from planner.stacks import load_stack, presets
+    if name not in presets() and base_dir is not None and not Path(name).is_absolute() \
+            and (base_dir / name).is_file():
+        name = str(base_dir / name)
+    try:
+        defaults = load_stack(name).defaults
+    except InputError:
+        return data
     fleet = data.get("fleet", {})
     if not isinstance(fleet, dict) or not defaults:
         return data
@@ -566,6 +610,9 @@ def _resolve_paths(sc: Scenario, base: Path) -> None:
             if part is not None:
                 part.trace = fix(part.trace)
     sc.cost_model.profile = fix(sc.cost_model.profile)
+    from planner.stacks import presets
+    if sc.stack not in presets():
+        sc.stack = fix(sc.stack)
 
 
 def load_scenario(path: str | Path) -> Scenario:

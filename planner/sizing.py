@@ -63,6 +63,8 @@ class SizingReport:
     claims: list[dict] = field(default_factory=list)
     alternatives: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    cost_model: str = ""
+    roofline_bound: dict | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -263,7 +265,19 @@ def size(sc, cost: StepCostModel | None = None, with_alternatives: bool = True) 
                        fleet_given=given, needed=needed, binding=binding, cost=cost_d,
                        sla=sla.model_dump() if sla else None)
     rep.claims = check_claims(sc, rep)
+    rep.notes += sc.derived
+    rep.cost_model = cost.description
     rep.notes.append(f"cost model: {cost.description}")
+    if sc.cost_model.kind != "roofline":  # the optimistic bound beside the answer
+        rl = sc.model_copy(update={"cost_model": sc.cost_model.model_copy(update={"kind": "roofline",
+                                                                                  "profile": None})})
+        rb = size(rl, with_alternatives=False)
+        rep.roofline_bound = {"capacity_req_s": rb.instance.capacity_req_s,
+                              "instances_needed_at_peak": rb.needed.get("with_sla_at_peak")}
+        nb = rb.needed.get("with_sla_at_peak")
+        rep.notes.append(f"roofline bound (peaks x efficiencies, no host overhead): capacity "
+                         f"{rb.instance.capacity_req_s:.3g} req/s per instance vs {perf.capacity_req_s:.3g} here"
+                         + (f"; {nb} instances at peak vs {n_sla}" if nb and n_sla else ""))
     rep.notes.append("latencies are means at steady state; tails and queueing come from `planner simulate`")
     if with_alternatives:
         rep.alternatives = alternatives(sc)

@@ -1,6 +1,5 @@
 """The command line as a user runs it."""
 import json
-import time
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -10,11 +9,9 @@ from planner.cli import app
 runner = CliRunner()
 
 
-def test_size_answers_the_100_a100_question_quickly_and_flags_the_seed_cost_claim():
-    t = time.perf_counter()
+def test_size_answers_the_100_a100_question_and_flags_the_seed_cost_claim():
     res = runner.invoke(app, ["size", "seed-100-a100", "--json"])
     assert res.exit_code == 0, res.output
-    assert time.perf_counter() - t < 10  # the 2 s figure is measured by hand (README); CI machines vary
     rep = json.loads(res.output)
     cost = rep["cost"]
     cap = rep["fleet_given"]["capacity_tok_s"]

@@ -24,7 +24,7 @@ import numpy as np
 from scipy.optimize import nnls
 
 from planner.resources import _path
-from planner.stacks import StackProfile, load_stack
+from planner.stacks import StackProfile, hardware_profile_for, load_stack
 
 TABLE = _path("data", "public", "results.csv")
 FIT_KINDS = ("offline", "latency")
@@ -105,23 +105,22 @@ def scenario_doc(row: Row, stack: str | None, kind: str = "stack") -> dict:
     return doc
 
 
+# the table's metric names -> `planner validate`'s (the same definitions: completed requests only)
+_VALIDATE_NAMES = {"output_tok_s": ("throughput_tok_s", 1.0), "e2e_p50_ms": ("e2e_p50", 1e3),
+                   "ttft_p50_ms": ("ttft_p50", 1e3), "tpot_p50_ms": ("tpot_p50", 1e3)}
+
+
 def _metrics(records, row: Row) -> float:
     from planner.sim.metrics import columns
+    from planner.validate import metrics_from
     c = columns(records)
     ok = c["status"] == "completed"
-    a, f, e, n = c["arrival"][ok], c["first_token"][ok], c["finish"][ok], c["output_tokens"][ok]
-    if row.metric == "output_tok_s":
-        return float(n.sum() / (e.max() - a.min()))
-    if row.metric == "e2e_p50_ms":
-        return float(np.percentile(e - a, 50) * 1e3)
     if row.metric == "e2e_mean_ms":
-        return float(np.mean(e - a) * 1e3)
-    if row.metric == "ttft_p50_ms":
-        return float(np.percentile(f - a, 50) * 1e3)
-    if row.metric == "tpot_p50_ms":
-        m = n > 1
-        return float(np.percentile((e[m] - f[m]) / (n[m] - 1), 50) * 1e3)
-    raise ValueError(f"{row.id}: unknown metric {row.metric}")
+        return float(np.mean(c["finish"][ok] - c["arrival"][ok]) * 1e3)
+    if row.metric not in _VALIDATE_NAMES:
+        raise ValueError(f"{row.id}: unknown metric {row.metric}")
+    name, scale = _VALIDATE_NAMES[row.metric]
+    return float(metrics_from(c["arrival"], c["first_token"], c["finish"], c["output_tokens"], ok)[name] * scale)
 
 
 def predict(row: Row, stack: str | None, kind: str = "stack") -> float:
@@ -173,14 +172,13 @@ def aggregates(row: Row, stack: StackProfile) -> dict:
     from planner.cost.stack import StackCostModel
     from planner.scenario import scenario_from_dict
     from planner.sim.cluster import Cluster
-    from planner.stacks import hardware_profile
     if row.kind not in FIT_KINDS:
         raise ValueError(f"{row.id}: only offline and fixed-batch latency rows are fitted (their schedule does not "
                          "depend on step times)")
     doc = scenario_doc(row, stack.name)
     sc = scenario_from_dict(doc)
     unit = stack.model_copy(update=UNIT)
-    base = StackCostModel.build(sc.cost_model.profile or hardware_profile(sc.fleet.gpu), sc.model_spec(),
+    base = StackCostModel.build(hardware_profile_for(sc), sc.model_spec(),
                                 sc.gpu_spec(), unit, max_num_batched_tokens=sc.fleet.max_num_batched_tokens,
                                 **roofline_kwargs(sc))
     rec = _Recorder(base)
@@ -361,8 +359,3 @@ def report(table: list[dict], s: dict) -> str:
         L += ["Rows the planner could not run:", ""] + [f"- {i} ({k}): {v}" for i, k, v in errs]
     return "\n".join(L) + "\n"
 
-
-def hardware_profile_for(sc) -> Path:
-    """The hardware profile a stack-cost scenario uses: its cost_model.profile, else the GPU's shipped one."""
-    from planner.stacks import hardware_profile
-    return Path(sc.cost_model.profile) if sc.cost_model.profile else hardware_profile(sc.fleet.gpu)

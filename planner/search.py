@@ -28,6 +28,13 @@ def lower_bound(sc, c: Candidate, slack: float) -> tuple[int, list[str]]:
     return max(1, math.floor(peak / (rep.instance.capacity_req_s / slack))), rep.binding
 
 
+def meets_slas(summ: dict) -> bool:
+    """The bar `search`, `max-rate` and `tiers` hold a simulation to: every request that arrived in the window
+    completed, and every SLA is met."""
+    done = summ["status_in_window"]["completed"] == sum(summ["status_in_window"].values())
+    return done and all(r["met"] for r in summ["sla_results"])
+
+
 def evaluate(sc, c: Candidate, replicas: int) -> dict:
     """Simulate the candidate with `replicas` at peak load: does it meet every SLA?"""
     s = configure(sc, c, replicas)
@@ -38,13 +45,8 @@ def evaluate(sc, c: Candidate, replicas: int) -> dict:
     except ValueError as e:  # e.g. too few replicas to honour the tiers' reservations
         return {"meets": False, "reason": str(e), "per_hour": None, "per_million_tokens": None, "e2e_p95": None,
                 "sla_values": {}}
-    # the same bar as `planner tiers`: every request that arrived in the window completed, every SLA met
-    ok = summ["status_in_window"]["completed"] == sum(summ["status_in_window"].values())
-    p95 = {}
-    for r in summ["sla_results"]:
-        p95[f"{r['tier']}:{r['metric']}"] = r["value"]
-        ok = ok and r["met"]
-    return {"meets": ok, "per_hour": summ["cost"]["per_hour"], "per_million_tokens": summ["cost"]["per_million_tokens"],
+    p95 = {f"{r['tier']}:{r['metric']}": r["value"] for r in summ["sla_results"]}
+    return {"meets": meets_slas(summ), "per_hour": summ["cost"]["per_hour"], "per_million_tokens": summ["cost"]["per_million_tokens"],
             "e2e_p95": summ["e2e_s"]["p95"], "sla_values": p95}
 
 

@@ -81,6 +81,11 @@ def load_stack(name_or_path: str) -> StackProfile:
     return _load(str(p.resolve()), p.stat().st_mtime)
 
 
+def hardware_profile_for(sc) -> Path:
+    """The hardware profile a stack-cost scenario uses: its cost_model.profile, else the GPU's shipped one."""
+    return Path(sc.cost_model.profile) if sc.cost_model.profile else hardware_profile(sc.fleet.gpu)
+
+
 def hardware_profile(gpu_name: str) -> Path:
     """The shipped hardware profile for a GPU: its own where measured, else the H100's (the calibrated model
     then scales each operator to the GPU and says EXTRAPOLATED)."""

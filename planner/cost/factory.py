@@ -20,9 +20,9 @@ def build_cost_model(sc) -> StepCostModel:
     kw = roofline_kwargs(sc)
     if sc.cost_model.kind == "stack":
         from planner.cost.stack import StackCostModel
-        from planner.stacks import hardware_profile, load_stack
+        from planner.stacks import hardware_profile_for, load_stack
         stack = load_stack(sc.stack)
-        hw = sc.cost_model.profile or hardware_profile(sc.fleet.gpu)
+        hw = hardware_profile_for(sc)
         if stack.calibrated:  # this engine: its own calibrated model
             return CalibratedCostModel.from_profile(hw, sc.model_spec(), sc.gpu_spec(),
                                                     max_num_batched_tokens=sc.fleet.max_num_batched_tokens, **kw)

@@ -67,6 +67,7 @@ class AllReduceRow(_S):
     bytes: int
     tp: int
     seconds: float = Field(gt=0)
+    graph: bool = False  # timed inside a CUDA graph (as the engine's graphs issue it) rather than eagerly
 
 
 class StepRow(_S):
@@ -200,8 +201,8 @@ def add_tables(base: Profile, extra: Profile) -> Profile:
     replaced = {q for q, k in new if k}  # a fast kernel's table replaces a slow path's of the same format
     gemm = [r for r in base.gemm if not (r.quantization in replaced and not r.kernel)]
     gemm += [r for r in extra.gemm if (r.quantization, r.kernel) in new]
-    tps = {r.tp for r in base.allreduce}
-    allreduce = list(base.allreduce) + [r for r in extra.allreduce if r.tp not in tps]
+    have = {(r.tp, r.graph) for r in base.allreduce}  # eager and in-graph tables are kept apart
+    allreduce = list(base.allreduce) + [r for r in extra.allreduce if (r.tp, r.graph) not in have]
     iterations = list(base.iterations) + [r for r in extra.iterations if r.tp > 1]
     return base.model_copy(update={"gemm": gemm, "allreduce": allreduce, "iterations": iterations,
                                    "iteration_sources": base.iteration_sources + (

@@ -63,13 +63,18 @@ def shard_state(full: dict, spec, rank: int, tp: int) -> dict:
 
 
 def measure_allreduce(sizes=tuple(4096 * 4 ** i for i in range(8)) + (256 << 20,), reps: int = 10,
-                      dtype=torch.bfloat16, inner: int = 1) -> list[dict]:
+                      dtype=torch.bfloat16, inner: int = 1, graph: bool = False) -> list[dict]:
     """Median seconds of one all-reduce per message size (bytes), on this process group: the calibration
     profile's `allreduce` table. Call on every rank; every rank gets the same rows (rank 0's timings).
     inner: all-reduces back to back per timed sample (divided out), as a serving step issues them -- one
-    alone after a barrier also times the ranks' launch skew (2x H200: 36 us at 4 KiB alone)."""
+    alone after a barrier also times the ranks' launch skew (2x H200: 36 us at 4 KiB alone).
+    graph: the `inner` all-reduces are captured in one CUDA graph and the graph is replayed, as the engine's
+    decode and piecewise prefill graphs issue them; eager calls are bound by the host's launch path instead
+    (2x H200: 34 us per eager call at decode sizes, about 13 us per call implied inside graphs)."""
     tp = dist.get_world_size()
     cuda = dist.get_backend() == "nccl"
+    if graph and not cuda:
+        raise ValueError("all-reduces are captured in CUDA graphs only under NCCL")
     dev = torch.device("cuda", torch.cuda.current_device()) if cuda else torch.device("cpu")
     rows = []
     elem = torch.tensor([], dtype=dtype).element_size()
@@ -77,25 +82,36 @@ def measure_allreduce(sizes=tuple(4096 * 4 ** i for i in range(8)) + (256 << 20,
         x = torch.ones(max(1, nbytes // elem), dtype=dtype, device=dev)
         for _ in range(2):
             dist.all_reduce(x)
+        run = lambda: [dist.all_reduce(x) for _ in range(inner)]  # noqa: E731
+        if graph:
+            torch.cuda.synchronize()
+            g = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(g):
+                for _ in range(inner):
+                    dist.all_reduce(x)
+            run = g.replay  # noqa: E731
+            run()
+            torch.cuda.synchronize()
         ts = []
         for _ in range(reps):
             dist.barrier()
             if cuda:
+                torch.cuda.synchronize()
                 s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
                 s.record()
-                for _ in range(inner):
-                    dist.all_reduce(x)
+                run()
                 e.record()
                 e.synchronize()
                 ts.append(s.elapsed_time(e) / 1e3 / inner)
             else:
                 t = time.perf_counter()
-                for _ in range(inner):
-                    dist.all_reduce(x)
+                run()
                 ts.append((time.perf_counter() - t) / inner)
         t = torch.tensor([statistics.median(ts)], dtype=torch.float64, device=dev)  # NCCL: on the GPU
         dist.broadcast(t, 0)
-        rows.append({"bytes": int(x.numel() * elem), "tp": tp, "seconds": float(t.item())})
+        rows.append({"bytes": int(x.numel() * elem), "tp": tp, "seconds": float(t.item()), "graph": graph})
+        if graph:
+            del g
         del x
     return rows
 
@@ -108,13 +124,15 @@ def free_port() -> int:
 
 
 def _allreduce_worker(rank: int, world: int, port: int, backend: str, sizes, reps: int, inner: int,
-                      out: str) -> None:
+                      out: str, graph: bool = False) -> None:
     os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"] = "127.0.0.1", str(port)
     if backend == "nccl":
         torch.cuda.set_device(rank)
     init(rank, world, backend=backend, timeout_s=120)
     dtype = torch.bfloat16 if backend == "nccl" else torch.float32
     rows = measure_allreduce(sizes=sizes, reps=reps, dtype=dtype, inner=inner)
+    if graph:
+        rows += measure_allreduce(sizes=sizes, reps=reps, dtype=dtype, inner=inner, graph=True)
     if rank == 0:
         with open(out, "w") as fh:
             json.dump(rows, fh)
@@ -123,9 +141,11 @@ def _allreduce_worker(rank: int, world: int, port: int, backend: str, sizes, rep
 
 
 def allreduce_table(tps=None, backend: str = "nccl", sizes=tuple(4096 * 4 ** i for i in range(8)) + (256 << 20,),
-                    reps: int = 10, inner: int = 20) -> list[dict]:
+                    reps: int = 10, inner: int = 20, graph: bool | None = None) -> list[dict]:
     """The calibration profile's all-reduce rows for each TP degree in `tps` (default: 2, 4, 8 up to the GPUs
-    present), each measured in its own group of processes on the first `tp` GPUs (NCCL; gloo on CPUs)."""
+    present), each measured in its own group of processes on the first `tp` GPUs (NCCL; gloo on CPUs): eager
+    rows, and under NCCL (graph None or True) rows timed inside a CUDA graph too."""
+    graph = (backend == "nccl") if graph is None else graph
     import torch.multiprocessing as mp
     n = torch.cuda.device_count() if backend == "nccl" else 2
     tps = tps or [t for t in (2, 4, 8) if t <= n]
@@ -135,7 +155,7 @@ def allreduce_table(tps=None, backend: str = "nccl", sizes=tuple(4096 * 4 ** i f
     for tp in tps:
         with tempfile.TemporaryDirectory() as d:
             out = f"{d}/allreduce.json"
-            mp.spawn(_allreduce_worker, args=(tp, free_port(), backend, sizes, reps, inner, out), nprocs=tp,
+            mp.spawn(_allreduce_worker, args=(tp, free_port(), backend, sizes, reps, inner, out, graph), nprocs=tp,
                      join=True)
             with open(out) as fh:
                 rows += json.load(fh)

@@ -50,7 +50,14 @@ def knobs_of(grid: dict, run: dict) -> dict:
     return k
 
 
-def scenario_doc(grid: dict, run: dict, rate: float, gpu: str = "H200", profile: Path = PROFILE) -> dict:
+def grid_target(grid: dict) -> tuple[str, Path]:
+    """The catalog GPU a grid is served on and the product profile its capacities are planned with (grids 1-2:
+    the H200 and its profile; a later grid names its own)."""
+    return grid.get("gpu", "H200"), REPO / grid.get("profile", str(PROFILE.relative_to(REPO)))
+
+
+def scenario_doc(grid: dict, run: dict, rate: float) -> dict:
+    gpu, profile = grid_target(grid)
     lengths = grid["lengths"][run["lengths"]]
     wl = {"arrival": {"process": "poisson", "rate": rate}}
     if lengths == "preset":
@@ -74,7 +81,9 @@ def trace_for(grid: dict, run: dict) -> tuple[dict, float]:
     Prompts are cut so prompt + output fits max_model_len (the engine would refuse them otherwise)."""
     from planner.scenario import scenario_from_dict
     from planner.sim.workload import generate
-    cap = capacity(grid, run)
+    # a grid may pin each run's capacity when it is written (grid 3: before a device round that changes the
+    # profile it is planned with), so the load means what was registered
+    cap = float(run["capacity_req_s"]) if "capacity_req_s" in run else capacity(grid, run)
     sc = scenario_from_dict(scenario_doc(grid, run, run["load"] * cap))
     req = generate(sc, np.random.default_rng(run_seed(run["id"])))
     mml = knobs_of(grid, run)["max_model_len"]
@@ -153,7 +162,7 @@ def serve(grid: dict, lst: str, replica: int, out: Path, deadline_s: float, only
                 "num_blocks": llm.num_blocks, "knobs": k, "lengths": run["lengths"], "load": run["load"],
                 "requests": len(recs), "completed": len(done), "prompts_cut_to_fit": tr["prompts_cut"],
                 "offered_req_s": len(tr["t"]) / grid["duration_s"],
-                "capacity_estimate_req_s": cap, "capacity_profile": PROFILE.name, "duration_s": grid["duration_s"],
+                "capacity_estimate_req_s": cap, "capacity_profile": grid_target(grid)[1].name, "duration_s": grid["duration_s"],
                 "kernels": llm.kernels_active, "host_cpu": host_cpu(), "host_bench_s": host_benchmark(),
                 "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
                 "serve_wall_s": time.perf_counter() - ts, "date": time.strftime("%Y-%m-%d %H:%M:%S")}

@@ -41,14 +41,26 @@ def counts(cells: list[dict]) -> dict:
             "worse_than_25pct": sum(abs(c["error"]) > 0.25 for c in cells)}
 
 
+def profiles_for(grid: dict) -> dict[str, Path]:
+    """Which profiles score a grid: its own (`profile`, the machine's GPU kind) and the cross-GPU one
+    (`cross_profile`); grids 1-2 name neither and are scored as they were (H200, H100 cross-GPU)."""
+    if "profile" not in grid:
+        return PROFILES
+    return {f"{grid['gpu']} profile": ROOT / grid["profile"],
+            f"{Path(grid['cross_profile']).name} (cross-GPU)": ROOT / grid["cross_profile"]}
+
+
 def score(data: Path, reps: int, grid_path: Path = GRID) -> dict:
     out = {"protocol": "v1", "grid": grid_path.name, "limits": PROTOCOL_V1, "hashes": {}, "by_profile": {}}
-    for p in (*PROFILES.values(), grid_path):
-        out["hashes"][p.name] = {"sha256": sha(p), "frozen": FROZEN[p.name], "same": sha(p) == FROZEN[p.name]}
     grid = yaml.safe_load(grid_path.read_text())
+    profiles = profiles_for(grid)
+    frozen = {**FROZEN, **grid.get("frozen", {})}
+    for p in (*profiles.values(), grid_path):
+        out["hashes"][p.name] = {"sha256": sha(p), "frozen": frozen.get(p.name, "not frozen"),
+                                 "same": sha(p) == frozen.get(p.name)}
     have = {json.loads(p.read_text())["label"] for p in data.glob("*.meta.json")}
     out["not_run"] = [r["id"] for r in grid["runs"] if r["id"] not in have]
-    for name, prof in PROFILES.items():
+    for name, prof in profiles.items():
         rows = validate(data, str(prof), jitter=True, reps=reps)
         cells = protocol_cells(rows, "calibrated")
         n_rep = min(len(r["engine_replays"]) for r in rows)

@@ -405,11 +405,14 @@ class CalibratedCostModel(StepCostModel):
             src = GPUS.get(self.profile.gpu)
             same_link = src is not None and (src.interconnect, src.interconnect_gbps) == (
                 self.gpu.interconnect, self.gpu.interconnect_gbps)
-            tps = sorted({r.tp for r in self.profile.allreduce})
+            # the rows timed inside CUDA graphs where the profile has them: the engine issues its all-reduces
+            # from graphs, where the host's per-call launch cost (which bounds the eager rows) is not paid
+            table = [r for r in self.profile.allreduce if r.graph] or list(self.profile.allreduce)
+            tps = sorted({r.tp for r in table})
             self._ar = None
             if same_link and tps:
                 tp_src = self.tp if self.tp in tps else max(tps)
-                rows = sorted((r.bytes, r.seconds) for r in self.profile.allreduce if r.tp == tp_src)
+                rows = sorted((r.bytes, r.seconds) for r in table if r.tp == tp_src)
                 if tp_src != self.tp and len(rows) >= 2:
                     b, t = np.array(rows, float).T
                     slope, icpt = np.polyfit(b, t, 1, w=1 / t)  # relative residuals: both ends count

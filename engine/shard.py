@@ -39,6 +39,7 @@ def kv_pool_blocks(cfg: EngineConfig, spec: ModelSpec, model: Llama, dev: torch.
     if dev.type != "cuda":
         return max(2, (256 << 20) // per_block)
     torch.cuda.synchronize(dev)
+    torch.cuda.empty_cache()  # blocks the allocator caches but no tensor holds are free for the pool
     free, total = torch.cuda.mem_get_info(dev)
     used = total - free
     reserve = cfg.max_num_batched_tokens * (4 * spec.hidden_size + 3 * spec.intermediate_size) * 2 \

@@ -64,7 +64,7 @@ def build_model(spec, *, checkpoint: str | None = None, seed: int = 0, dtype=tor
     if tp > 1 and not checkpoint:  # the same seeded weights as TP=1, sliced to this rank
         with torch.device("meta"):
             model = Llama(spec, tp, rank)
-        model = model.to_empty(device=device).to(dtype)
+        model = model.to(dtype).to_empty(device=device)  # meta first: no float32 copy on the device
         model.inv_freq = rope_inv_freq(spec.hd, spec.rope_theta, spec.rope_scaling).to(device)
         random_init(model, seed, full=spec, rank=rank, tp=tp)
         if spec.tie_word_embeddings:
@@ -72,7 +72,9 @@ def build_model(spec, *, checkpoint: str | None = None, seed: int = 0, dtype=tor
         return model.eval()
     with torch.device("meta"):
         model = Llama(spec, tp, rank)
-    model = model.to_empty(device=device).to(dtype)
+    # converted on the meta device, then allocated: allocating float32 first would leave its memory in the
+    # caching allocator, where the KV pool's sizing (free device memory) counts it as used
+    model = model.to(dtype).to_empty(device=device)
     model.inv_freq = rope_inv_freq(spec.hd, spec.rope_theta, spec.rope_scaling).to(device)  # kept in float32
     if checkpoint:
         load_checkpoint(model, checkpoint, rank, tp)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Device round 5, call B (4x H100, < 5 min): grid 3's TP=2 runs on GPUs 0-1 (one process each, replicas in turn)
-# and its single-GPU runs on GPUs 2 and 3 (replica 0 and 1 side by side).
+# and its single-GPU runs on GPUs 2 and 3 (replica 0 and 1 side by side); then the TP=4 run again (call A's failed
+# to start: the weights were allocated in float32 first, and the KV pool's sizing counted that memory as used).
 # Usage on the device: bash lab/device/round5b.sh   (results: $OUT/round5b.tgz)
 set -u
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 PYTHONUNBUFFERED=1
@@ -27,4 +28,12 @@ stamp "setup done"
 (CUDA_VISIBLE_DEVICES=3 timeout 260 python3 -m lab.heldout serve --grid $G --list q --replica 1 --out "$H/q1" \
    --deadline-s 190 > "$H/q1/lane.log" 2>&1; stamp "q1 done") &
 wait
+mkdir -p "$H/tp4"
+for r in 0 1; do
+  if [ "$(el)" -lt 420 ]; then
+    CUDA_VISIBLE_DEVICES=0,1,2,3 timeout 110 python3 -m lab.heldout serve --grid $G --list tp4 --replica $r \
+      --out "$H/tp4" >> "$H/tp4/lane.log" 2>&1 || echo "tp4 r$r exit $?" >> "$H/tp4/lane.log"
+  else echo "tp4 r$r: not started (deadline)" >> "$H/tp4/lane.log"; fi
+  stamp "tp4 replica $r done"
+done
 grep -v -e Warning -e return "$H"/*/lane.log | tail -n 20; cat "$OUT/timeline.txt"

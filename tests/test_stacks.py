@@ -120,7 +120,7 @@ def test_the_fit_reads_no_held_out_row(tmp_path, monkeypatch):
     with open(public.TABLE, newline="") as fh:
         data = list(csv.DictReader(fh))
     for d in data:
-        if d["split"] == "heldout":
+        if d["split"] != "fit":
             d["value"] = "1e-9"
     with open(path, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(data[0]))
@@ -134,6 +134,9 @@ def test_split_is_the_documented_rule():
     rows = public.load_rows()
     assert len(rows) >= 30 and {r.stack for r in rows} >= {"vllm", "sglang", "trtllm"}
     for r in rows:
+        if "258c7540" in r.source:  # held-out set 2: collected after the presets were fitted, all held out
+            assert r.split == "heldout2", r.id
+            continue
         if r.stack == "trtllm":
             held = (r.model == "llama-3.1-405b" or (r.model == "llama-3.1-70b" and r.gpu == "H100-SXM")
                     or "issues" in r.source or (r.isl, r.osl) in ((1000, 2000), (2048, 128), (128, 4096)))

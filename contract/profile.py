@@ -192,8 +192,8 @@ def host_speed_warning(samples, tolerance: float = 0.25) -> str | None:
 def add_tables(base: Profile, extra: Profile) -> Profile:
     """`base` with the tables `extra` measured that base lacks or has only in a slower form: GEMM rows of a
     (quantization, kernel) base has none of (an int8 table measured with the fast kernels replaces one measured
-    through the dequantize path), all-reduce rows of TP degrees base has not measured, and serving iterations of
-    tensor-parallel engines. The bf16 tables and the single-GPU iterations stay base's."""
+    through the dequantize path), GEMM shapes and attention layouts base has no rows of, all-reduce rows of TP
+    degrees base has not measured, and serving iterations of tensor-parallel engines. The bf16 tables and the single-GPU iterations stay base's."""
     if extra.gpu != base.gpu:
         raise ValueError(f"the extra tables are for {extra.gpu}, the base profile for {base.gpu}")
     have = {(r.quantization, r.kernel) for r in base.gemm}
@@ -201,10 +201,17 @@ def add_tables(base: Profile, extra: Profile) -> Profile:
     replaced = {q for q, k in new if k}  # a fast kernel's table replaces a slow path's of the same format
     gemm = [r for r in base.gemm if not (r.quantization in replaced and not r.kernel)]
     gemm += [r for r in extra.gemm if (r.quantization, r.kernel) in new]
+    shapes = {(r.quantization, r.kernel, r.n, r.k) for r in gemm}  # shapes base has no rows of, any format
+    gemm += [r for r in extra.gemm if (r.quantization, r.kernel) not in new
+             and (r.quantization, r.kernel, r.n, r.k) not in shapes]
+    layouts = {(r.kind, r.heads, r.kv_heads, r.head_dim) for r in base.attention}
+    attention = list(base.attention) + [r for r in extra.attention
+                                        if (r.kind, r.heads, r.kv_heads, r.head_dim) not in layouts]
     have = {(r.tp, r.graph) for r in base.allreduce}  # eager and in-graph tables are kept apart
     allreduce = list(base.allreduce) + [r for r in extra.allreduce if (r.tp, r.graph) not in have]
     iterations = list(base.iterations) + [r for r in extra.iterations if r.tp > 1]
-    return base.model_copy(update={"gemm": gemm, "allreduce": allreduce, "iterations": iterations,
+    return base.model_copy(update={"gemm": gemm, "attention": attention, "allreduce": allreduce,
+                                   "iterations": iterations,
                                    "iteration_sources": base.iteration_sources + (
                                        [f"{extra.device_name} {extra.created} (tables)"])})
 

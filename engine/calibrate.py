@@ -498,15 +498,29 @@ def calibrate(gpu: str, models=("llama-3.2-1b", "llama-3.1-8b"), gemm_models=("l
     return prof
 
 
-EXTRA_PARTS = ("gemm", "allreduce", "iterations")
+EXTRA_PARTS = ("gemm", "allreduce", "iterations", "attention", "gemm_bf16")
+
+
+def attention_layouts(models, tps=(1, 2, 4)) -> list[tuple[int, int, int]]:
+    """(query heads, KV heads, head dim) per GPU of each model at each TP degree it can be split to: the decode
+    kernel's cost depends on the layout itself (head dim, heads per KV head), not only on the KV bytes."""
+    out = set()
+    for name in models:
+        m = MODELS[name]
+        for tp in tps:
+            if not m.tp_problem(tp):
+                out.add((m.num_attention_heads // tp, max(1, m.num_key_value_heads // tp), m.hd))
+    return sorted(out)
 
 
 def calibrate_extra(gpu: str, serve_tp: int = 1, models=("llama-3.2-1b", "llama-3.1-8b"),
                     gemm_models=("llama-3.2-1b", "llama-3.1-8b", "llama-3.1-70b"), tps=(1, 2, 4, 8), ramps: int = 1,
-                    kernels: bool = True, parts=EXTRA_PARTS, log=print) -> Profile:
+                    kernels: bool = True, parts=EXTRA_PARTS, shape_models=(), log=print) -> Profile:
     """The tables a bf16 single-GPU calibration does not hold: FP8 and INT8 GEMMs (as the engine serves them),
-    the all-reduce table by TP degree (several GPUs), and serving iterations of a TP `serve_tp` engine. The
-    result is merged into a profile with contract.profile.add_tables (planner profile-add)."""
+    the all-reduce table by TP degree (several GPUs), serving iterations of a TP `serve_tp` engine, and for
+    `shape_models` (model shapes the base calibration did not run) the attention layouts at TP 1/2/4 and the bf16
+    GEMM shapes at `tps`. The result is merged into a profile with contract.profile.add_tables (planner
+    profile-add)."""
     if not torch.cuda.is_available():
         raise RuntimeError("engine calibrate needs a CUDA GPU")
     t0 = time.time()
@@ -518,6 +532,15 @@ def calibrate_extra(gpu: str, serve_tp: int = 1, models=("llama-3.2-1b", "llama-
     for q in ("fp8", "int8") if "gemm" in parts else ():
         prof.gemm += measure_quant_gemms(shapes, q, log=log)
         log(f"gemm {q}: {sum(r.quantization == q for r in prof.gemm)} rows, {time.time() - t0:.0f} s")
+    if "gemm_bf16" in parts and shape_models:
+        new = gemm_shapes(shape_models, tps) - gemm_shapes(gemm_models, tps)
+        prof.gemm += measure_gemms(new, log=log)
+        log(f"gemm bf16 of {', '.join(shape_models)}: {len(new)} shapes, {time.time() - t0:.0f} s")
+    if "attention" in parts and shape_models:
+        lay = attention_layouts(shape_models)
+        prof.attention = measure_attention(lay, log=log, kernels=kernels)
+        log(f"attention of {', '.join(shape_models)}: {len(lay)} layouts {lay}, {len(prof.attention)} rows, "
+            f"{time.time() - t0:.0f} s")
     if "allreduce" in parts and torch.cuda.device_count() > 1:
         prof.allreduce = [AllReduceRow(**r) for r in allreduce_table()]
         log(f"all-reduce: {len(prof.allreduce)} rows, TP {sorted({r.tp for r in prof.allreduce})}, "

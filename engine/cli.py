@@ -129,15 +129,27 @@ def calibrate(gpu: str = typer.Option(..., help="catalog GPU this device stands 
               tp: int = typer.Option(1, "--tp", min=1, help="also time TP serving iterations at this degree"),
               extra: bool = typer.Option(False, help="only the tables a bf16 calibration lacks: FP8/INT8 GEMMs, "
                                          "all-reduce, TP serving iterations (merge with planner profile-add)"),
-              parts: str = typer.Option("gemm,allreduce,iterations", help="with --extra: which of them")):
+              parts: str = typer.Option("gemm,allreduce,iterations", help="with --extra: which of them (also: "
+                                        "attention, gemm_bf16 -- of the --shape-models)"),
+              shape_models: str = typer.Option("", help="with --extra: catalog models whose attention layouts "
+                                               "(TP 1/2/4) and bf16 GEMM shapes to add, comma-separated")):
     """Measure the calibration profile on this GPU (about 4 minutes on an H100 with 2 ramps)."""
     from contract.catalog import GPUS
     try:
         if gpu not in GPUS:
             raise InputError([("--gpu", f"unknown GPU '{gpu}'; known: {', '.join(sorted(GPUS))}")])
-        bad = set(parts.split(",")) - {"gemm", "allreduce", "iterations"}
+        from engine.calibrate import EXTRA_PARTS
+        bad = set(parts.split(",")) - set(EXTRA_PARTS)
         if bad:
-            raise InputError([("--parts", f"unknown part(s) {sorted(bad)}; gemm, allreduce, iterations")])
+            raise InputError([("--parts", f"unknown part(s) {sorted(bad)}; {', '.join(EXTRA_PARTS)}")])
+        from contract.catalog import MODELS
+        sm = tuple(m for m in shape_models.split(",") if m)
+        unknown = [m for m in sm if m not in MODELS]
+        if unknown:
+            raise InputError([("--shape-models", f"unknown model(s) {unknown}; known: {', '.join(sorted(MODELS))}")])
+        if {"attention", "gemm_bf16"} & set(parts.split(",")) and not sm:
+            raise InputError([("--shape-models", "the attention and gemm_bf16 parts measure these models' shapes: "
+                               "name at least one")])
         if tp > 1 and not extra:
             raise InputError([("--tp", "TP serving iterations are measured with --extra")])
         if out is not None and not out.name.endswith((".json", ".json.gz")):
@@ -154,7 +166,8 @@ def calibrate(gpu: str = typer.Option(..., help="catalog GPU this device stands 
         _fail(e)
     from engine.calibrate import calibrate as run
     from engine.calibrate import calibrate_extra
-    prof = calibrate_extra(gpu, serve_tp=tp, ramps=1, kernels=kernels, parts=tuple(parts.split(","))) if extra else \
+    prof = calibrate_extra(gpu, serve_tp=tp, ramps=1, kernels=kernels, parts=tuple(parts.split(",")),
+                           shape_models=tuple(m for m in shape_models.split(",") if m)) if extra else \
         run(gpu, kernels=kernels, ramps=ramps)
     prof.save(path)
     print(f"wrote {path}")

@@ -29,6 +29,11 @@ FROZEN = {"h200.json.gz": "22909e75bea95e50a47b0e80c2f5da01578af8b37a68673d64fd3
           "grid2.yaml": "4743d555bb3fa10c9daf3d1e90aef26030158dd586a5dd106eaef48408097a47"}
 
 
+# grid 3 (protocol section "Grid 3"): the grid's hash as registered, and the H100 profile merged by its rule
+FROZEN_BY_GRID = {"grid3.yaml": {"grid3.yaml": "7363a53a30607fb0c9df7c77992c4152d7ccd48499b2bc4741c3df67e2e79283",
+                                 "h100.json.gz": "376debf983a20e10a9292232cea32a7310e839d18b4aab2e0e1b47c1a21f6dcb"}}
+
+
 def sha(p: Path) -> str:
     return hashlib.sha256(p.read_bytes()).hexdigest()
 
@@ -54,7 +59,7 @@ def score(data: Path, reps: int, grid_path: Path = GRID) -> dict:
     out = {"protocol": "v1", "grid": grid_path.name, "limits": PROTOCOL_V1, "hashes": {}, "by_profile": {}}
     grid = yaml.safe_load(grid_path.read_text())
     profiles = profiles_for(grid)
-    frozen = {**FROZEN, **grid.get("frozen", {})}
+    frozen = {**FROZEN, **FROZEN_BY_GRID.get(grid_path.name, {})}
     for p in (*profiles.values(), grid_path):
         out["hashes"][p.name] = {"sha256": sha(p), "frozen": frozen.get(p.name, "not frozen"),
                                  "same": sha(p) == frozen.get(p.name)}

@@ -566,17 +566,24 @@ def test_profile_refuses_a_non_positive_host_benchmark_sample():
         Profile.model_validate(prof.model_dump() | {"host_bench_samples_s": [3e-3, 0.0]})
 
 
+H100_EXTRAS = ["h100x4_allreduce_graph.json.gz"]
+
+
 def test_product_profile_is_the_pool_of_the_committed_h100_calibrations():
-    """data/profiles/h100.json.gz = `planner pool-profiles` of the nine committed H100 calibrations: the first
-    cold one's operator tables, every calibration's serving iterations (README, "Calibration and validation")."""
-    from contract.profile import pool_iterations
+    """data/profiles/h100.json.gz = `planner pool-profiles` of the nine committed H100 calibrations (the first
+    cold one's operator tables, every calibration's serving iterations), then `planner profile-add` of the
+    extra tables in H100_EXTRAS, in that order (docs/validation_protocol.md, grids 3 and 4)."""
+    from contract.profile import add_tables, pool_iterations
     res = ROOT / "lab" / "calibration"
     names = ["first_cold", "warm_gemms", "second_machine", "third_machine", "machine4_run1", "machine4_run2",
              "machine5", "machine6", "machine7"]
     parts = [Profile.load(res / f"profile_h100_{n}.json.gz") for n in names]
     product = Profile.load(ROOT / "planner" / "data" / "profiles" / "h100.json.gz")
-    assert product == pool_iterations(parts[0], parts[1:])
-    assert len(product.iteration_sources) == 9 and len({p.created for p in parts}) == 9
+    expected = pool_iterations(parts[0], parts[1:])
+    for extra in H100_EXTRAS:
+        expected = add_tables(expected, Profile.load(res / "extra" / extra))
+    assert product == expected
+    assert len(product.iteration_sources) == 9 + len(H100_EXTRAS) and len({p.created for p in parts}) == 9
 
 
 def test_overhead_fit_recovers_planted_overheads():

@@ -131,6 +131,9 @@ def calibrate(gpu: str = typer.Option(..., help="catalog GPU this device stands 
                                          "all-reduce, TP serving iterations (merge with planner profile-add)"),
               parts: str = typer.Option("gemm,allreduce,iterations", help="with --extra: which of them (also: "
                                         "attention, gemm_bf16 -- of the --shape-models)"),
+              models: str = typer.Option("llama-3.2-1b,llama-3.1-8b", help="with --extra --parts iterations: the "
+                                         "models whose serving iterations are timed (one TP engine per process is "
+                                         "safest: run one model per call)"),
               shape_models: str = typer.Option("", help="with --extra: catalog models whose attention layouts "
                                                "(TP 1/2/4) and bf16 GEMM shapes to add, comma-separated")):
     """Measure the calibration profile on this GPU (about 4 minutes on an H100 with 2 ramps)."""
@@ -144,9 +147,11 @@ def calibrate(gpu: str = typer.Option(..., help="catalog GPU this device stands 
             raise InputError([("--parts", f"unknown part(s) {sorted(bad)}; {', '.join(EXTRA_PARTS)}")])
         from contract.catalog import MODELS
         sm = tuple(m for m in shape_models.split(",") if m)
-        unknown = [m for m in sm if m not in MODELS]
+        its_models = tuple(m for m in models.split(",") if m)
+        unknown = [m for m in sm + its_models if m not in MODELS]
         if unknown:
-            raise InputError([("--shape-models", f"unknown model(s) {unknown}; known: {', '.join(sorted(MODELS))}")])
+            raise InputError([("--shape-models" if set(unknown) & set(sm) else "--models",
+                               f"unknown model(s) {unknown}; known: {', '.join(sorted(MODELS))}")])
         if {"attention", "gemm_bf16"} & set(parts.split(",")) and not sm:
             raise InputError([("--shape-models", "the attention and gemm_bf16 parts measure these models' shapes: "
                                "name at least one")])
@@ -167,7 +172,8 @@ def calibrate(gpu: str = typer.Option(..., help="catalog GPU this device stands 
     from engine.calibrate import calibrate as run
     from engine.calibrate import calibrate_extra
     prof = calibrate_extra(gpu, serve_tp=tp, ramps=1, kernels=kernels, parts=tuple(parts.split(",")),
-                           shape_models=tuple(m for m in shape_models.split(",") if m)) if extra else \
+                           shape_models=tuple(m for m in shape_models.split(",") if m),
+                           models=tuple(m for m in models.split(",") if m)) if extra else \
         run(gpu, kernels=kernels, ramps=ramps)
     prof.save(path)
     print(f"wrote {path}")

@@ -7,7 +7,9 @@ import torch
 from kernels import runtime
 
 HEAD_DIMS = (64, 128)
-GROUPS = (1, 2, 4, 7, 8)  # 7: Qwen2.5-7B (28 query heads over 4 KV heads)
+# query heads per KV head: every group up to 8 (Qwen2.5-7B has 7, Qwen2.5-32B at TP=2 has 5); a group left out
+# here makes the engine's attention fall back to the PyTorch path, several times slower at serving batch sizes
+GROUPS = (1, 2, 3, 4, 5, 6, 7, 8)
 _NAMES = tuple(f"paged_decode<{d},{g}>" for d in HEAD_DIMS for g in GROUPS) + tuple(
     f"paged_combine<{d}>" for d in HEAD_DIMS)
 

@@ -75,6 +75,10 @@ def make_paged(B, lens, nkv, D, bs, seed, extra_blocks=7):
     (128, 8, 8, [2048]),                        # no GQA, batch 1
     (128, 16, 2, [129, 1, 1500]),               # group of 8
     (64, 4, 2, [3] * 33 + [700]),               # many short sequences
+    (128, 20, 4, [1, 400, 2100]),               # group of 5: Qwen2.5-32B shape at TP=2
+    (128, 28, 4, [77, 3000]),                   # group of 7: Qwen2.5-7B shape
+    (128, 12, 4, [513]),                        # group of 3
+    (128, 24, 4, [64, 1025]),                   # group of 6
 ])
 def test_paged_decode_matches_sdpa_on_gathered_kv(D, nh, nkv, lens):
     B = len(lens)

@@ -193,7 +193,8 @@ def add_tables(base: Profile, extra: Profile) -> Profile:
     """`base` with the tables `extra` measured that base lacks or has only in a slower form: GEMM rows of a
     (quantization, kernel) base has none of (an int8 table measured with the fast kernels replaces one measured
     through the dequantize path), GEMM shapes and attention layouts base has no rows of, all-reduce rows of TP
-    degrees base has not measured, and serving iterations of tensor-parallel engines. The bf16 tables and the single-GPU iterations stay base's."""
+    degrees base has not measured, and serving iterations of tensor-parallel engines. The bf16 tables and the
+    single-GPU iterations stay base's."""
     if extra.gpu != base.gpu:
         raise ValueError(f"the extra tables are for {extra.gpu}, the base profile for {base.gpu}")
     have = {(r.quantization, r.kernel) for r in base.gemm}

@@ -162,7 +162,8 @@ def serve(grid: dict, lst: str, replica: int, out: Path, deadline_s: float, only
                 "num_blocks": llm.num_blocks, "knobs": k, "lengths": run["lengths"], "load": run["load"],
                 "requests": len(recs), "completed": len(done), "prompts_cut_to_fit": tr["prompts_cut"],
                 "offered_req_s": len(tr["t"]) / grid["duration_s"],
-                "capacity_estimate_req_s": cap, "capacity_profile": grid_target(grid)[1].name, "duration_s": grid["duration_s"],
+                "capacity_estimate_req_s": cap, "capacity_profile": grid_target(grid)[1].name,
+                "duration_s": grid["duration_s"],
                 "kernels": llm.kernels_active, "host_cpu": host_cpu(), "host_bench_s": host_benchmark(),
                 "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
                 "serve_wall_s": time.perf_counter() - ts, "date": time.strftime("%Y-%m-%d %H:%M:%S")}

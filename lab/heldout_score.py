@@ -126,11 +126,14 @@ def main(argv=None) -> int:
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--grid", type=Path, default=GRID)
+    ap.add_argument("--tag", default="", help="write score_v1_TAG.*: a re-score after a model change, kept beside "
+                    "the score as first run (the protocol keeps both)")
     a = ap.parse_args(argv)
     res = score(a.data, a.reps, a.grid)
-    (a.data / "score_v1.json").write_text(json.dumps(res, indent=1, default=float))
+    stem = "score_v1" + (f"_{a.tag}" if a.tag else "")
+    (a.data / f"{stem}.json").write_text(json.dumps(res, indent=1, default=float))
     md = markdown(res)
-    (a.data / "score_v1.md").write_text(md)
+    (a.data / f"{stem}.md").write_text(md)
     print(md)
     return 0
 

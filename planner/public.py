@@ -336,7 +336,8 @@ def markdown(table: list[dict]) -> str:
 
 SPLIT_TITLES = {
     "heldout": "Held-out set 1 (split before the fit; the evaluation choices were made seeing some of it)",
-    "heldout2": "Held-out set 2 (collected and registered after the presets were fitted; scored once, blind)"}
+    "heldout2": "Held-out set 2 (registered after the presets were fitted; its first, blind score with the profiles "
+                "of that day: docs/public_results_set2_blind.md)"}
 LABELS = (("preset", "matching preset"), ("vllm", "vllm preset for every row"), ("roofline", "roofline"))
 
 

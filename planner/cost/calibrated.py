@@ -278,9 +278,14 @@ class CalibratedCostModel(StepCostModel):
         its = [r for r in self.profile.iterations if r.model == self.model.name and r.tp == self.iteration_tp]
         pts, buckets = [], {}  # token buckets per serving budget, built once
         if len(its) >= 50:
+            # a TP engine's iterations include its all-reduces: they are subtracted with the operators, or the
+            # overhead would absorb them and a prediction would count them twice
+            comm = self.tp > 1 and self.iteration_tp == self.tp
             for r in its:
                 if r.chunks == 0:
                     ops = self._ops_no_comm(r.decodes, r.decodes, r.decode_ctx, (), scaled=False)
+                    if comm:
+                        ops += self._allreduce(r.decodes)
                 else:
                     k = r.chunks
                     pre = [((r.tokens - r.decodes) // k, r.prefill_ctx // k)] * k
@@ -290,6 +295,8 @@ class CalibratedCostModel(StepCostModel):
                         if b is None:
                             b = buckets[r.max_num_batched_tokens] = token_buckets(r.max_num_batched_tokens)
                     ops = self._ops_no_comm(r.tokens, r.decodes + k, r.decode_ctx, pre, scaled=False, buckets=b)
+                    if comm:
+                        ops += self._allreduce(_pad(r.tokens, b))
                 pts.append(("decode" if r.chunks == 0 else "prefill", r.tokens, r.chunks, r.decodes + r.chunks,
                             r.seconds - ops, ops))
             return pts, "iterations"

@@ -6,6 +6,8 @@ shape or dtype it does not cover, so the model falls back op by op.
 """
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 from engine.model import MLP, Linear, RMSNorm
@@ -19,18 +21,34 @@ class Backend:
 
     def __init__(self, eager: bool = True):
         self.eager = eager
+        # what the attention kernel could not serve, once each: a layout or cache format outside the kernel runs
+        # the PyTorch path (several times slower at serving batches), which a run's record must be able to say
+        self.fallbacks: set[str] = set()
 
     def _skip(self) -> bool:
         return not self.eager and not torch.cuda.is_current_stream_capturing()
 
+    def _attention_applies(self, q, k_cache) -> bool:
+        if k_cache.dtype != q.dtype:
+            why = f"paged decode: KV cache {k_cache.dtype} with queries {q.dtype} (the kernel reads bf16 caches)"
+        elif not paged_attention.supports(q, k_cache):
+            why = (f"paged decode: {q.shape[1]} query heads over {k_cache.shape[2]} KV heads, head dim {q.shape[2]}, "
+                   f"{q.dtype}")
+        else:
+            return True
+        if why not in self.fallbacks:
+            self.fallbacks.add(why)
+            warnings.warn(f"kernel not applicable, PyTorch path: {why}", RuntimeWarning, stacklevel=3)
+        return False
+
     def paged_decode(self, q, k_cache, v_cache, block_tables, context_lens, scale, out=None):
-        if self._skip() or k_cache.dtype != q.dtype or not paged_attention.supports(q, k_cache):
+        if self._skip() or not self._attention_applies(q, k_cache):
             return None
         return paged_attention.paged_decode(q, k_cache, v_cache, block_tables, context_lens, scale, out=out)
 
     def decode_launcher(self, q, k_cache, block_tables, context_lens, scale, out):
         """The paged decode of an eager step set up once for all layers (-> run(k_ptr, v_ptr)), or None."""
-        if self._skip() or k_cache.dtype != q.dtype or not paged_attention.supports(q, k_cache):
+        if self._skip() or not self._attention_applies(q, k_cache):
             return None
         return paged_attention.DecodeLaunch(q, k_cache, block_tables, context_lens, scale, out)
 

@@ -253,6 +253,13 @@ class LLM:
         self.resolve_step_log()
         return seqs
 
+    @property
+    def kernel_fallbacks(self) -> list[str]:
+        """What the kernels could not serve in this process's model (empty with the kernels off): each entry ran
+        the PyTorch path instead. TP ranks other than 0 hold the same shapes and see the same."""
+        be = getattr(self.model, "backend", None)
+        return sorted(getattr(be, "fallbacks", ()))
+
     def replay(self, arrivals, prompt_lens, output_lens, seed: int = 0) -> list[Sequence]:
         """Requests arrive at their timestamps (seconds from now) into the running engine."""
         g = torch.Generator().manual_seed(seed)

@@ -164,7 +164,8 @@ def serve(grid: dict, lst: str, replica: int, out: Path, deadline_s: float, only
                 "offered_req_s": len(tr["t"]) / grid["duration_s"],
                 "capacity_estimate_req_s": cap, "capacity_profile": grid_target(grid)[1].name,
                 "duration_s": grid["duration_s"],
-                "kernels": llm.kernels_active, "host_cpu": host_cpu(), "host_bench_s": host_benchmark(),
+                "kernels": llm.kernels_active, "kernel_fallbacks": llm.kernel_fallbacks,
+                "host_cpu": host_cpu(), "host_bench_s": host_benchmark(),
                 "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
                 "serve_wall_s": time.perf_counter() - ts, "date": time.strftime("%Y-%m-%d %H:%M:%S")}
         (out / f"{stem}.meta.json").write_text(json.dumps(meta, indent=1))

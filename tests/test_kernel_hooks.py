@@ -1,0 +1,33 @@
+"""The kernel hooks on the CPU: what the attention kernel cannot serve is recorded and said once, not hidden."""
+import warnings
+
+import pytest
+import torch
+
+from engine.kernel_hooks import Backend
+
+
+def _q_cache(nh, nkv, hd=128, kv_dtype=torch.bfloat16):
+    return torch.zeros(2, nh, hd, dtype=torch.bfloat16), torch.zeros(8, 16, nkv, hd).to(kv_dtype)
+
+
+@pytest.mark.parametrize("nh,nkv,kv_dtype,says", [
+    (32, 8, torch.float8_e4m3fn, "KV cache torch.float8_e4m3fn"),   # an FP8 KV cache: the kernel reads bf16
+    (36, 4, torch.bfloat16, "36 query heads over 4 KV heads"),      # a GQA group of 9: no kernel instance
+])
+def test_an_attention_fallback_is_recorded_and_warned_once(nh, nkv, kv_dtype, says):
+    be = Backend()
+    q, k = _q_cache(nh, nkv, kv_dtype=kv_dtype)
+    with pytest.warns(RuntimeWarning, match="PyTorch path"):
+        assert be.paged_decode(q, k, k, None, None, 1.0) is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the second time: recorded already, no second warning
+        assert be.decode_launcher(q, k, None, None, 1.0, None) is None
+    assert len(be.fallbacks) == 1 and says in next(iter(be.fallbacks))
+
+
+def test_every_gqa_group_up_to_8_is_served_by_the_kernel():
+    from kernels import paged_attention
+    for g in range(1, 9):
+        q, k = _q_cache(4 * g, 4)
+        assert paged_attention.supports(q, k), g

@@ -35,6 +35,14 @@ def table_sha256(path: Path = TABLE) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def fit_rows_sha256(name: str, rows: list) -> str:
+    """The hash of what a stack's fit reads: its fit rows, every field. Rows added to other splits (held-out sets
+    collected later) leave it alone; a changed or added fit row changes it."""
+    use = sorted((r for r in rows if r.stack == name and r.split == "fit" and r.kind in FIT_KINDS), key=lambda r: r.id)
+    text = json.dumps([r.__dict__ for r in use], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 @dataclass(frozen=True)
 class Row:
     id: str
@@ -251,6 +259,7 @@ def write_preset(fit: dict, table: Path = TABLE) -> Path:
     doc.update(step_overhead_s=round(fit["step_overhead_s"], 7), per_seq_overhead_s=round(fit["per_seq_overhead_s"], 9),
                op_scale=round(fit["op_scale"], 4))
     doc["fit"] = {"command": f"planner stacks fit {fit['stack']} --write", "table_sha256": table_sha256(table),
+                  "fit_rows_sha256": fit_rows_sha256(fit["stack"], load_rows(table)),
                   "rows": fit["rows"], "residual_rms_log": round(fit["residual_rms_log"], 4)}
     path.write_text(yaml.safe_dump(doc, sort_keys=False, width=120))
     from planner.stacks import _load

@@ -24,7 +24,8 @@ class StackFit(BaseModel):
     """Where a preset's numbers came from: the rows of the public-results table, and the command."""
     model_config = ConfigDict(extra="forbid")
     command: str = ""
-    table_sha256: str = ""
+    table_sha256: str = ""  # the whole table when the fit was made (held-out rows added later change it)
+    fit_rows_sha256: str = ""  # the rows the fit read (planner.public.fit_rows_sha256): must still match
     rows: list[str] = Field(default_factory=list, description="ids of the public-results rows fitted on")
     residual_rms_log: float | None = None
 

@@ -130,6 +130,9 @@ class CalibratedCostModel(StepCostModel):
             self._scale_quant = (RooflineCostModel(model, src or gpu, **{**roofline_kw, "quantization": "bf16"}),
                                  RooflineCostModel(model, src or gpu, **roofline_kw))
             self.description += f"; {quant} GEMMs scaled from the bf16 tables by roofline (EXTRAPOLATED)"
+        elif quant not in ("bf16", "fp16"):
+            kernels = sorted({r.kernel or "dequantize + cuBLAS" for r in profile.gemm if r.quantization == quant})
+            self.description += f"; {quant} GEMMs from the profile's measured {quant} table ({', '.join(kernels)})"
         self.gemm_tables = self._tables(profile, self.gemm_quant)
         self.head_tables = self._tables(profile, "bf16" if "bf16" in measured else self.gemm_quant)
         kvh = max(1, model.num_key_value_heads // self.tp)
@@ -232,9 +235,12 @@ class CalibratedCostModel(StepCostModel):
         if not rows:
             return None
         layouts = {(r.heads, r.kv_heads, r.head_dim) for r in rows}
-        # the measured layout closest in KV width (what decode attention streams)
+        # this layout if it was measured; else the one closest in KV width (what decode attention streams), then
+        # with the same head dim (another head dim is another kernel instance), then in query heads; the layout
+        # itself last, so the choice never depends on set order
         want = self.layout[1] * self.layout[2]
-        best = min(layouts, key=lambda l: (abs(math.log(l[1] * l[2] / want)), abs(l[0] - self.layout[0])))
+        best = min(layouts, key=lambda l: (l != self.layout, abs(math.log(l[1] * l[2] / want)),
+                                           l[2] != self.layout[2], abs(l[0] - self.layout[0]), l))
         scale = (self.layout[1] * self.layout[2]) / (best[1] * best[2]) if kind == "decode" else \
             (self.layout[0] * self.layout[2]) / (best[0] * best[2])
         tab = _Table2D([(r.a, r.context, r.seconds) for r in rows if (r.heads, r.kv_heads, r.head_dim) == best])

@@ -206,7 +206,14 @@ def test_dashboard_uploads_give_a_message_not_a_traceback(content):
 # --- the engine's command line checks its options before building anything -----------------------------------
 @pytest.mark.parametrize("args,field", [(["generate", "--model", "nope"], "--model"),
                                         (["generate", "--quantization", "int3"], "quantization"),
-                                        (["replay", "--trace", "/nonexistent.csv"], "--trace")])
+                                        (["replay", "--trace", "/nonexistent.csv"], "--trace"),
+                                        (["calibrate", "--gpu", "H100-SXM", "--extra", "--parts", "attention"],
+                                         "--shape-models"),
+                                        (["calibrate", "--gpu", "H100-SXM", "--extra", "--parts", "gemm_bf16",
+                                          "--shape-models", "qwen9"], "--shape-models"),
+                                        (["calibrate", "--gpu", "H100-SXM", "--extra", "--parts", "iterations",
+                                          "--models", "nope"], "--models"),
+                                        (["calibrate", "--gpu", "H100-SXM", "--extra", "--parts", "kv"], "--parts")])
 def test_engine_cli_errors_name_the_option(args, field):
     pytest.importorskip("torch")
     from engine.cli import app as engine_app

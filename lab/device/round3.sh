@@ -4,16 +4,8 @@
 # the FP8/INT8 and bf16 held-out runs on GPUs 2 and 3 (replica 0 and 1 of the same list, side by side); then the
 # quantization benchmark timed in CUDA graphs (engine on GPU 0, GEMMs on GPU 1); then TP=4 decode on all four.
 # Usage on the device: bash lab/device/round3.sh   (results: $OUT/round3.tgz)
-set -u
-export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 PYTHONUNBUFFERED=1
-FINAL=$OUT; OUT=$(mktemp -d /tmp/round3.XXXX)
-pack() { tar czf "$FINAL/round3.tgz" -C "$OUT" . ; }
-trap 'pack; ls -la "$FINAL"' EXIT
-T0=$(date +%s); el() { echo $(( $(date +%s) - T0 )); }
-stamp() { echo "[$(el) s] $*" | tee -a "$OUT/timeline.txt"; }
-source bench/device_setup.sh > "$OUT/setup.log" 2>&1
-export PYTHONPATH="$PWD:${PYTHONPATH:-}"
-nvidia-smi -L > "$OUT/machine.txt"; nproc >> "$OUT/machine.txt"; grep -m1 "model name" /proc/cpuinfo >> "$OUT/machine.txt"
+source lab/device/common.sh round3
+nproc >> "$OUT/machine.txt"; grep -m1 "model name" /proc/cpuinfo >> "$OUT/machine.txt"
 stamp "setup done"
 H=$OUT/heldout; mkdir -p "$H/tp" "$H/q0" "$H/q1"
 ( for id in tp2-8b-0.95 tp2-8b-0.5 tp2-8b-1.2; do

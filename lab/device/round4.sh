@@ -2,29 +2,10 @@
 # Device round 4 (4 GPUs, about 4 minutes): held-out grid 2 (lab/validation/heldout/grid2.yaml). TP=2 runs on
 # GPUs 0-1 (one process each, replicas in turn), the other runs on GPUs 2 and 3 (replica 0 and 1 side by side).
 # Usage on the device: bash lab/device/round4.sh   (results: $OUT/round4.tgz)
-set -u
-export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 PYTHONUNBUFFERED=1
-FINAL=$OUT; OUT=$(mktemp -d /tmp/round4.XXXX)
-pack() { tar czf "$FINAL/round4.tgz" -C "$OUT" . ; }
-trap 'pack; ls -la "$FINAL"' EXIT
-T0=$(date +%s); el() { echo $(( $(date +%s) - T0 )); }
-stamp() { echo "[$(el) s] $*" | tee -a "$OUT/timeline.txt"; }
-source bench/device_setup.sh > "$OUT/setup.log" 2>&1
-export PYTHONPATH="$PWD:${PYTHONPATH:-}"
-nvidia-smi -L > "$OUT/machine.txt"
-G=lab/validation/heldout/grid2.yaml; H=$OUT/heldout; mkdir -p "$H/tp" "$H/q0" "$H/q1"
+source lab/device/common.sh round4
+G=lab/validation/heldout/grid2.yaml; H=$OUT/heldout
 stamp "setup done"
-( for id in g2-tp2-8b-mns128-sharegpt-0.95 g2-tp2-8b-calib-0.5; do
-    for r in 0 1; do
-      if [ "$(el)" -lt 140 ]; then
-        CUDA_VISIBLE_DEVICES=0,1 timeout 75 python3 -m lab.heldout serve --grid $G --list tp --only $id --replica $r \
-          --out "$H/tp" >> "$H/tp/lane.log" 2>&1 || echo "$id r$r exit $?" >> "$H/tp/lane.log"
-      else echo "$id r$r: not started (deadline)" >> "$H/tp/lane.log"; fi
-    done
-  done; stamp "tp lane done" ) &
-(CUDA_VISIBLE_DEVICES=2 timeout 190 python3 -m lab.heldout serve --grid $G --list q --replica 0 --out "$H/q0" \
-   --deadline-s 140 > "$H/q0/lane.log" 2>&1; stamp "q0 done") &
-(CUDA_VISIBLE_DEVICES=3 timeout 190 python3 -m lab.heldout serve --grid $G --list q --replica 1 --out "$H/q1" \
-   --deadline-s 140 > "$H/q1/lane.log" 2>&1; stamp "q1 done") &
+(serve_replicas $G tp 0,1 140 75 g2-tp2-8b-mns128-sharegpt-0.95 g2-tp2-8b-calib-0.5; stamp "tp lane done") &
+serve_side_by_side $G q 140 190
 wait
 grep -v -e Warning -e return "$H"/*/lane.log | tail -n 20; cat "$OUT/timeline.txt"

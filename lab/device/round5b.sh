@@ -3,37 +3,11 @@
 # and its single-GPU runs on GPUs 2 and 3 (replica 0 and 1 side by side); then the TP=4 run again (call A's failed
 # to start: the weights were allocated in float32 first, and the KV pool's sizing counted that memory as used).
 # Usage on the device: bash lab/device/round5b.sh   (results: $OUT/round5b.tgz)
-set -u
-export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 PYTHONUNBUFFERED=1
-FINAL=$OUT; OUT=$(mktemp -d /tmp/round5b.XXXX)
-pack() { tar czf "$FINAL/round5b.tgz" -C "$OUT" . ; }
-trap 'pack; ls -la "$FINAL"' EXIT
-T0=$(date +%s); el() { echo $(( $(date +%s) - T0 )); }
-stamp() { echo "[$(el) s] $*" | tee -a "$OUT/timeline.txt"; }
-source bench/device_setup.sh > "$OUT/setup.log" 2>&1
-export PYTHONPATH="$PWD:${PYTHONPATH:-}"
-nvidia-smi -L > "$OUT/machine.txt"
-G=lab/validation/heldout/grid3.yaml; H=$OUT/heldout; mkdir -p "$H/tp" "$H/q0" "$H/q1"
+source lab/device/common.sh round5b
+G=lab/validation/heldout/grid3.yaml; H=$OUT/heldout
 stamp "setup done"
-( for id in g3-tp2-qwen32b-sharegpt-0.95 g3-tp2-8b-azurecode-0.5; do
-    for r in 0 1; do
-      if [ "$(el)" -lt 200 ]; then
-        CUDA_VISIBLE_DEVICES=0,1 timeout 90 python3 -m lab.heldout serve --grid $G --list tp --only $id --replica $r \
-          --out "$H/tp" >> "$H/tp/lane.log" 2>&1 || echo "$id r$r exit $?" >> "$H/tp/lane.log"
-      else echo "$id r$r: not started (deadline)" >> "$H/tp/lane.log"; fi
-    done
-  done; stamp "tp lane done" ) &
-(CUDA_VISIBLE_DEVICES=2 timeout 260 python3 -m lab.heldout serve --grid $G --list q --replica 0 --out "$H/q0" \
-   --deadline-s 190 > "$H/q0/lane.log" 2>&1; stamp "q0 done") &
-(CUDA_VISIBLE_DEVICES=3 timeout 260 python3 -m lab.heldout serve --grid $G --list q --replica 1 --out "$H/q1" \
-   --deadline-s 190 > "$H/q1/lane.log" 2>&1; stamp "q1 done") &
+(serve_replicas $G tp 0,1 200 90 g3-tp2-qwen32b-sharegpt-0.95 g3-tp2-8b-azurecode-0.5; stamp "tp lane done") &
+serve_side_by_side $G q 190 260
 wait
-mkdir -p "$H/tp4"
-for r in 0 1; do
-  if [ "$(el)" -lt 420 ]; then
-    CUDA_VISIBLE_DEVICES=0,1,2,3 timeout 110 python3 -m lab.heldout serve --grid $G --list tp4 --replica $r \
-      --out "$H/tp4" >> "$H/tp4/lane.log" 2>&1 || echo "tp4 r$r exit $?" >> "$H/tp4/lane.log"
-  else echo "tp4 r$r: not started (deadline)" >> "$H/tp4/lane.log"; fi
-  stamp "tp4 replica $r done"
-done
+serve_replicas $G tp4 0,1,2,3 420 110 g3-tp4-70b-sharegpt-0.95
 grep -v -e Warning -e return "$H"/*/lane.log | tail -n 20; cat "$OUT/timeline.txt"

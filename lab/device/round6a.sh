@@ -2,16 +2,7 @@
 # Device round 6, call A (4x H100, < 7 min): the tables grid 4 tests (docs/validation_protocol.md, "Grid 4") --
 # attention layouts and bf16 GEMM shapes of the uncalibrated model shapes, one model per GPU side by side; then
 # TP=2 and TP=4 serving iterations with the kernels on.  Usage on the device: bash lab/device/round6a.sh
-set -u
-export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 PYTHONUNBUFFERED=1
-FINAL=$OUT; OUT=$(mktemp -d /tmp/round6a.XXXX)
-pack() { tar czf "$FINAL/round6a.tgz" -C "$OUT" . ; }
-trap 'pack; ls -la "$FINAL"' EXIT
-T0=$(date +%s); el() { echo $(( $(date +%s) - T0 )); }
-stamp() { echo "[$(el) s] $*" | tee -a "$OUT/timeline.txt"; }
-source bench/device_setup.sh > "$OUT/setup.log" 2>&1
-export PYTHONPATH="$PWD:${PYTHONPATH:-}"
-nvidia-smi -L > "$OUT/machine.txt"
+source lab/device/common.sh round6a
 stamp "setup done"
 i=0
 for m in qwen2.5-3b qwen2.5-7b qwen2.5-32b llama-3.1-70b,llama-3.1-8b; do

@@ -90,6 +90,8 @@ def scenario_doc(row: Row, stack: str | None, kind: str = "stack") -> dict:
         if row.kind == "offline":
             n = min(n, SIM_REQUESTS_CAP)
         arrival = {"process": "offline", "requests": n}
+    elif row.kind == "concurrency":  # a benchmark client holding `batch` requests in flight (closed loop)
+        arrival = {"process": "closed_loop", "users": row.batch, "think_time_s": 0.0, "requests": n}
     else:
         arrival = {"process": "poisson", "rate": row.request_rate, "requests": n}
     wl: dict = {"arrival": arrival}
@@ -106,7 +108,7 @@ def scenario_doc(row: Row, stack: str | None, kind: str = "stack") -> dict:
         fleet["max_num_seqs"] = max(row.batch or 1, 1)
     doc = {"name": f"public-{row.id}", "model": row.model, "workload": wl, "fleet": fleet,
            "cost_model": {"kind": kind},
-           "sim": {"duration_s": 10 * 86400 if row.kind != "online" else n / row.request_rate + 1e-6,
+           "sim": {"duration_s": n / row.request_rate + 1e-6 if row.kind == "online" else 10 * 86400,
                    "warmup_s": 0, "drain_limit_s": 10 * 86400, "seed": 0}}
     if kind == "stack":
         doc["stack"] = stack
@@ -310,7 +312,8 @@ def evaluate(rows: list[Row], workers: int = 1, progress=None) -> list[dict]:
         table.append({"id": r.id, "stack": r.stack, "split": r.split, "kind": r.kind, "metric": r.metric,
                       "gpu": r.gpu, "tp": r.tp, "model": r.model, "dtype": r.dtype,
                       "setup": f"{r.isl}/{r.osl}" if r.lengths == "fixed" else f"{r.lengths}"
-                      + (f" @ {r.request_rate:g} req/s" if r.kind == "online" else ""),
+                      + (f" @ {r.request_rate:g} req/s" if r.kind == "online" else "")
+                      + (f" @ concurrency {r.batch}" if r.kind == "concurrency" else ""),
                       "published": r.value, **{f"pred_{k}": o.get(k) for k in e}, **{f"err_{k}": v for k, v in e.items()},
                       "limit": LIMITS[r.metric], "errors": {k: o[k] for k in o if k.endswith("_error")}})
     return table
@@ -347,7 +350,8 @@ SPLIT_TITLES = {
     "heldout": "Held-out set 1 (split before the fit; the evaluation choices were made seeing some of it)",
     "heldout2": "Held-out set 2 (registered after the presets were fitted; its first, blind score with the profiles "
                 "of that day: docs/public_results_set2_blind.md)",
-    "heldout3": "Held-out set 3 (registered after set 2's change -- the H100 FP8/INT8 GEMM tables -- to test it)"}
+    "heldout3": "Held-out set 3 (registered after set 2's change -- the H100 FP8/INT8 GEMM tables -- to test it)",
+    "heldout4": "Held-out set 4 (NIM on 2x H100 at fixed concurrency; registered after the refit)"}
 LABELS = (("preset", "matching preset"), ("vllm", "vllm preset for every row"), ("roofline", "roofline"))
 
 

@@ -168,3 +168,22 @@ def test_reserve_full_admission_never_preempts_and_accounts_for_every_request():
     assert sum(r.preemptions for r in reserve.records) == 0
     for cl in (on_demand, reserve):
         assert len(cl.records) == 300 and all(r.status == "completed" for r in cl.records)
+
+
+def test_a_concurrency_row_is_a_closed_loop_of_that_many_users_and_its_means_are_measured():
+    """A published row at fixed concurrency is simulated as `batch` users each sending the next request when the
+    last finishes; at concurrency 1 nothing queues, so its mean TTFT is one prefill and its mean ITL one decode
+    step of the same model."""
+    from dataclasses import replace
+    row = next(r for r in public.load_rows() if r.kind == "concurrency" and r.batch == 1 and r.metric == "ttft_mean_ms")
+    doc = public.scenario_doc(row, None, kind="roofline")
+    assert doc["workload"]["arrival"] == {"process": "closed_loop", "users": 1, "think_time_s": 0.0,
+                                          "requests": row.num_prompts}
+    small = replace(row, num_prompts=4)
+    ttft = public.predict(small, None, kind="roofline")
+    itl = public.predict(replace(small, metric="tpot_mean_ms"), None, kind="roofline")
+    from planner.cost import build_cost_model
+    from planner.scenario import scenario_from_dict
+    cm = build_cost_model(scenario_from_dict(public.scenario_doc(small, None, kind="roofline")))
+    assert ttft == pytest.approx(cm.time(row.isl, 1, 0, [(row.isl, 0)]) * 1e3, rel=0.25)
+    assert 0 < itl < ttft

@@ -127,6 +127,8 @@ def _metrics(records, row: Row) -> float:
     ok = c["status"] == "completed"
     if row.metric == "e2e_mean_ms":
         return float(np.mean(c["finish"][ok] - c["arrival"][ok]) * 1e3)
+    if row.metric == "req_s":  # completed requests over the span from the first arrival to the last finish
+        return float(ok.sum() / (c["finish"][ok].max() - c["arrival"][ok].min()))
     if row.metric == "ttft_mean_ms":
         return float(np.mean(c["first_token"][ok] - c["arrival"][ok]) * 1e3)
     if row.metric == "tpot_mean_ms":  # mean inter-token latency of requests with more than one output token
@@ -271,7 +273,7 @@ def write_preset(fit: dict, table: Path = TABLE) -> Path:
 
 # ------------------------------------------------------------------ evaluation
 LIMITS = {"output_tok_s": 0.10, "tpot_p50_ms": 0.15, "ttft_p50_ms": 0.20, "e2e_p50_ms": 0.15, "e2e_mean_ms": 0.15,
-          "ttft_mean_ms": 0.20, "tpot_mean_ms": 0.15}  # means: the limits of the medians they stand beside
+          "ttft_mean_ms": 0.20, "tpot_mean_ms": 0.15, "req_s": 0.10}  # means: the limits of the medians they stand beside
 
 
 def _predict_row(args) -> dict:
@@ -325,7 +327,7 @@ def summary(table: list[dict], split: str = "heldout") -> dict:
     for k in ("preset", "roofline", "vllm"):
         ok = [t for t in rows if t[f"err_{k}"] is not None]
         within = sum(abs(t[f"err_{k}"]) <= t["limit"] for t in ok)
-        thr = [abs(t[f"err_{k}"]) for t in ok if t["metric"] == "output_tok_s"]
+        thr = [abs(t[f"err_{k}"]) for t in ok if t["metric"] in ("output_tok_s", "req_s")]
         out[k] = {"rows": len(rows), "predicted": len(ok), "within": within,
                   "median_abs_err": float(np.median([abs(t[f"err_{k}"]) for t in ok])) if ok else None,
                   "worst_throughput_err": max(thr) if thr else None}
@@ -351,7 +353,8 @@ SPLIT_TITLES = {
     "heldout2": "Held-out set 2 (registered after the presets were fitted; its first, blind score with the profiles "
                 "of that day: docs/public_results_set2_blind.md)",
     "heldout3": "Held-out set 3 (registered after set 2's change -- the H100 FP8/INT8 GEMM tables -- to test it)",
-    "heldout4": "Held-out set 4 (NIM on 2x H100 at fixed concurrency; registered after the refit)"}
+    "heldout4": "Held-out set 4 (NIM on 2x H100 at fixed concurrency; registered after the refit)",
+    "heldout5": "Held-out set 5 (vLLM's nightly benchmark on H200, H100 and A100; registered after the refit)"}
 LABELS = (("preset", "matching preset"), ("vllm", "vllm preset for every row"), ("roofline", "roofline"))
 
 

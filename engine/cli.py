@@ -172,8 +172,7 @@ def calibrate(gpu: str = typer.Option(..., help="catalog GPU this device stands 
     from engine.calibrate import calibrate as run
     from engine.calibrate import calibrate_extra
     prof = calibrate_extra(gpu, serve_tp=tp, ramps=1, kernels=kernels, parts=tuple(parts.split(",")),
-                           shape_models=tuple(m for m in shape_models.split(",") if m),
-                           models=tuple(m for m in models.split(",") if m)) if extra else \
+                           shape_models=sm, models=its_models) if extra else \
         run(gpu, kernels=kernels, ramps=ramps)
     prof.save(path)
     print(f"wrote {path}")

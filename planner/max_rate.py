@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 
 from contract.errors import InputError
-from planner.search import meets_slas
+from planner.search import completed_all, meets_slas
 from planner.sim import simulate
 from planner.sizing import size
 
@@ -20,8 +20,7 @@ def _at(sc, rate: float) -> dict:
     s.fleet.replicas = 1
     s.workload.arrival.rate = rate
     _, summ = simulate(s)
-    done = summ["status_in_window"]["completed"] == sum(summ["status_in_window"].values())
-    return {"rate": rate, "meets": meets_slas(summ), "completed_all": done,
+    return {"rate": rate, "meets": meets_slas(summ), "completed_all": completed_all(summ),
             "sla": [{k: r[k] for k in ("tier", "metric", "percentile", "target_s", "value", "met")}
                     for r in summ["sla_results"]],
             "throughput_tok_s": summ.get("throughput", {}).get("output_tok_s"),
@@ -38,7 +37,7 @@ def max_rate(sc, rel_tol: float = 0.02, progress=None) -> dict:
         raise InputError([("--tol", f"{rel_tol} is not a relative tolerance in (0, 1)")])
     one = copy.deepcopy(sc)
     one.fleet.replicas = 1
-    cap = size(one, with_alternatives=False).instance.capacity_req_s
+    cap = size(one, with_alternatives=False, bound=False).instance.capacity_req_s
     evals, lo, hi = [], None, None
     r = cap
     while hi is None or lo is None:  # bracket: the analytic capacity, then halve or double

@@ -195,7 +195,7 @@ def aggregates(row: Row, stack: StackProfile) -> dict:
     doc = scenario_doc(row, stack.name)
     sc = scenario_from_dict(doc)
     unit = stack.model_copy(update=UNIT)
-    base = StackCostModel.build(hardware_profile_for(sc), sc.model_spec(),
+    base = StackCostModel.from_profile(hardware_profile_for(sc), sc.model_spec(),
                                 sc.gpu_spec(), unit, max_num_batched_tokens=sc.fleet.max_num_batched_tokens,
                                 **roofline_kwargs(sc))
     rec = _Recorder(base)

@@ -23,16 +23,20 @@ from planner.space import Candidate, candidates, configure, fits
 def lower_bound(sc, c: Candidate, slack: float) -> tuple[int, list[str]]:
     """Replicas below which peak demand exceeds the analytic capacity (discounted by `slack`), and what
     binds for this candidate according to the analytic model."""
-    rep = size(configure(sc, c), with_alternatives=False)
+    rep = size(configure(sc, c), with_alternatives=False, bound=False)
     peak = rep.demand["peak_req_s"]
     return max(1, math.floor(peak / (rep.instance.capacity_req_s / slack))), rep.binding
+
+
+def completed_all(summ: dict) -> bool:
+    """Every request that arrived in the simulated window completed."""
+    return summ["status_in_window"]["completed"] == sum(summ["status_in_window"].values())
 
 
 def meets_slas(summ: dict) -> bool:
     """The bar `search`, `max-rate` and `tiers` hold a simulation to: every request that arrived in the window
     completed, and every SLA is met."""
-    done = summ["status_in_window"]["completed"] == sum(summ["status_in_window"].values())
-    return done and all(r["met"] for r in summ["sla_results"])
+    return completed_all(summ) and all(r["met"] for r in summ["sla_results"])
 
 
 def evaluate(sc, c: Candidate, replicas: int) -> dict:
@@ -46,7 +50,8 @@ def evaluate(sc, c: Candidate, replicas: int) -> dict:
         return {"meets": False, "reason": str(e), "per_hour": None, "per_million_tokens": None, "e2e_p95": None,
                 "sla_values": {}}
     p95 = {f"{r['tier']}:{r['metric']}": r["value"] for r in summ["sla_results"]}
-    return {"meets": meets_slas(summ), "per_hour": summ["cost"]["per_hour"], "per_million_tokens": summ["cost"]["per_million_tokens"],
+    return {"meets": meets_slas(summ), "per_hour": summ["cost"]["per_hour"],
+            "per_million_tokens": summ["cost"]["per_million_tokens"],
             "e2e_p95": summ["e2e_s"]["p95"], "sla_values": p95}
 
 

@@ -175,7 +175,9 @@ def instances_needed(cost, perf: InstancePerf, rate: float, n_in, n_out, slas, m
     return n_cap, 0
 
 
-def size(sc, cost: StepCostModel | None = None, with_alternatives: bool = True) -> SizingReport:
+def size(sc, cost: StepCostModel | None = None, with_alternatives: bool = True, bound: bool = True) -> SizingReport:
+    """bound: also size the scenario under the roofline, the optimistic bound shown beside the answer (callers that
+    only read a capacity -- the alternatives, search's lower bounds, max-rate -- leave it out)."""
     m, g, f = sc.model_spec(), sc.gpu_spec(), sc.fleet
     cost = cost or build_cost_model(sc)
     mem = memory_plan(sc)
@@ -268,10 +270,10 @@ def size(sc, cost: StepCostModel | None = None, with_alternatives: bool = True) 
     rep.notes += sc.derived
     rep.cost_model = cost.description
     rep.notes.append(f"cost model: {cost.description}")
-    if sc.cost_model.kind != "roofline":  # the optimistic bound beside the answer
+    if bound and sc.cost_model.kind != "roofline":  # the optimistic bound beside the answer
         rl = sc.model_copy(update={"cost_model": sc.cost_model.model_copy(update={"kind": "roofline",
                                                                                   "profile": None})})
-        rb = size(rl, with_alternatives=False)
+        rb = size(rl, with_alternatives=False, bound=False)
         rep.roofline_bound = {"capacity_req_s": rb.instance.capacity_req_s,
                               "instances_needed_at_peak": rb.needed.get("with_sla_at_peak")}
         nb = rb.needed.get("with_sla_at_peak")
@@ -294,7 +296,7 @@ def alternatives(sc) -> list[dict]:
         if dims in seen or not fits(sc, c):
             continue
         seen.add(dims)
-        r = size(configure(sc, c), with_alternatives=False)
+        r = size(configure(sc, c), with_alternatives=False, bound=False)
         out.append(dict(gpu=c.gpu, quantization=c.quantization, tp=c.tp, max_num_seqs=c.max_num_seqs,
                         instances=r.needed["with_sla_at_peak"], gpus=r.needed["gpus"],
                         per_hour=r.cost.get("needed_per_hour"),

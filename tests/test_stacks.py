@@ -72,11 +72,11 @@ def test_stack_step_is_scaled_operators_plus_host_terms():
     """The method: step = op_scale x operators + step_overhead_s + per_seq_overhead_s x sequences."""
     sc = scenario_from_dict(BASE)
     hw = build_cost_model(sc)
-    unit = StackCostModel.build(public.hardware_profile_for(sc), sc.model_spec(), sc.gpu_spec(),
+    unit = StackCostModel.from_profile(public.hardware_profile_for(sc), sc.model_spec(), sc.gpu_spec(),
                                 StackProfile(name="u", step_overhead_s=0, per_seq_overhead_s=0),
                                 max_num_batched_tokens=sc.fleet.max_num_batched_tokens)
     s = StackProfile(name="t", step_overhead_s=0.003, per_seq_overhead_s=2e-5, op_scale=1.7)
-    m = StackCostModel.build(public.hardware_profile_for(sc), sc.model_spec(), sc.gpu_spec(), s,
+    m = StackCostModel.from_profile(public.hardware_profile_for(sc), sc.model_spec(), sc.gpu_spec(), s,
                              max_num_batched_tokens=sc.fleet.max_num_batched_tokens)
     for args in ((64, 64, 64 * 700, ()), (600, 9, 8 * 500, [(592, 0)])):
         assert m.time(*args) == pytest.approx(1.7 * unit.time(*args) + 0.003 + 2e-5 * args[1], rel=1e-9)

@@ -239,8 +239,8 @@ class CalibratedCostModel(StepCostModel):
         # with the same head dim (another head dim is another kernel instance), then in query heads; the layout
         # itself last, so the choice never depends on set order
         want = self.layout[1] * self.layout[2]
-        best = min(layouts, key=lambda l: (l != self.layout, abs(math.log(l[1] * l[2] / want)),
-                                           l[2] != self.layout[2], abs(l[0] - self.layout[0]), l))
+        best = min(layouts, key=lambda lay: (lay != self.layout, abs(math.log(lay[1] * lay[2] / want)),
+                                             lay[2] != self.layout[2], abs(lay[0] - self.layout[0]), lay))
         scale = (self.layout[1] * self.layout[2]) / (best[1] * best[2]) if kind == "decode" else \
             (self.layout[0] * self.layout[2]) / (best[0] * best[2])
         tab = _Table2D([(r.a, r.context, r.seconds) for r in rows if (r.heads, r.kv_heads, r.head_dim) == best])
@@ -611,16 +611,20 @@ class CalibratedCostModel(StepCostModel):
         return total
 
     @classmethod
-    def from_profile(cls, path, model, gpu, **kw) -> "CalibratedCostModel":
+    def from_profile(cls, path, model, gpu, *args, **kw) -> "CalibratedCostModel":
+        """The model of this class built from a profile file, once per file version, model, GPU and arguments
+        (a subclass's extra ones too, e.g. the stack profile of planner/cost/stack.py)."""
         if path is None:
             raise InputError([("cost_model.profile", "kind 'calibrated' needs a profile file")])
         f = Path(path)
         stamp = f.stat().st_mtime_ns if f.exists() else None
-        key = (str(f.resolve()), stamp, model.model_dump_json(), gpu.model_dump_json(), tuple(sorted(kw.items())))
+        key = (cls.__qualname__, str(f.resolve()), stamp, model.model_dump_json(), gpu.model_dump_json(),
+               tuple(a.model_dump_json() if hasattr(a, "model_dump_json") else repr(a) for a in args),
+               tuple(sorted(kw.items())))
         hit = _BUILT.get(key)
         if hit is None:  # fitting runs over every serving iteration: once per profile, model, GPU and knobs
-            hit = cls(Profile.load(path), model, gpu, **kw)
-            if len(_BUILT) >= 16:
+            hit = cls(Profile.load(path), model, gpu, *args, **kw)
+            if len(_BUILT) >= 32:
                 _BUILT.pop(next(iter(_BUILT)))
             _BUILT[key] = hit
         return hit

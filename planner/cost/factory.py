@@ -26,7 +26,7 @@ def build_cost_model(sc) -> StepCostModel:
         if stack.calibrated:  # this engine: its own calibrated model
             return CalibratedCostModel.from_profile(hw, sc.model_spec(), sc.gpu_spec(),
                                                     max_num_batched_tokens=sc.fleet.max_num_batched_tokens, **kw)
-        return StackCostModel.build(hw, sc.model_spec(), sc.gpu_spec(), stack,
+        return StackCostModel.from_profile(hw, sc.model_spec(), sc.gpu_spec(), stack,
                                     max_num_batched_tokens=sc.fleet.max_num_batched_tokens, **kw)
     if sc.cost_model.kind == "calibrated":
         return CalibratedCostModel.from_profile(sc.cost_model.profile, sc.model_spec(), sc.gpu_spec(),

@@ -42,27 +42,3 @@ class StackCostModel(CalibratedCostModel):
         s = self.op_scale
         return StepTime(gemm=bd.gemm * s, attention=bd.attention * s, allreduce=bd.allreduce * s,
                         lm_head=bd.lm_head * s, overhead=bd.overhead)
-
-    @classmethod
-    def build(cls, profile_path, model, gpu, stack, **kw) -> "StackCostModel":
-        key = (str(profile_path), model.model_dump_json(), gpu.model_dump_json(), stack.model_dump_json(),
-               tuple(sorted(kw.items())))
-        hit = _BUILT.get(key)
-        if hit is None:
-            hit = cls(_profile(str(profile_path)), model, gpu, stack, **kw)
-            if len(_BUILT) >= 32:
-                _BUILT.pop(next(iter(_BUILT)))
-            _BUILT[key] = hit
-        return hit
-
-
-_BUILT: dict = {}
-_PROFILES: dict = {}
-
-
-def _profile(path: str):
-    from contract.profile import Profile
-    p = _PROFILES.get(path)
-    if p is None:
-        p = _PROFILES[path] = Profile.load(path)
-    return p

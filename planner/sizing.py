@@ -90,13 +90,21 @@ def marginal_prefill(cost: StepCostModel, b: int, ctx: float, n_in: int) -> floa
     return max(two - one, 0.0)
 
 
-def operating_point(cost: StepCostModel, rate: float, n_in: float, n_out: float, max_batch: int) -> OperatingPoint:
+def operating_point(cost: StepCostModel, rate: float, n_in: float, n_out: float, max_batch: int,
+                    memo: dict | None = None) -> OperatingPoint:
+    """The steady state at `rate`: the batch at which arrivals balance completions. `memo` keeps the marginal
+    prefill per integer batch across calls for the same cost model and lengths (a sizing loop asks for the same
+    batches at many rates; the cost model is pure, so this changes no answer)."""
     ctx = n_in + n_out / 2
     t_pf_alone = cost.time(int(n_in), 1, 0, [(int(n_in), 0)])
     b, t = 1.0, _decode_step(cost, 1, ctx)
     saturated = False
+    memo = {} if memo is None else memo
     for _ in range(200):
-        t_pf = marginal_prefill(cost, max(1, round(b)), ctx, int(n_in))
+        bi = max(1, round(b))
+        t_pf = memo.get(bi)
+        if t_pf is None:
+            t_pf = memo[bi] = marginal_prefill(cost, bi, ctx, int(n_in))
         load = rate * t_pf
         if load >= 1:
             saturated = True
@@ -166,8 +174,9 @@ def instances_needed(cost, perf: InstancePerf, rate: float, n_in, n_out, slas, m
     """(instances for throughput alone, instances that also meet the SLA's mean). 0 = impossible."""
     n_cap = max(1, math.ceil(rate / (perf.capacity_req_s * max_util)))
     n = n_cap
+    memo: dict = {}
     for _ in range(10000):
-        if _meets(operating_point(cost, rate / n, n_in, n_out, perf.max_batch), slas):
+        if _meets(operating_point(cost, rate / n, n_in, n_out, perf.max_batch, memo), slas):
             return n_cap, n
         if n > 64 * n_cap + 64:
             return n_cap, 0

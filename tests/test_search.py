@@ -14,8 +14,8 @@ def small():
                      "input_tokens": {"dist": "fixed", "mean": 400}, "output_tokens": {"dist": "fixed", "mean": 120}},
         "fleet": {"gpu": "H100-SXM"}, "slas": [{"metric": "e2e", "percentile": 95, "target_s": 2.5}],
         "search": {"gpus": ["H100-SXM", "L40S", "L4"], "tensor_parallel_sizes": [1, 2],
-                   "quantizations": ["bf16", "fp8"], "max_replicas": 12, "sim_duration_s": 30},
-        "sim": {"duration_s": 30, "warmup_s": 5}})
+                   "quantizations": ["bf16", "fp8"], "max_replicas": 12, "sim_duration_s": 15},
+        "sim": {"duration_s": 15, "warmup_s": 3}})
 
 
 def brute_force(sc):

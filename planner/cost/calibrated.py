@@ -623,12 +623,28 @@ class CalibratedCostModel(StepCostModel):
                tuple(sorted(kw.items())))
         hit = _BUILT.get(key)
         if hit is None:  # fitting runs over every serving iteration: once per profile, model, GPU and knobs
-            hit = cls(Profile.load(path), model, gpu, *args, **kw)
+            hit = cls(_load_profile(f, stamp), model, gpu, *args, **kw)
             if len(_BUILT) >= 32:
                 _BUILT.pop(next(iter(_BUILT)))
             _BUILT[key] = hit
         return hit
 
+
+def _load_profile(f: Path, stamp: int | None) -> Profile:
+    """A profile file read and validated once per file version: a search builds a model for each GPU, TP degree
+    and format from the same file, and validating megabytes of serving iterations costs seconds each time.
+    The models only read the profile, so one instance is shared."""
+    key = (str(f.resolve()), stamp)
+    prof = _LOADED.get(key)
+    if prof is None:
+        prof = Profile.load(f)
+        if len(_LOADED) >= 8:
+            _LOADED.pop(next(iter(_LOADED)))
+        _LOADED[key] = prof
+    return prof
+
+
+_LOADED: dict = {}
 
 # cost models built from profile files, reused by every simulation of the same profile, model, GPU and knobs
 # (a sweep or `planner validate` builds the same one for each run and seed); a rewritten file is refitted

@@ -29,8 +29,9 @@ class Backend:
         return not self.eager and not torch.cuda.is_current_stream_capturing()
 
     def _attention_applies(self, q, k_cache) -> bool:
-        if k_cache.dtype != q.dtype:
-            why = f"paged decode: KV cache {k_cache.dtype} with queries {q.dtype} (the kernel reads bf16 caches)"
+        if k_cache.dtype not in paged_attention.KV_DTYPES or q.dtype != torch.bfloat16:
+            why = (f"paged decode: KV cache {k_cache.dtype} with queries {q.dtype} (the kernel reads bf16 queries "
+                   f"over bf16 or FP8 e4m3 caches)")
         elif not paged_attention.supports(q, k_cache):
             why = (f"paged decode: {q.shape[1]} query heads over {k_cache.shape[2]} KV heads, head dim {q.shape[2]}, "
                    f"{q.dtype}")

@@ -282,8 +282,16 @@ def prefill_launcher(q, pack: PrefillPack, scale: float, out: torch.Tensor, nkv:
     flash = torch.ops.aten._flash_attention_forward.default
     args = (pack.cu_q, pack.cu_k, pack.max_q, pack.max_k, 0.0, True, False)
 
+    raw = []  # an FP8 cache's bytes, gathered before widening (made at the first FP8 layer)
+
     def run(kv):
-        torch.index_select(kv, 1, idx, out=kv_buf)
+        if kv.element_size() == 1:  # index_select takes no float8: gather the bytes, widen into the buffer
+            if not raw:
+                raw.append(torch.empty(kv_buf.shape, dtype=torch.uint8, device=q.device))
+            torch.index_select(kv.view(torch.uint8), 1, idx, out=raw[0])
+            kv_buf.copy_(raw[0].view(kv.dtype))
+        else:
+            torch.index_select(kv, 1, idx, out=kv_buf)
         try:
             o = flash(q, kb, vb, *args, scale=scale)[0]
         except (RuntimeError, NotImplementedError) as e:

@@ -77,9 +77,7 @@ def build_shard(cfg: EngineConfig, spec: ModelSpec, rank: int, dev: torch.device
     runner = ModelRunner(model, blocks, cfg.block_size, cuda_graphs=cfg.cuda_graphs,
                          max_graph_batch=min(512, cfg.max_num_seqs), fuse=cfg.fuse_elementwise,
                          pad_tokens_to=cfg.pad_tokens_to, kv_dtype=KV_DTYPES.get(cfg.kv_cache_dtype),
-                         # an FP8 cache is read through the PyTorch attention path: eager steps with a prefill
-                         piecewise_tokens=cfg.max_num_batched_tokens
-                         if cfg.piecewise_graphs and cfg.kv_cache_dtype != "fp8" else None,
+                         piecewise_tokens=cfg.max_num_batched_tokens if cfg.piecewise_graphs else None,
                          piecewise_uncaptured=cfg.piecewise_uncaptured)
     graphs = 0
     # with the paged kernel, table width costs nothing but its bytes, so doubling widths can all be captured

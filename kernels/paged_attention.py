@@ -10,14 +10,16 @@ HEAD_DIMS = (64, 128)
 # query heads per KV head: every group up to 8 (Qwen2.5-7B has 7, Qwen2.5-32B at TP=2 has 5); a group left out
 # here makes the engine's attention fall back to the PyTorch path, several times slower at serving batch sizes
 GROUPS = (1, 2, 3, 4, 5, 6, 7, 8)
-_NAMES = tuple(f"paged_decode<{d},{g}>" for d in HEAD_DIMS for g in GROUPS) + tuple(
+# the cache formats read: bf16, and FP8 e4m3 with scale 1 (kv_cache_dtype fp8), by bytes per element
+KV_DTYPES = {torch.bfloat16: 2, torch.float8_e4m3fn: 1}
+_NAMES = tuple(f"paged_decode<{d},{g},{b}>" for d in HEAD_DIMS for g in GROUPS for b in (2, 1)) + tuple(
     f"paged_combine<{d}>" for d in HEAD_DIMS)
 
 
 def supports(q: torch.Tensor, k_cache: torch.Tensor) -> bool:
     nh, hd = q.shape[1], q.shape[2]
     nkv = k_cache.shape[2]
-    return (q.dtype == k_cache.dtype == torch.bfloat16 and hd in HEAD_DIMS and nh % nkv == 0
+    return (q.dtype == torch.bfloat16 and k_cache.dtype in KV_DTYPES and hd in HEAD_DIMS and nh % nkv == 0
             and nh // nkv in GROUPS and q.stride(2) == 1 and q.stride(1) == hd and k_cache.is_contiguous())
 
 
@@ -54,8 +56,8 @@ class DecodeLaunch:
                  partition: int | None = None):
         if not supports(q, k_cache):
             raise ValueError(f"paged_decode: unsupported q {tuple(q.shape)} {q.dtype} / cache "
-                             f"{tuple(k_cache.shape)} {k_cache.dtype} (bf16, head dim in {HEAD_DIMS}, GQA group "
-                             f"in {GROUPS})")
+                             f"{tuple(k_cache.shape)} {k_cache.dtype} (bf16 queries, a bf16 or FP8 e4m3 cache, head "
+                             f"dim in {HEAD_DIMS}, GQA group in {GROUPS})")
         if block_tables.dtype != torch.int64 or context_lens.dtype != torch.int64:
             raise ValueError("paged_decode: block_tables and context_lens must be int64")
         B, nh, D = q.shape
@@ -75,8 +77,8 @@ class DecodeLaunch:
         self._head = runtime.convert((q, q.stride(0)))
         self._tail = runtime.convert((tables, W, context_lens, bs.bit_length() - 1, nkv, out, *parts, P, nparts,
                                       float(scale)))
-        self._main = runtime.launcher(runtime.function("paged_attention", f"paged_decode<{D},{nh // nkv}>",
-                                                       _NAMES), (nparts, nkv, B), (128,))
+        name = f"paged_decode<{D},{nh // nkv},{KV_DTYPES[k_cache.dtype]}>"
+        self._main = runtime.launcher(runtime.function("paged_attention", name, _NAMES), (nparts, nkv, B), (128,))
         self._comb = None
         if nparts > 1:
             self._comb = runtime.launcher(runtime.function("paged_attention", f"paged_combine<{D}>", _NAMES),
@@ -90,7 +92,7 @@ class DecodeLaunch:
 
 
 def reference(q, k_cache, v_cache, block_tables, context_lens, scale: float) -> torch.Tensor:
-    """float64: gather each sequence's KV to contiguous and attend with SDPA."""
+    """float64: gather each sequence's KV to contiguous and attend with SDPA (an FP8 cache widened exactly)."""
     B, nh, D = q.shape
     bs, nkv = k_cache.shape[1], k_cache.shape[2]
     outs = []

@@ -129,5 +129,8 @@ def test_fp8_and_int8_engines_logits_stay_near_the_float32_reference():
     err = {k: ((v - out["fp32"]).norm() / out["fp32"].norm()).item() for k, v in out.items() if k != "fp32"}
     print(json.dumps(err))
     assert err["bf16"] < 0.1
-    for k in ("fp8", "fp8+kv8", "int8"):
-        assert err[k] < 6 * err["bf16"] + 0.05, err
+    # e4m3 keeps 4 significant bits to bf16's 8 (a 16x coarser rounding per element); INT8 with group-128 scales
+    # keeps about 8. A broken path (a scale lost or applied twice, a cache misread) errs by ~100% or more.
+    assert err["int8"] < 6 * err["bf16"] + 0.05, err
+    for k in ("fp8", "fp8+kv8"):
+        assert err[k] < 16 * err["bf16"] + 0.05, err

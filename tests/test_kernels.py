@@ -118,6 +118,22 @@ def test_prepared_decode_launch_matches_sdpa_on_every_layer_cache(lens, split):
     assert all(torch.isnan(j).all() for j in junk)
 
 
+@pytest.mark.parametrize("D,nh,nkv,lens", [(128, 32, 8, [1, 16, 300, 4096]), (64, 32, 8, [5, 1000, 33]),
+                                       (128, 20, 4, [400, 2100])])
+def test_paged_decode_reads_an_fp8_cache(D, nh, nkv, lens):
+    """An FP8 e4m3 cache (scale 1), read by the kernel: against SDPA over the same cache widened to bf16
+    (exact: every e4m3 value is a bf16 value), at every partitioning."""
+    B = len(lens)
+    kc, vc, tables, L = make_paged(B, lens, nkv, D, 16, seed=len(lens) + D)
+    kc8, vc8 = kc.to(torch.float8_e4m3fn), vc.to(torch.float8_e4m3fn)
+    q = torch.randn(B, nh, D, device="cuda").bfloat16()
+    ref = paged_attention.reference(q, kc8.bfloat16(), vc8.bfloat16(), tables, L, D ** -0.5)
+    for P in (None, 64, 512):
+        out = paged_attention.paged_decode(q, kc8, vc8, tables, L, D ** -0.5, partition=P,
+                                           out=nan_like((B, nh, D), torch.bfloat16))
+        assert rel(out, ref) < BF16_TOL
+
+
 def test_paged_decode_block_size_32():
     kc, vc, tables, L = make_paged(3, [31, 32, 95], 8, 128, 32, seed=5)
     q = torch.randn(3, 32, 128, device="cuda").bfloat16()
@@ -255,6 +271,34 @@ def test_engine_with_kernels_logits_as_close_to_fp32_as_the_pytorch_path(quant, 
     ek = ((lk - l32).norm() / l32.norm()).item()
     print(f"logits vs fp32: PyTorch path {e16:.3e}, kernels {ek:.3e}")
     assert ek <= 1.2 * e16 + 1e-3
+
+
+def test_fp8_kv_engine_reads_its_cache_with_the_kernel_as_closely_as_the_pytorch_path(monkeypatch):
+    """kv_cache_dtype fp8 with kernels on: the paged-decode kernel reads the FP8 cache (no fallback recorded),
+    decode and mixed steps run in CUDA graphs, and the forced-token logits err against fp32 no more than 1.2x
+    those of the PyTorch path over the same FP8 cache (an unread or misread cache errs by ~100%)."""
+    import copy
+
+    from contract.catalog import MODELS
+    from engine.llm import LLM, EngineConfig
+    from engine.weights import build_model
+    m = build_model(MODELS["llama-3.2-1b"], seed=5, dtype=torch.bfloat16, device="cuda")
+    ref = copy.deepcopy(m).float()
+    g = torch.Generator().manual_seed(4)
+    prompts = [torch.randint(0, 128256, (n,), generator=g).tolist() for n in (5, 70, 300, 17, 600)]
+    kw = dict(model="llama-3.2-1b", num_blocks=2048, max_num_batched_tokens=256)
+    l32 = _forced_logits(LLM(EngineConfig(dtype="float32", **kw), model=ref), prompts, 12, monkeypatch)
+    del ref
+    l8 = _forced_logits(LLM(EngineConfig(kv_cache_dtype="fp8", **kw), model=m), prompts, 12, monkeypatch)
+    fast = LLM(EngineConfig(kernels=True, kv_cache_dtype="fp8", **kw), model=m)
+    lk = _forced_logits(fast, prompts, 12, monkeypatch)
+    assert fast.kernel_fallbacks == [] and fast.runner.graphs
+    from engine.kernel_hooks import detach
+    detach(m)
+    e8 = ((l8 - l32).norm() / l32.norm()).item()
+    ek = ((lk - l32).norm() / l32.norm()).item()
+    print(f"fp8-KV logits vs fp32: PyTorch path {e8:.3e}, kernels {ek:.3e}")
+    assert ek <= 1.2 * e8 + 1e-3
 
 
 @pytest.mark.parametrize("N,K", [(6144, 4096), (4096, 4096), (4096, 14336), (3072, 2048), (100, 264)])

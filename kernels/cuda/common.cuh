@@ -26,6 +26,42 @@ __device__ __forceinline__ void unpack8(const uint4 v, float* f) {
     }
 }
 
+// one FP8 e4m3 (fn: no infinities) byte -> float, exactly: a normal value's exponent is rebiased (7 -> 127) in
+// the float's bits; a subnormal one is m * 2^-9. NaN (0x7f / 0xff) is not produced by the engine's writes
+// (they saturate) and reads as 480.
+__device__ __forceinline__ float e4m3_to_f(unsigned b) {
+    const unsigned em = b & 0x7fu, e = em >> 3;
+    const float mag = e ? __uint_as_float((em << 20) + (120u << 23)) : (float)(em & 7u) * 0.001953125f;
+    return (b & 0x80u) ? -mag : mag;
+}
+
+// two FP8 e4m3 (low byte first) -> two floats. From sm_89 on, the hardware conversion to f16x2 (exact: every
+// e4m3 value is an f16 value) then f16 -> f32: three instructions for two elements, where the bit-level path
+// above costs about ten per element -- enough to make an FP8 cache's decode compute-bound and slower than bf16's.
+__device__ __forceinline__ void e4m3x2_to_f2(unsigned v, float& a, float& b) {
+#if __CUDA_ARCH__ >= 890
+    unsigned h2;
+    unsigned short lo, hi;
+    asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(h2) : "h"((unsigned short)v));
+    asm("mov.b32 {%0, %1}, %2;" : "=h"(lo), "=h"(hi) : "r"(h2));
+    asm("cvt.f32.f16 %0, %1;" : "=f"(a) : "h"(lo));
+    asm("cvt.f32.f16 %0, %1;" : "=f"(b) : "h"(hi));
+#else
+    a = e4m3_to_f(v & 0xffu);
+    b = e4m3_to_f((v >> 8) & 0xffu);
+#endif
+}
+
+// 8 FP8 e4m3 packed in a uint2 -> 8 floats
+__device__ __forceinline__ void unpack8_e4m3(const uint2 v, float* f) {
+    const unsigned w[2] = {v.x, v.y};
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        e4m3x2_to_f2(w[i] & 0xffffu, f[4 * i], f[4 * i + 1]);
+        e4m3x2_to_f2(w[i] >> 16, f[4 * i + 2], f[4 * i + 3]);
+    }
+}
+
 __device__ __forceinline__ uint4 pack8(const float* f) {
     unsigned w[4];
 #pragma unroll

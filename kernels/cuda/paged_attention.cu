@@ -1,18 +1,32 @@
 // Paged-attention decode: one query token per sequence, K/V read through the block table.
-// Caches are [num_blocks, block_size, nkv, D] bf16 (the engine's layout); block_size a power of two.
+// Caches are [num_blocks, block_size, nkv, D] (the engine's layout), bf16 (KVB = 2 bytes) or FP8 e4m3 with
+// scale 1 (KVB = 1: half the bytes read, which is the point of an FP8 cache in a bandwidth-bound decode);
+// block_size a power of two.
 // Grid (partition, kv head, seq): a block reads one kv head's K and V over one partition of the context
 // once, for all G query heads of that kv head (GQA). LPT = D/8 lanes share a token, 16 bytes each; a
 // block has SLOTS such token slots, each running its own online softmax over every SLOTS-th token, with
 // the K and V of U tokens loaded before the first use (8 loads of 16 bytes in flight per thread). Slots are
 // merged in shared memory, partitions by paged_combine (max-rescaled sums).
-template <int D, int G>
+template <int KVB> struct KvRow;  // one lane's 8 elements of a K or V row: how they are loaded and widened
+template <> struct KvRow<2> {
+    typedef uint4 raw;
+    __device__ __forceinline__ static void unpack(const raw& r, float* f) { unpack8(r, f); }
+};
+template <> struct KvRow<1> {
+    typedef uint2 raw;
+    __device__ __forceinline__ static void unpack(const raw& r, float* f) { unpack8_e4m3(r, f); }
+};
+
+template <int D, int G, int KVB>
 __global__ void __launch_bounds__(128) paged_decode(
-    const bf16_t* __restrict__ q, int q_stride, const bf16_t* __restrict__ kc, const bf16_t* __restrict__ vc,
+    const bf16_t* __restrict__ q, int q_stride, const unsigned char* __restrict__ kc,
+    const unsigned char* __restrict__ vc,
     const i64* __restrict__ tables, int width, const i64* __restrict__ lens, int log2_bs, int nkv,
     bf16_t* __restrict__ out, float* __restrict__ part_o, float* __restrict__ part_m, float* __restrict__ part_l,
     int P, int nparts, float scale)
 {
-    constexpr int LPT = D / 8, TPW = 32 / LPT, SLOTS = 4 * TPW, U = 4;
+    // an FP8 row is 8 bytes a lane: twice the tokens in flight keep as many bytes loading as bf16's 16
+    constexpr int LPT = D / 8, TPW = 32 / LPT, SLOTS = 4 * TPW, U = (KVB == 1 && G <= 4) ? 8 : 4;
     constexpr float LOG2E = 1.4426950408889634f;
     __shared__ float sm_m[SLOTS][G], sm_l[SLOTS][G];
     __shared__ float4 sm_acc4[SLOTS * G * D / 4];
@@ -42,6 +56,7 @@ __global__ void __launch_bounds__(128) paged_decode(
         l[g] = 0.f;
     }
     const i64* table = tables + (size_t)b * width;
+    typedef typename KvRow<KVB>::raw Raw;
     const size_t tok = (size_t)nkv * D;  // elements from one cache slot to the next
     const size_t hoff = (size_t)h * D + sub * 8;
 
@@ -50,22 +65,22 @@ __global__ void __launch_bounds__(128) paged_decode(
     // the loop bound is the warp's first slot (warp-uniform: the shuffles below need every lane)
     for (int wbase = t0 + warp * TPW; wbase < t1; wbase += SLOTS * U) {
         const int base = wbase + lane / LPT;
-        uint4 kr[U], vr[U];
+        Raw kr[U], vr[U];
 #pragma unroll
         for (int u = 0; u < U; ++u) {
             int t = base + u * SLOTS;
-            kr[u] = vr[u] = make_uint4(0u, 0u, 0u, 0u);
+            kr[u] = vr[u] = Raw();
             if (t < t1) {
-                size_t off = ((size_t)table[t >> log2_bs] << log2_bs | (t & bmask)) * tok + hoff;
-                kr[u] = *reinterpret_cast<const uint4*>(kc + off);
-                vr[u] = *reinterpret_cast<const uint4*>(vc + off);
+                size_t off = (((size_t)table[t >> log2_bs] << log2_bs | (t & bmask)) * tok + hoff) * KVB;
+                kr[u] = *reinterpret_cast<const Raw*>(kc + off);
+                vr[u] = *reinterpret_cast<const Raw*>(vc + off);
             }
         }
         float s[U][G];
 #pragma unroll
         for (int u = 0; u < U; ++u) {
             float kf[8];
-            unpack8(kr[u], kf);
+            KvRow<KVB>::unpack(kr[u], kf);
 #pragma unroll
             for (int g = 0; g < G; ++g) {
                 float d = 0.f;
@@ -91,7 +106,7 @@ __global__ void __launch_bounds__(128) paged_decode(
 #pragma unroll
         for (int u = 0; u < U; ++u) {
             float vf[8];
-            unpack8(vr[u], vf);
+            KvRow<KVB>::unpack(vr[u], vf);
 #pragma unroll
             for (int g = 0; g < G; ++g) {
                 const float p = s[u][g] == -INFINITY ? 0.f : exp2f(s[u][g] - m[g]);

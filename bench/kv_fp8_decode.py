@@ -2,6 +2,7 @@
 planner's prediction for the same steps (H100 product profile).
 
     python bench/kv_fp8_decode.py --out kv_fp8.json        # on a GPU, about 2 minutes
+    python bench/kv_fp8_decode.py --compare bench/results/kv_fp8_decode_h100.json   # here: the planner's side again
 
 Llama-3.1-8B shape (random bf16 weights), kernels and CUDA graphs on: 64 sequences of 2000-token prompts
 decode 48 tokens each, so decode steps read about 130k tokens of KV per layer -- the part of the step an FP8
@@ -60,22 +61,28 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path)
     ap.add_argument("--profile", type=Path, default=Path("planner/data/profiles/h100.json.gz"))
+    ap.add_argument("--compare", type=Path, help="a committed measurement: recompute the planner's side only")
     a = ap.parse_args()
-    import torch
-    rows = [measure(kv) for kv in ("auto", "fp8")]
+    if a.compare:
+        res = json.loads(a.compare.read_text())
+        rows = res["rows"]
+    else:
+        import torch
+        rows = [measure(kv) for kv in ("auto", "fp8")]
     for r in rows:
         r["planner_decode_step_s"] = predicted(r["kv_cache_dtype"], a.profile)
         r["planner_error"] = r["planner_decode_step_s"] / r["decode_b64_step_s"] - 1
     b, f = rows
-    res = {"device": torch.cuda.get_device_name(), "model": MODEL, "batch": BATCH, "prompt": PROMPT, "new": NEW,
-           "rows": rows, "fp8_speedup": b["decode_b64_step_s"] / f["decode_b64_step_s"],
-           "planner_fp8_speedup": b["planner_decode_step_s"] / f["planner_decode_step_s"]}
+    if not a.compare:
+        res = {"device": torch.cuda.get_device_name(), "model": MODEL, "batch": BATCH, "prompt": PROMPT, "new": NEW}
+    res.update(rows=rows, fp8_speedup=b["decode_b64_step_s"] / f["decode_b64_step_s"],
+               planner_fp8_speedup=b["planner_decode_step_s"] / f["planner_decode_step_s"])
     for r in rows:
         print(f"KV {r['kv_cache_dtype']:4}: measured {r['decode_b64_step_s'] * 1e3:.2f} ms, planner "
               f"{r['planner_decode_step_s'] * 1e3:.2f} ms ({r['planner_error']:+.1%})")
     print(f"FP8 KV vs bf16 KV, decode step at batch {BATCH}: measured {res['fp8_speedup']:.2f}x, "
           f"planner {res['planner_fp8_speedup']:.2f}x")
-    if a.out:
+    if a.out and not a.compare:
         a.out.write_text(json.dumps(res, indent=1))
 
 

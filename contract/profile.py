@@ -10,7 +10,7 @@ import gzip
 import json
 import math
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -61,6 +61,9 @@ class AttnRow(_S):
     # decode: contexts uniform in [1 - spread, 1 + spread] x `context` (a serving batch's spread), blocks
     # scattered over a large pool, KV read cold; 0: every sequence at `context` (profiles before this field)
     spread: float = Field(0.0, ge=0, lt=1)
+    # the KV cache's format the kernel read: "bf16", or "fp8" (e4m3, kv_cache_dtype fp8); tables of the two
+    # are never mixed
+    kv_dtype: Literal["bf16", "fp8"] = "bf16"
 
 
 class AllReduceRow(_S):
@@ -205,9 +208,9 @@ def add_tables(base: Profile, extra: Profile) -> Profile:
     shapes = {(r.quantization, r.kernel, r.n, r.k) for r in gemm}  # shapes base has no rows of, any format
     gemm += [r for r in extra.gemm if (r.quantization, r.kernel) not in new
              and (r.quantization, r.kernel, r.n, r.k) not in shapes]
-    layouts = {(r.kind, r.heads, r.kv_heads, r.head_dim) for r in base.attention}
+    layouts = {(r.kind, r.heads, r.kv_heads, r.head_dim, r.kv_dtype) for r in base.attention}
     attention = list(base.attention) + [r for r in extra.attention
-                                        if (r.kind, r.heads, r.kv_heads, r.head_dim) not in layouts]
+                                        if (r.kind, r.heads, r.kv_heads, r.head_dim, r.kv_dtype) not in layouts]
     have = {(r.tp, r.graph) for r in base.allreduce}  # eager and in-graph tables are kept apart
     allreduce = list(base.allreduce) + [r for r in extra.allreduce if (r.tp, r.graph) not in have]
     iterations = list(base.iterations) + [r for r in extra.iterations if r.tp > 1]

@@ -201,7 +201,7 @@ def decode_attention_time(decode, q, kc, vc, lens, rng, cold: bool = True, scatt
     """GPU seconds of one layer's paged decode at these context lengths, over the pool (kc, vc); `cold`: a
     different table each call until COLD_BYTES have been read, so no call finds its KV in L2."""
     bs, kvh, hd = kc.shape[1], kc.shape[2], kc.shape[3]
-    per_set = int(lens.sum()) * kvh * hd * 2 * 2
+    per_set = int(lens.sum()) * kvh * hd * 2 * kc.element_size()
     sets = min(256, max(1, -(-COLD_BYTES // per_set))) if cold else 1
     sets = max(1, min(sets, (kc.shape[0] - 1) // max(1, blocks_for(lens, bs))))
     tables = decode_tables(lens, bs, kc.shape[0], sets, scattered, rng)
@@ -217,7 +217,15 @@ def decode_attention_time(decode, q, kc, vc, lens, rng, cold: bool = True, scatt
 
 def measure_attention(layouts, batches=DECODE_BATCHES, contexts=DECODE_CONTEXTS,
                       chunks=(16, 64, 256, 1024, 4096), before=(0, 1024, 4096), bs: int = 16, log=print,
-                      kernels: bool = False, spread: float = DECODE_SPREAD, pool_gib: float = 12.0):
+                      kernels: bool = False, spread: float = DECODE_SPREAD, pool_gib: float = 12.0,
+                      kv_dtype: str = "bf16"):
+    """Decode and prefill attention tables per layout. kv_dtype "fp8": decode only, over an FP8 e4m3 cache read
+    by the paged kernel (prefill widens the gathered K/V to bf16 first, so its bf16 table stands)."""
+    if kv_dtype == "fp8":
+        if not kernels:
+            raise ValueError("an FP8-KV attention table is the paged kernel's: calibrate with kernels on")
+        chunks = ()
+    elt = 1 if kv_dtype == "fp8" else 2
     rows = []
 
     def decode(q, kc, vc, t, cl, scale, out):
@@ -229,9 +237,11 @@ def measure_attention(layouts, batches=DECODE_BATCHES, contexts=DECODE_CONTEXTS,
     for heads, kvh, hd in layouts:
         rng = np.random.default_rng(heads * 1000 + kvh * 10 + hd)
         scale = hd ** -0.5
-        pool = int(pool_gib * 2**30 / (2 * bs * kvh * hd * 2))
+        pool = int(pool_gib * 2**30 / (2 * bs * kvh * hd * elt))
         kc = torch.randn(pool, bs, kvh, hd, device="cuda", dtype=torch.bfloat16)
         vc = torch.randn_like(kc)
+        if kv_dtype == "fp8":
+            kc, vc = kc.to(torch.float8_e4m3fn), vc.to(torch.float8_e4m3fn)
         for b in batches:
             for c in contexts:
                 lens = spread_lengths(b, c, spread, rng)
@@ -240,7 +250,7 @@ def measure_attention(layouts, batches=DECODE_BATCHES, contexts=DECODE_CONTEXTS,
                 q = torch.randn(b, heads, hd, device="cuda", dtype=torch.bfloat16)
                 t = decode_attention_time(decode, q, kc, vc, lens, rng)
                 rows.append(AttnRow(kind="decode", heads=heads, kv_heads=kvh, head_dim=hd, a=b, context=c, seconds=t,
-                                    spread=spread if b > 1 else 0.0))
+                                    spread=spread if b > 1 else 0.0, kv_dtype=kv_dtype))
         del kc, vc
         torch.cuda.empty_cache()
         for n in chunks:
@@ -498,7 +508,7 @@ def calibrate(gpu: str, models=("llama-3.2-1b", "llama-3.1-8b"), gemm_models=("l
     return prof
 
 
-EXTRA_PARTS = ("gemm", "allreduce", "iterations", "attention", "gemm_bf16")
+EXTRA_PARTS = ("gemm", "allreduce", "iterations", "attention", "gemm_bf16", "attention_fp8kv")
 
 
 def attention_layouts(models, tps=(1, 2, 4)) -> list[tuple[int, int, int]]:
@@ -540,6 +550,11 @@ def calibrate_extra(gpu: str, serve_tp: int = 1, models=("llama-3.2-1b", "llama-
         lay = attention_layouts(shape_models)
         prof.attention = measure_attention(lay, log=log, kernels=kernels)
         log(f"attention of {', '.join(shape_models)}: {len(lay)} layouts {lay}, {len(prof.attention)} rows, "
+            f"{time.time() - t0:.0f} s")
+    if "attention_fp8kv" in parts:  # decode over an FP8 cache: the calibrated models' layouts and shape_models'
+        lay = sorted(set(attention_layouts(models, tps=(1,))) | set(attention_layouts(shape_models)))
+        prof.attention += measure_attention(lay, log=log, kernels=kernels, kv_dtype="fp8")
+        log(f"FP8-KV decode attention: {len(lay)} layouts, {sum(r.kv_dtype == 'fp8' for r in prof.attention)} rows, "
             f"{time.time() - t0:.0f} s")
     if "allreduce" in parts and torch.cuda.device_count() > 1:
         prof.allreduce = [AllReduceRow(**r) for r in allreduce_table()]

@@ -130,7 +130,9 @@ def calibrate(gpu: str = typer.Option(..., help="catalog GPU this device stands 
               extra: bool = typer.Option(False, help="only the tables a bf16 calibration lacks: FP8/INT8 GEMMs, "
                                          "all-reduce, TP serving iterations (merge with planner profile-add)"),
               parts: str = typer.Option("gemm,allreduce,iterations", help="with --extra: which of them (also: "
-                                        "attention, gemm_bf16 -- of the --shape-models)"),
+                                        "attention, gemm_bf16 -- of the --shape-models; attention_fp8kv -- "
+                                        "decode attention over an FP8 cache, the --models' and --shape-models' "
+                                        "layouts)"),
               models: str = typer.Option("llama-3.2-1b,llama-3.1-8b", help="with --extra --parts iterations: the "
                                          "models whose serving iterations are timed (one TP engine per process is "
                                          "safest: run one model per call)"),
@@ -155,6 +157,8 @@ def calibrate(gpu: str = typer.Option(..., help="catalog GPU this device stands 
         if {"attention", "gemm_bf16"} & set(parts.split(",")) and not sm:
             raise InputError([("--shape-models", "the attention and gemm_bf16 parts measure these models' shapes: "
                                "name at least one")])
+        if "attention_fp8kv" in parts.split(",") and not kernels:
+            raise InputError([("--parts", "attention_fp8kv times the paged kernel: leave the kernels on")])
         if tp > 1 and not extra:
             raise InputError([("--tp", "TP serving iterations are measured with --extra")])
         if out is not None and not out.name.endswith((".json", ".json.gz")):

@@ -54,7 +54,9 @@ class Backend:
         return paged_attention.DecodeLaunch(q, k_cache, block_tables, context_lens, scale, out)
 
     def rope_cache(self, qkv, cos, sin, slots, k_cache, v_cache, nh, nkv):
-        if self._skip() or qkv.dtype != torch.bfloat16 or k_cache.dtype != qkv.dtype or not qkv.is_cuda:
+        if self._skip() or qkv.dtype != torch.bfloat16 or not qkv.is_cuda:
+            return None
+        if k_cache.dtype != qkv.dtype and not (k_cache.dtype == torch.float8_e4m3fn and fused.fp8_writes()):
             return None
         return fused.rope_cache(qkv, cos, sin, slots, k_cache, v_cache, nh, nkv)
 

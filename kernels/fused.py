@@ -46,9 +46,20 @@ def rope_cache(qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, slots: t
         raise ValueError(f"rope_cache: qkv must be bf16 [T, {(nh + 2 * nkv) * D}], got {tuple(qkv.shape)} {qkv.dtype}")
     if slots.dtype != torch.int64 or slots.shape[0] != T:
         raise ValueError("rope_cache: slots must be int64 [T]")
+    fp8 = k_cache.dtype == torch.float8_e4m3fn
+    if fp8 and not fp8_writes():
+        raise ValueError("rope_cache: an FP8 cache is written by the kernel from sm_89 on")
+    if k_cache.dtype not in (torch.bfloat16, torch.float8_e4m3fn) or v_cache.dtype != k_cache.dtype:
+        raise ValueError(f"rope_cache: caches must be bf16 or FP8 e4m3 alike, got {k_cache.dtype} / {v_cache.dtype}")
     q = torch.empty(T, nh, D, dtype=qkv.dtype, device=qkv.device)
     # few tokens: spread each token's heads over several blocks (one block per token left most SMs idle)
     Y = 1 if T >= 64 else max(1, min(16, -(-((nh + nkv) * D // 2) // 256)))
-    runtime.launch(runtime.function("fused", "rope_cache"), (T, Y), (256,),
-                   (qkv.contiguous(), cos.contiguous(), sin.contiguous(), slots, q, k_cache, v_cache, nh, nkv, D))
+    kc, vc = (k_cache.view(torch.uint8), v_cache.view(torch.uint8)) if fp8 else (k_cache, v_cache)
+    runtime.launch(runtime.function("fused", "rope_cache_fp8" if fp8 else "rope_cache"), (T, Y), (256,),
+                   (qkv.contiguous(), cos.contiguous(), sin.contiguous(), slots, q, kc, vc, nh, nkv, D))
     return q
+
+
+def fp8_writes() -> bool:
+    """Whether this GPU converts to FP8 e4m3 in hardware (sm_89 and later), which the FP8 cache write uses."""
+    return int(runtime.arch().removeprefix("sm_")) >= 89

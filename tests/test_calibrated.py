@@ -568,7 +568,8 @@ def test_profile_refuses_a_non_positive_host_benchmark_sample():
 
 H100_EXTRAS = ["h100x4_allreduce_graph.json.gz", "h100_shapes_qwen2.5-3b.json.gz", "h100_shapes_qwen2.5-7b.json.gz",
                "h100_shapes_qwen2.5-32b.json.gz", "h100_shapes_llama-70b-8b.json.gz",
-               "h100x4_tp2_iterations_8b.json.gz", "h100x4_tp4_iterations.json.gz", "h100_fp8_int8_gemms.json.gz"]
+               "h100x4_tp2_iterations_8b.json.gz", "h100x4_tp4_iterations.json.gz", "h100_fp8_int8_gemms.json.gz",
+               "h100_attention_fp8kv.json.gz"]
 
 
 def test_product_profile_is_the_pool_of_the_committed_h100_calibrations():
@@ -685,3 +686,43 @@ def test_uncalibrated_model_takes_a_calibrated_models_overhead_scaled_by_shape()
     assert set(cal.jitter_ratios) == {"decode", "prefill"}
     # a calibrated model keeps its own fit
     assert donor.overhead_from is None and donor.overhead_source == "iterations"
+
+
+@functools.lru_cache(maxsize=None)
+def _h100_profile() -> Profile:
+    return Profile.load(ROOT / "planner" / "data" / "profiles" / "h100.json.gz")
+
+
+def test_fp8_kv_decode_uses_its_own_measured_table_and_bf16_never_does():
+    """An FP8 cache's decode attention comes from the profile's FP8 table where there is one (no halving on top),
+    from the bf16 table with the bytes halved where there is none; a bf16 cache never reads FP8 rows."""
+    from contract.profile import add_tables
+    base = _h100_profile().model_copy(update={"attention": [r for r in _h100_profile().attention
+                                                            if r.kv_dtype == "bf16"]})
+    m, gpu = MODELS["llama-3.1-8b"], GPUS["H100-SXM"]
+    # an FP8 table that reads exactly as slowly as bf16 does: the model must then predict no gain at all
+    same = [r.model_copy(update={"kv_dtype": "fp8"}) for r in base.attention if r.kind == "decode"]
+    extra = base.model_copy(update={"attention": same, "gemm": [], "allreduce": [], "iterations": []})
+    with_fp8 = add_tables(base, extra)
+    assert sum(r.kv_dtype == "fp8" for r in with_fp8.attention) == len(same)  # kept beside the bf16 rows
+    ctx = 64 * 2000
+    bf16 = CalibratedCostModel(base, m, gpu).decode_time(64, ctx)
+    halved = CalibratedCostModel(base, m, gpu, kv_cache_dtype="fp8").decode_time(64, ctx)
+    measured = CalibratedCostModel(with_fp8, m, gpu, kv_cache_dtype="fp8")
+    assert "measured FP8 table" in measured.description
+    # the host overhead is fitted on the serving iterations as they ran (bf16 cache), whatever is predicted
+    assert measured.ovh == CalibratedCostModel(with_fp8, m, gpu).ovh
+    assert CalibratedCostModel(base, m, gpu, kv_cache_dtype="fp8").ovh == measured.ovh
+    assert measured.decode_time(64, ctx) == pytest.approx(bf16, rel=1e-9)
+    assert halved < 0.9 * bf16  # the extrapolation: about half the attention's bytes saved
+    # a slower FP8 table is charged as measured; the bf16 cache's prediction does not move with FP8 rows present
+    slow = [r.model_copy(update={"seconds": 2 * r.seconds}) for r in same]
+    slower = add_tables(base, extra.model_copy(update={"attention": slow}))
+    assert CalibratedCostModel(slower, m, gpu, kv_cache_dtype="fp8").decode_time(64, ctx) > 1.2 * bf16
+    assert CalibratedCostModel(slower, m, gpu).decode_time(64, ctx) == pytest.approx(bf16, rel=1e-9)
+    # a serving stack's FP8-KV kernels are costed by bytes, not by this engine's FP8 table
+    from planner.cost.stack import StackCostModel
+    from planner.stacks import load_stack
+    st = load_stack("trtllm")
+    by_bytes = StackCostModel(base, m, gpu, st, kv_cache_dtype="fp8").decode_time(64, ctx)
+    assert StackCostModel(slower, m, gpu, st, kv_cache_dtype="fp8").decode_time(64, ctx) == pytest.approx(by_bytes)

@@ -213,7 +213,9 @@ def test_dashboard_uploads_give_a_message_not_a_traceback(content):
                                           "--shape-models", "qwen9"], "--shape-models"),
                                         (["calibrate", "--gpu", "H100-SXM", "--extra", "--parts", "iterations",
                                           "--models", "nope"], "--models"),
-                                        (["calibrate", "--gpu", "H100-SXM", "--extra", "--parts", "kv"], "--parts")])
+                                        (["calibrate", "--gpu", "H100-SXM", "--extra", "--parts", "kv"], "--parts"),
+                                        (["calibrate", "--gpu", "H100-SXM", "--extra", "--parts", "attention_fp8kv"],
+                                         "--parts")])
 def test_engine_cli_errors_name_the_option(args, field):
     pytest.importorskip("torch")
     from engine.cli import app as engine_app

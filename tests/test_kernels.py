@@ -209,6 +209,14 @@ def test_rope_cache_rotates_and_writes_slots_like_the_pytorch_path(T):
     untouched = torch.ones(slots_total, dtype=torch.bool)
     untouched[slots.cpu()] = False
     assert torch.isnan(kc[untouched.cuda()]).all()
+    if fused.fp8_writes():  # an FP8 cache: the same bf16 values, narrowed as PyTorch narrows them (nearest even)
+        k8 = torch.zeros((slots_total, nkv, D), dtype=torch.float8_e4m3fn, device="cuda")
+        v8 = torch.zeros_like(k8)
+        assert torch.equal(fused.rope_cache(qkv, cos, sin, slots, k8, v8, nh, nkv), q)
+        u8 = torch.uint8
+        assert torch.equal(k8.view(u8)[slots], qk[:, nh:].to(torch.float8_e4m3fn).view(u8))
+        assert torch.equal(v8.view(u8)[slots], qkv[:, (nh + nkv) * D:].view(T, nkv, D).to(torch.float8_e4m3fn).view(u8))
+        assert not k8.view(u8)[untouched.cuda()].any()
 
 
 def _forced_logits(llm, prompts, steps, monkeypatch):

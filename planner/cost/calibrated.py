@@ -98,6 +98,7 @@ class _Table2D:
 class CalibratedCostModel(StepCostModel):
     kind = "calibrated"
     fit_own_overhead = True  # False: the operator tables only (planner/cost/stack.py adds a stack's overhead)
+    engine_fp8_kv_table = True  # an FP8 cache's decode attention from the engine kernel's FP8 table, if measured
 
     def __init__(self, profile: Profile, model, gpu, max_num_batched_tokens: int | None = None, **roofline_kw):
         """max_num_batched_tokens: the served engine's; with a piecewise-graph profile, a step with a prefill
@@ -118,8 +119,15 @@ class CalibratedCostModel(StepCostModel):
                                else ""))
         quant = roofline_kw.get("quantization", "bf16")
         self.kv_fp8 = roofline_kw.get("kv_cache_dtype") == "fp8"
+        # an FP8 cache's decode attention: its own measured table where the profile has one, else the bf16
+        # table with the K/V bytes halved (what a kernel that reads at bandwidth would gain; said so)
+        self.kv_fp8_measured = self.kv_fp8 and self.engine_fp8_kv_table and any(
+            r.kv_dtype == "fp8" and r.kind == "decode" for r in profile.attention)
         if self.kv_fp8:
-            self.description += "; FP8 KV cache: decode attention's K/V bytes halved from the bf16 tables (EXTRAPOLATED)"
+            self.description += ("; FP8 KV cache: decode attention from its measured FP8 table"
+                                 if self.kv_fp8_measured else
+                                 "; FP8 KV cache: decode attention's K/V bytes halved from the bf16 tables "
+                                 "(EXTRAPOLATED)")
         self._gemm_memo: dict = {}
         measured = {r.quantization for r in profile.gemm}
         # a weight format the profile has no table for: its bf16 times, each scaled by the ratio of the format's
@@ -172,10 +180,14 @@ class CalibratedCostModel(StepCostModel):
             self.overhead_source, self.fit_points = ref.overhead_source, ref.fit_points
             self.ovh_a, self.ovh_b = self.ovh["decode"]
         else:
-            predict = (self.gemm_tables, self._scale_quant)
+            # ... with a bf16 KV cache too: the fit subtracts the attention the iterations ran, not the predicted
+            # format's (an FP8 cache's table, or its halved bytes, would leave the difference in the overhead)
+            predict = (self.gemm_tables, self._scale_quant, self.kv_fp8, self.kv_fp8_measured, self.dec)
             self.gemm_tables, self._scale_quant = self.head_tables, None
+            self.kv_fp8 = self.kv_fp8_measured = False
+            self.dec = self._attn_table("decode")
             self._fit_overhead(roofline_kw.get("step_overhead_s", 1.5e-4))
-            self.gemm_tables, self._scale_quant = predict
+            self.gemm_tables, self._scale_quant, self.kv_fp8, self.kv_fp8_measured, self.dec = predict
             self._gemm_memo.clear()
         self.host_share = self._host_share()
         if self.host_share:
@@ -231,7 +243,8 @@ class CalibratedCostModel(StepCostModel):
 
     # ---------------------------------------------------------------- tables
     def _attn_table(self, kind: str):
-        rows = [r for r in self.profile.attention if r.kind == kind]
+        kv = "fp8" if kind == "decode" and self.kv_fp8_measured else "bf16"  # prefill reads a widened copy
+        rows = [r for r in self.profile.attention if r.kind == kind and r.kv_dtype == kv]
         if not rows:
             return None
         layouts = {(r.heads, r.kv_heads, r.head_dim) for r in rows}
@@ -495,8 +508,8 @@ class CalibratedCostModel(StepCostModel):
             n_seq = max(S - len(prefill), 1)
             ideal = ctx_sum * src.kv_tok_layer / src.bw  # one layer's K and V, read once
             t = tab(n_seq, ctx_sum / n_seq) * sc
-            if self.kv_fp8:  # tables read a bf16 cache; an FP8 one streams half the bytes (ideal is FP8's here)
-                t = max(t - ideal, 0.5 * t)
+            if self.kv_fp8 and not self.kv_fp8_measured:  # a bf16 table: an FP8 cache streams half the bytes
+                t = max(t - ideal, 0.5 * t)  # (ideal is FP8's here)
             a += self._extrapolate(t, ideal, "bandwidth", scaled, DECODE_ATTN_P) * self.L
         elif ctx_sum:
             a += ctx_sum * self.roof.decode_attn_per_ctx

@@ -16,6 +16,9 @@ from planner.cost.calibrated import CalibratedCostModel
 class StackCostModel(CalibratedCostModel):
     kind = "stack"
     fit_own_overhead = False
+    # an FP8-KV attention table times this engine's kernel, which converts e4m3 on the ALUs and gains little
+    # over bf16; the stacks' FP8-KV kernels are costed by the bytes they stream (the bf16 table, bytes halved)
+    engine_fp8_kv_table = False
 
     def __init__(self, profile, model, gpu, stack, max_num_batched_tokens: int | None = None, **roofline_kw):
         super().__init__(profile, model, gpu, max_num_batched_tokens, **roofline_kw)

@@ -1,23 +1,4 @@
 #!/usr/bin/env bash
-# Device round 9 (1x H100, < 8 min): the paged-decode kernel reading an FP8 KV cache.
-#   1. GPU tests: tests/test_kernels.py (every paged-decode instance, the FP8-cache kernel test, the FP8-KV engine
-#      against the PyTorch path) and the 1-GPU quantized-engine test;
-#   2. bench/kv_fp8_decode.py: 8B decode at batch 64, ~2000 tokens of context, bf16 KV vs FP8 KV, beside the planner;
-#   3. grid 3's FP8-KV run served again with the kernel (a re-run of a scored cell: post hoc, not a held-out figure).
-# Usage on the device: bash lab/device/round9.sh   (results: $OUT/round9.tgz)
-source lab/device/common.sh round9
-stamp "setup done"
-timeout 240 python3 -m pytest -q -p no:cacheprovider tests/test_kernels.py \
-  "tests/test_gpu_tp_quant.py::test_fp8_and_int8_engines_logits_stay_near_the_float32_reference" -s \
-  > "$OUT/gpu_tests.log" 2>&1; stamp "GPU tests done ($?)"
-timeout 200 python3 bench/kv_fp8_decode.py --out "$OUT/kv_fp8_decode_h100.json" > "$OUT/kv_fp8_decode.log" 2>&1
-stamp "kv fp8 bench done ($?)"
-mkdir -p "$OUT/heldout/q"
-for r in 0 1; do
-  if [ "$(el)" -lt 400 ]; then
-    timeout 90 python3 -m lab.heldout serve --grid lab/validation/heldout/grid3.yaml --list q --only g3-fp8kv-8b-sharegpt-0.95 \
-      --replica $r --out "$OUT/heldout/q" >> "$OUT/heldout/q/lane.log" 2>&1; stamp "fp8kv replica $r done ($?)"
-  fi
-done
-tail -n 5 "$OUT/gpu_tests.log"; grep -e "fp8-KV\|FP8 KV\|KV " "$OUT/gpu_tests.log" "$OUT/kv_fp8_decode.log"
-grep -v -e Warning -e return "$OUT/heldout/q/lane.log" | tail -n 4; cat "$OUT/timeline.txt"
+# Device round 9 (1x H100): the paged-decode kernel reading an FP8 KV cache (bit-level e4m3 conversion), every
+# test of tests/test_kernels.py. Usage on the device: bash lab/device/round9.sh   (results: $OUT/round9.tgz)
+bash lab/device/fp8kv.sh round9

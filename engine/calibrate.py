@@ -410,7 +410,7 @@ def ramp_trace(rate: float, seconds: float = 28.0, shares=(0.02, 0.1, 0.2, 0.3, 
 
 def measure_iterations(model, dec64: float | None, kernels: bool = False, seconds: float = 28.0,
                        repeats: int = 2, log=print, host_samples: list | None = None, tp: int = 1,
-                       name: str | None = None) -> list[IterRow]:
+                       name: str | None = None, max_num_seqs: int | None = None) -> list[IterRow]:
     """The engine's whole iterations (schedule + forward + sample + bookkeeping, start to next start) while
     serving a rate ramp in real time, with the validation runs' knobs. What no operator table holds --
     Python scheduling per sequence, the time between steps -- is in these; the calibrated cost model fits
@@ -418,9 +418,12 @@ def measure_iterations(model, dec64: float | None, kernels: bool = False, second
     `repeats` ramps (own seeds, a fresh engine each), pooled: two back-to-back replays of one ramp on one
     H100 differed by 3-13% per batch bin in mean iteration time (bench/ramp_vs_run.py), so one replay is a
     noisy sample of what the engine does. `host_samples`, when given, gets engine.host_speed's benchmark
-    before each ramp and after the last: the host's speed while these iterations were timed."""
+    before each ramp and after the last: the host's speed while these iterations were timed. `max_num_seqs`
+    (default the validation knobs' 64) lets a ramp reach larger batches: a fit on batches up to 64 extrapolates
+    the per-sequence host cost beyond them."""
+    mns = max_num_seqs or RAMP_KNOBS.max_num_seqs
     mean_out = sum(RAMP_LENGTHS["output"]) / 2
-    rate = RAMP_KNOBS.max_num_seqs / (mean_out * (dec64 or 0.01))
+    rate = mns / (mean_out * (dec64 or 0.01))
     rows = []
     name = name or model.spec.name
     for rep in range(repeats):
@@ -428,7 +431,7 @@ def measure_iterations(model, dec64: float | None, kernels: bool = False, second
             host_samples.append(host_benchmark())
         tr = ramp_trace(rate, seconds, seed=7 + rep)
         # tensor-parallel: the engine builds its own shards, one process per GPU
-        knobs = engine_knobs(RAMP_KNOBS) | {"tensor_parallel_size": tp}
+        knobs = engine_knobs(RAMP_KNOBS) | {"tensor_parallel_size": tp, "max_num_seqs": mns}
         llm = LLM(EngineConfig(model=name, kernels=kernels, **knobs), model=model if tp == 1 else None)
         llm.generate([[1] * 64] * 2, SamplingParams(max_tokens=4))  # warm-up
         llm.log_steps = True
@@ -525,7 +528,8 @@ def attention_layouts(models, tps=(1, 2, 4)) -> list[tuple[int, int, int]]:
 
 def calibrate_extra(gpu: str, serve_tp: int = 1, models=("llama-3.2-1b", "llama-3.1-8b"),
                     gemm_models=("llama-3.2-1b", "llama-3.1-8b", "llama-3.1-70b"), tps=(1, 2, 4, 8), ramps: int = 1,
-                    kernels: bool = True, parts=EXTRA_PARTS, shape_models=(), log=print) -> Profile:
+                    kernels: bool = True, parts=EXTRA_PARTS, shape_models=(), log=print,
+                    ramp_max_seqs: int | None = None) -> Profile:
     """The tables a bf16 single-GPU calibration does not hold: FP8 and INT8 GEMMs (as the engine serves them),
     the all-reduce table by TP degree (several GPUs), serving iterations of a TP `serve_tp` engine, and for
     `shape_models` (model shapes the base calibration did not run) the attention layouts at TP 1/2/4 and the bf16
@@ -564,7 +568,7 @@ def calibrate_extra(gpu: str, serve_tp: int = 1, models=("llama-3.2-1b", "llama-
         for m in models:
             with quiet_gc():
                 prof.iterations += measure_iterations(None, _dec64_estimate(m), kernels=kernels, repeats=ramps,
-                                                      log=log, tp=serve_tp, name=m)
+                                                      log=log, tp=serve_tp, name=m, max_num_seqs=ramp_max_seqs)
         log(f"TP={serve_tp} serving iterations: {sum(r.tp > 1 for r in prof.iterations)}, {time.time() - t0:.0f} s")
     return prof
 

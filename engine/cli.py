@@ -136,6 +136,9 @@ def calibrate(gpu: str = typer.Option(..., help="catalog GPU this device stands 
               models: str = typer.Option("llama-3.2-1b,llama-3.1-8b", help="with --extra --parts iterations: the "
                                          "models whose serving iterations are timed (one TP engine per process is "
                                          "safest: run one model per call)"),
+              ramp_max_seqs: Optional[int] = typer.Option(None, min=1, help="with --extra --parts iterations: the ramp "
+                                                "engine's max_num_seqs (default the validation knobs' 64), so that "
+                                                "the timed batches reach what the plans use"),
               shape_models: str = typer.Option("", help="with --extra: catalog models whose attention layouts "
                                                "(TP 1/2/4) and bf16 GEMM shapes to add, comma-separated")):
     """Measure the calibration profile on this GPU (about 4 minutes on an H100 with 2 ramps)."""
@@ -159,6 +162,8 @@ def calibrate(gpu: str = typer.Option(..., help="catalog GPU this device stands 
                                "name at least one")])
         if "attention_fp8kv" in parts.split(",") and not kernels:
             raise InputError([("--parts", "attention_fp8kv times the paged kernel: leave the kernels on")])
+        if ramp_max_seqs is not None and not (extra and "iterations" in parts.split(",")):
+            raise InputError([("--ramp-max-seqs", "sets the iteration ramps of --extra --parts iterations")])
         if tp > 1 and not extra:
             raise InputError([("--tp", "TP serving iterations are measured with --extra")])
         if out is not None and not out.name.endswith((".json", ".json.gz")):
@@ -176,7 +181,7 @@ def calibrate(gpu: str = typer.Option(..., help="catalog GPU this device stands 
     from engine.calibrate import calibrate as run
     from engine.calibrate import calibrate_extra
     prof = calibrate_extra(gpu, serve_tp=tp, ramps=1, kernels=kernels, parts=tuple(parts.split(",")),
-                           shape_models=sm, models=its_models) if extra else \
+                           shape_models=sm, models=its_models, ramp_max_seqs=ramp_max_seqs) if extra else \
         run(gpu, kernels=kernels, ramps=ramps)
     prof.save(path)
     print(f"wrote {path}")

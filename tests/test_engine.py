@@ -435,3 +435,25 @@ def test_host_benchmark_runs_a_fixed_workload_and_refuses_zero_repeats():
     assert host_benchmark(repeats=3) > 0
     with pytest.raises(ValueError, match="repeats"):
         host_benchmark(repeats=0)
+
+
+def test_iteration_ramps_take_the_engine_batch_limit_they_are_given(monkeypatch):
+    """--ramp-max-seqs reaches the ramp's engine (and scales its rate with it), so a TP ramp can time the batches
+    of 128-256 a plan uses instead of extrapolating the per-sequence host cost from 64."""
+    import engine.calibrate as cal
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def fake_llm(cfg, model=None):
+        seen.append(cfg.max_num_seqs)
+        raise Stop
+
+    monkeypatch.setattr(cal, "LLM", fake_llm)
+    monkeypatch.setattr(cal, "ramp_trace", lambda rate, seconds, seed: seen.append(rate) or {})
+    for mns in (None, 256):
+        with pytest.raises(Stop):
+            cal.measure_iterations(None, 0.01, repeats=1, log=lambda *_: None, name="llama-3.2-1b", max_num_seqs=mns)
+    (rate64, mns64), (rate256, mns256) = seen[:2], seen[2:]
+    assert (mns64, mns256) == (64, 256) and rate256 == pytest.approx(4 * rate64)

@@ -215,7 +215,9 @@ def test_dashboard_uploads_give_a_message_not_a_traceback(content):
                                           "--models", "nope"], "--models"),
                                         (["calibrate", "--gpu", "H100-SXM", "--extra", "--parts", "kv"], "--parts"),
                                         (["calibrate", "--gpu", "H100-SXM", "--extra", "--parts", "attention_fp8kv"],
-                                         "--parts")])
+                                         "--parts"),
+                                        (["calibrate", "--gpu", "H100-SXM", "--ramp-max-seqs", "256"],
+                                         "--ramp-max-seqs")])
 def test_engine_cli_errors_name_the_option(args, field):
     pytest.importorskip("torch")
     from engine.cli import app as engine_app

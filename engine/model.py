@@ -207,8 +207,9 @@ def _widen(x: torch.Tensor, cache: torch.Tensor, dtype) -> torch.Tensor:
 
 
 def _write(cache_view: torch.Tensor, slots: torch.Tensor, x: torch.Tensor) -> None:
-    if cache_view.element_size() == 1:
-        cache_view.view(torch.uint8).index_copy_(0, slots, x.to(cache_view.dtype).view(torch.uint8))
+    if cache_view.element_size() == 1:  # saturating at e4m3's largest value, as the fused kernel writes it
+        x = x.clamp(-448.0, 448.0).to(cache_view.dtype)
+        cache_view.view(torch.uint8).index_copy_(0, slots, x.view(torch.uint8))
     else:
         cache_view.index_copy_(0, slots, x)
 

@@ -569,7 +569,8 @@ def test_profile_refuses_a_non_positive_host_benchmark_sample():
 H100_EXTRAS = ["h100x4_allreduce_graph.json.gz", "h100_shapes_qwen2.5-3b.json.gz", "h100_shapes_qwen2.5-7b.json.gz",
                "h100_shapes_qwen2.5-32b.json.gz", "h100_shapes_llama-70b-8b.json.gz",
                "h100x4_tp2_iterations_8b.json.gz", "h100x4_tp4_iterations.json.gz", "h100_fp8_int8_gemms.json.gz",
-               "h100_attention_fp8kv.json.gz"]
+               "h100_attention_fp8kv.json.gz", "h100x4_tp2_iterations_8b_mns256.json.gz",
+               "h100x4_tp4_iterations_8b_mns256.json.gz"]
 
 
 def test_product_profile_is_the_pool_of_the_committed_h100_calibrations():

@@ -31,13 +31,7 @@ def measure(kv: str) -> dict:
     g = torch.Generator().manual_seed(0)
     prompts = [torch.randint(0, 128000, (PROMPT,), generator=g).tolist() for _ in range(BATCH)]
     llm.generate(prompts[:4], SamplingParams(max_tokens=8))  # shapes warm
-    llm.step_log.clear()
-    llm.log_steps = True
-    llm.generate(prompts, SamplingParams(max_tokens=NEW))
-    llm.log_steps = False
-    lg = llm.step_log
-    # schedule-to-schedule time of the decode-only steps at the full batch (column 8: when the step was scheduled)
-    dec = [nxt[8] - cur[8] for cur, nxt in zip(lg, lg[1:]) if cur[4] and cur[3] == BATCH and nxt[4]]
+    dec, _ = llm.timed_decode_steps(prompts, NEW)
     ctx = PROMPT + NEW // 2
     r = {"kv_cache_dtype": kv, "decode_b64_step_s": statistics.median(dec), "steps": len(dec),
          "context_per_seq": ctx, "kernel_fallbacks": llm.kernel_fallbacks, "num_blocks": llm.num_blocks}

@@ -117,12 +117,7 @@ def engine() -> list[dict]:
         g = torch.Generator().manual_seed(0)
         prompts = [torch.randint(0, 128000, (200,), generator=g).tolist() for _ in range(64)]
         llm.generate(prompts[:4], SamplingParams(max_tokens=8))
-        llm.step_log.clear()
-        llm.log_steps = True
-        llm.generate(prompts, SamplingParams(max_tokens=150))
-        llm.log_steps = False
-        lg = llm.step_log
-        dec = [nxt[8] - cur[8] for cur, nxt in zip(lg, lg[1:]) if cur[4] and cur[3] == 64 and nxt[4]]
+        dec, _ = llm.timed_decode_steps(prompts, 150)
         long = torch.randint(0, 128000, (4096,), generator=g).tolist()
         llm.generate([long], SamplingParams(max_tokens=1))  # shapes warm
         llm.step_log.clear()

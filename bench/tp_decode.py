@@ -46,13 +46,7 @@ def measure(tps, kernels: bool, out: Path | None = None) -> list[dict]:
         for b in BATCHES:
             prompts = [torch.randint(0, 128000, (PROMPT,), generator=g).tolist() for _ in range(b)]
             llm.generate(prompts[:2], SamplingParams(max_tokens=4))  # warm the shapes
-            llm.step_log.clear()
-            llm.log_steps = True
-            llm.generate(prompts, SamplingParams(max_tokens=NEW))
-            llm.log_steps = False
-            lg = llm.step_log
-            # iterations whose batch is b decodes and whose successor is one too: schedule to next schedule
-            its = [nxt[8] - cur[8] for cur, nxt in zip(lg, lg[1:]) if cur[4] and cur[3] == b and nxt[4]]
+            its, lg = llm.timed_decode_steps(prompts, NEW)  # b decodes, the next step one too
             ctx = [cur[6] / b for cur in lg if cur[4] and cur[3] == b]
             row = {"tp": tp, "batch": b, "steps": len(its), "step_s": statistics.median(its),
                    "mean_context": statistics.mean(ctx), "kernels": llm.kernels_active,

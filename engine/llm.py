@@ -253,6 +253,21 @@ class LLM:
         self.resolve_step_log()
         return seqs
 
+    def timed_decode_steps(self, prompts: list[list[int]], new_tokens: int) -> tuple[list[float], list[list]]:
+        """Generate with the step log on: (schedule-to-schedule seconds of each decode-only step at the full batch
+        -- len(prompts) sequences -- followed by another decode step, the log). What the decode benchmarks time:
+        a step's whole iteration, host included, as a served step pays it."""
+        self.step_log.clear()
+        self.log_steps = True
+        try:
+            self.generate(prompts, SamplingParams(max_tokens=new_tokens))
+        finally:
+            self.log_steps = False
+        lg, b = list(self.step_log), len(prompts)
+        decode_only = [r[2] == 0 and r[3] > 0 for r in lg]  # no prompt tokens in the step
+        return [nxt[8] - cur[8] for cur, nxt, d, dn in zip(lg, lg[1:], decode_only, decode_only[1:])
+                if d and dn and cur[3] == b], lg
+
     @property
     def kernel_fallbacks(self) -> list[str]:
         """What the kernels could not serve in this process's model (empty with the kernels off): each entry ran

@@ -457,3 +457,15 @@ def test_iteration_ramps_take_the_engine_batch_limit_they_are_given(monkeypatch)
             cal.measure_iterations(None, 0.01, repeats=1, log=lambda *_: None, name="llama-3.2-1b", max_num_seqs=mns)
     (rate64, mns64), (rate256, mns256) = seen[:2], seen[2:]
     assert (mns64, mns256) == (64, 256) and rate256 == pytest.approx(4 * rate64)
+
+
+def test_timed_decode_steps_are_the_full_batch_decode_only_steps(model):
+    """What the decode benchmarks time: schedule-to-schedule seconds of the steps with no prompt tokens at the full
+    batch, each followed by another such step; the prefill step and the log switch are left as they were."""
+    llm = engine(model)
+    prompts = [[3, 4, 5, 6], [7, 8, 9], [10, 11], [12, 13, 14, 15, 16]]
+    its, lg = llm.timed_decode_steps(prompts, 7)
+    assert not llm.log_steps and len(lg) == len(llm.step_log)
+    full = [r for r in lg if r[2] == 0 and r[3] == len(prompts)]
+    assert any(r[2] > 0 for r in lg)  # the prompts' step is logged but not timed
+    assert len(its) == len(full) - 1 >= 4 and all(t > 0 for t in its)

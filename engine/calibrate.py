@@ -26,10 +26,10 @@ from contract.catalog import MODELS
 from contract.knobs import ServingKnobs
 from contract.profile import AllReduceRow, AttnRow, GemmRow, IterRow, Profile, StepRow, host_speed_warning
 from engine.host_speed import host_benchmark
+from engine.kernel_hooks import int8_kernel
 from engine.llm import LLM, EngineConfig, quiet_gc, release_gpu_memory
 from engine.model import PrefillPack, decode_attention, packed_prefill_attention
 from engine.parallel import allreduce_table
-from engine.kernel_hooks import int8_kernel
 from engine.quant import Fp8Linear, Int8Linear, quantize_int8
 from engine.sequence import SamplingParams
 from engine.weights import build_model

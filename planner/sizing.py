@@ -170,7 +170,8 @@ def _meets(op: OperatingPoint, slas) -> bool:
     return all({"ttft": op.ttft_s, "tpot": op.tpot_s, "e2e": op.e2e_s}[s.metric] <= s.target_s for s in slas)
 
 
-def instances_needed(cost, perf: InstancePerf, rate: float, n_in, n_out, slas, max_util: float = 1.0) -> tuple[int, int]:
+def instances_needed(cost, perf: InstancePerf, rate: float, n_in, n_out, slas,
+                     max_util: float = 1.0) -> tuple[int, int]:
     """(instances for throughput alone, instances that also meet the SLA's mean). 0 = impossible."""
     n_cap = max(1, math.ceil(rate / (perf.capacity_req_s * max_util)))
     n = n_cap
@@ -242,7 +243,8 @@ def size(sc, cost: StepCostModel | None = None, with_alternatives: bool = True, 
             needed.update(with_sla_at_peak=None, gpus=None)
     floor = demand["compute_floor_gpus_peak"]
     if floor > f.replicas * f.tensor_parallel_size:
-        binding.append(f"compute: peak demand needs at least {floor:.0f} GPUs at {sc.cost_model.efficiency.compute:.0%} "
+        eff = sc.cost_model.efficiency.compute
+        binding.append(f"compute: peak demand needs at least {floor:.0f} GPUs at {eff:.0%} "
                        f"of {g.name}'s peak even at perfect batching; the given fleet has "
                        f"{f.replicas * f.tensor_parallel_size}")
     if mem.min_tp_to_fit and mem.min_tp_to_fit > 1:

@@ -358,7 +358,8 @@ class CalibratedCostModel(StepCostModel):
             if kind == "prefill":
                 for j in (2, 3):
                     v = np.array([p[j] for p in P], float)
-                    if len(P) >= 4 and np.ptp(v) > 0 and np.linalg.matrix_rank(np.stack(cols + [v], 1)) == len(cols) + 1:
+                    if len(P) >= 4 and np.ptp(v) > 0 and \
+                            np.linalg.matrix_rank(np.stack(cols + [v], 1)) == len(cols) + 1:
                         cols.append(v)
                     else:
                         cols.append(np.zeros(len(P)))
@@ -526,7 +527,8 @@ class CalibratedCostModel(StepCostModel):
                        p: float | None = None) -> float:
         """A GEMM's time measured on the profile's GPU, on the target GPU (the same time on the same GPU)."""
         src = self.src_roof
-        bound = "compute" if 2.0 * M * n * k / self.roof.flops > n * k * self.roof.wbytes / self.roof.bw else "bandwidth"
+        compute_s, bytes_s = 2.0 * M * n * k / self.roof.flops, n * k * self.roof.wbytes / self.roof.bw
+        bound = "compute" if compute_s > bytes_s else "bandwidth"
         ideal = max(2.0 * M * n * k / src.flops, (n * k * src.wbytes + M * (n + k) * ACT_BYTES) / src.bw)
         return self._extrapolate(measured, ideal, bound, scaled, GEMM_P if p is None else p)
 

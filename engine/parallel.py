@@ -82,14 +82,17 @@ def measure_allreduce(sizes=tuple(4096 * 4 ** i for i in range(8)) + (256 << 20,
         x = torch.ones(max(1, nbytes // elem), dtype=dtype, device=dev)
         for _ in range(2):
             dist.all_reduce(x)
-        run = lambda: [dist.all_reduce(x) for _ in range(inner)]  # noqa: E731
+        def eager(x=x):  # `inner` calls, each launched from the host
+            for _ in range(inner):
+                dist.all_reduce(x)
+        run = eager
         if graph:
             torch.cuda.synchronize()
             g = torch.cuda.CUDAGraph()
             with torch.cuda.graph(g):
                 for _ in range(inner):
                     dist.all_reduce(x)
-            run = g.replay  # noqa: E731
+            run = g.replay
             run()
             torch.cuda.synchronize()
         ts = []

@@ -45,17 +45,17 @@ def ours_to_hf(model: Llama) -> dict:
     sd["model.norm.weight"] = model.norm.weight
     if not s.tie_word_embeddings:
         sd["lm_head.weight"] = model.lm_head.weight
-    for i, l in enumerate(model.layers):
+    for i, layer in enumerate(model.layers):
         p = f"model.layers.{i}."
-        w = l.attn.qkv.weight
+        w = layer.attn.qkv.weight
         sd[p + "self_attn.q_proj.weight"], sd[p + "self_attn.k_proj.weight"], sd[p + "self_attn.v_proj.weight"] = \
             w[:q], w[q:q + kv], w[q + kv:]
-        sd[p + "self_attn.o_proj.weight"] = l.attn.o.weight
-        gu = l.mlp.gate_up.weight
-        sd[p + "mlp.gate_proj.weight"], sd[p + "mlp.up_proj.weight"] = gu[:s.intermediate_size], gu[s.intermediate_size:]
-        sd[p + "mlp.down_proj.weight"] = l.mlp.down.weight
-        sd[p + "input_layernorm.weight"] = l.attn_norm.weight
-        sd[p + "post_attention_layernorm.weight"] = l.mlp_norm.weight
+        sd[p + "self_attn.o_proj.weight"] = layer.attn.o.weight
+        gu, ff = layer.mlp.gate_up.weight, s.intermediate_size
+        sd[p + "mlp.gate_proj.weight"], sd[p + "mlp.up_proj.weight"] = gu[:ff], gu[ff:]
+        sd[p + "mlp.down_proj.weight"] = layer.mlp.down.weight
+        sd[p + "input_layernorm.weight"] = layer.attn_norm.weight
+        sd[p + "post_attention_layernorm.weight"] = layer.mlp_norm.weight
     return sd
 
 

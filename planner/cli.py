@@ -473,8 +473,8 @@ def lengths():
         t.add_column(c)
     for name, p in length_presets().items():
         st = p.get("stats", {})
-        t.add_row(name, str(st.get("requests", "")), f"{st.get('input_mean', 0):.0f}", f"{st.get('output_mean', 0):.0f}",
-                  p.get("source", ""))
+        t.add_row(name, str(st.get("requests", "")), f"{st.get('input_mean', 0):.0f}",
+                  f"{st.get('output_mean', 0):.0f}", p.get("source", ""))
     console.print(t)
 
 

@@ -31,7 +31,8 @@ def plot_all(cluster, summary: dict, out: Path) -> list[Path]:
             if s["metric"] == key:
                 tier = "" if s.get("tier", "default") == "default" else f"{s['tier']}: "
                 col = next(colors, "red")
-                ax.axvline(s["target_s"], color=col, ls="--", label=f"{tier}SLA P{s['percentile']:g} < {s['target_s']} s")
+                label = f"{tier}SLA P{s['percentile']:g} < {s['target_s']} s"
+                ax.axvline(s["target_s"], color=col, ls="--", label=label)
                 ax.axhline(s["percentile"] / 100, color=col, ls=":", lw=0.8)
                 ax.legend(loc="lower right", fontsize=8)
         ax.set_xlabel(f"{name} (s)")

@@ -72,8 +72,8 @@ def load_rows(path: Path = TABLE) -> list[Row]:
     out = []
     with open(path, newline="", encoding="utf-8") as fh:
         for r in csv.DictReader(fh):
-            out.append(Row(id=r["id"], stack=r["stack"], stack_version=r["stack_version"], gpu=r["gpu"], tp=int(r["tp"]),
-                           model=r["model"], dtype=r["dtype"], kind=r["kind"], lengths=r["lengths"],
+            out.append(Row(id=r["id"], stack=r["stack"], stack_version=r["stack_version"], gpu=r["gpu"],
+                           tp=int(r["tp"]), model=r["model"], dtype=r["dtype"], kind=r["kind"], lengths=r["lengths"],
                            isl=int(r["isl"]) if r["isl"] else None, osl=int(r["osl"]) if r["osl"] else None,
                            num_prompts=int(r["num_prompts"]), request_rate=float(r["request_rate"]),
                            batch=int(r["batch"]) if r["batch"] else None, metric=r["metric"], value=float(r["value"]),
@@ -273,7 +273,7 @@ def write_preset(fit: dict, table: Path = TABLE) -> Path:
 
 # ------------------------------------------------------------------ evaluation
 LIMITS = {"output_tok_s": 0.10, "tpot_p50_ms": 0.15, "ttft_p50_ms": 0.20, "e2e_p50_ms": 0.15, "e2e_mean_ms": 0.15,
-          "ttft_mean_ms": 0.20, "tpot_mean_ms": 0.15, "req_s": 0.10}  # means: the limits of the medians they stand beside
+          "ttft_mean_ms": 0.20, "tpot_mean_ms": 0.15, "req_s": 0.10}  # means: the limits of their medians
 
 
 def _predict_row(args) -> dict:
@@ -316,7 +316,8 @@ def evaluate(rows: list[Row], workers: int = 1, progress=None) -> list[dict]:
                       "setup": f"{r.isl}/{r.osl}" if r.lengths == "fixed" else f"{r.lengths}"
                       + (f" @ {r.request_rate:g} req/s" if r.kind == "online" else "")
                       + (f" @ concurrency {r.batch}" if r.kind == "concurrency" else ""),
-                      "published": r.value, **{f"pred_{k}": o.get(k) for k in e}, **{f"err_{k}": v for k, v in e.items()},
+                      "published": r.value, **{f"pred_{k}": o.get(k) for k in e},
+                      **{f"err_{k}": v for k, v in e.items()},
                       "limit": LIMITS[r.metric], "errors": {k: o[k] for k in o if k.endswith("_error")}})
     return table
 

@@ -49,8 +49,8 @@ def render_sizing(rep, console: Console | None = None) -> None:
     t.add_row("weights", f"{mem['weights_gib_per_gpu']:.1f} GiB (fits from TP={mem['min_tp_to_fit']})")
     t.add_row("workspace (context, activations)", f"{mem['workspace_gib']:.1f} GiB")
     t.add_row("usable at gpu_memory_utilization", f"{mem['usable_gib']:.1f} GiB")
-    t.add_row("KV cache", f"{mem['kv_gib_per_gpu']:.1f} GiB = {mem['kv_blocks']:,} blocks = {mem['kv_tokens']:,} tokens "
-                          f"({mem['kv_bytes_per_token_per_gpu']:,} B/token/GPU)")
+    t.add_row("KV cache", f"{mem['kv_gib_per_gpu']:.1f} GiB = {mem['kv_blocks']:,} blocks = "
+                          f"{mem['kv_tokens']:,} tokens ({mem['kv_bytes_per_token_per_gpu']:,} B/token/GPU)")
     con.print(t)
     t = Table(title="One instance", show_header=False, title_justify="left")
     t.add_row("max batch", f"{inst.max_batch} (limited by {inst.batch_limit}; KV fits {inst.kv_limited_batch})")
@@ -132,7 +132,8 @@ def render_summary(s: dict, console: Console | None = None) -> None:
     th, c = s["throughput"], s["cost"]
     t = Table(title="Throughput, SLA and cost", show_header=False, title_justify="left")
     t.add_row("requests/s", _f(th["requests_s"]))
-    t.add_row("tokens/s in / out / total", f"{_f(th['input_tok_s'])} / {_f(th['output_tok_s'])} / {_f(th['total_tok_s'])}")
+    t.add_row("tokens/s in / out / total",
+              f"{_f(th['input_tok_s'])} / {_f(th['output_tok_s'])} / {_f(th['total_tok_s'])}")
     if s["slas"]:
         t.add_row("SLA", "; ".join(f"P{x['percentile']:g} {x['metric']} < {x['target_s']} s" for x in s["slas"]))
         t.add_row("SLA attainment / goodput", f"{s['sla_attainment'] * 100:.1f}% / {_f(s['goodput_req_s'])} req/s")

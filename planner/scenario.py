@@ -468,7 +468,8 @@ def _semantic_problems(sc: Scenario) -> list[tuple[str, str]]:
     tiers = {t.name for t in sc.tiers}
     for i, t in enumerate(sc.workload.tenants):
         if t.tier not in tiers:
-            probs.append((f"workload.tenants.{i}.tier", f"unknown tier '{t.tier}'; tiers: {', '.join(sorted(tiers)) or 'none'}"))
+            known = ", ".join(sorted(tiers)) or "none"
+            probs.append((f"workload.tenants.{i}.tier", f"unknown tier '{t.tier}'; tiers: {known}"))
     for g_name in sc.search.gpus or []:
         if g_name not in gpus:
             probs.append(("search.gpus", f"unknown GPU '{g_name}'"))

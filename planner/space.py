@@ -19,8 +19,9 @@ class Candidate:
     spot_share: float = 0.0  # of each fleet, on spot replicas serving the spot tiers only
 
     def label(self) -> str:
-        return f"{self.gpu} TP{self.tp} {self.quantization} seqs{self.max_num_seqs}" + \
-            ("" if self.prefix_caching else " no-prefix-cache") + (f" spot{self.spot_share:g}" if self.spot_share else "")
+        return (f"{self.gpu} TP{self.tp} {self.quantization} seqs{self.max_num_seqs}"
+                + ("" if self.prefix_caching else " no-prefix-cache")
+                + (f" spot{self.spot_share:g}" if self.spot_share else ""))
 
 
 def configure(sc, c: Candidate, replicas: int | None = None):

@@ -301,7 +301,8 @@ def markdown(rows: list[dict]) -> str:
             out += [f"Against each replay alone instead of the median: {each} of {n}.", ""]
             lines = miss_lines(rows, cm) if cm == "calibrated" else []
             if lines:
-                out += ["Cells outside their limits, against the distribution-free interval of the engine's median:", ""]
+                out += ["Cells outside their limits, against the distribution-free interval of the engine's "
+                        "median:", ""]
                 out += [f"- {x}" for x in lines] + [""]
     if replayed(rows):
         out += ["the engine against itself: (max - min) / median over replays of the same trace:", "",
@@ -339,8 +340,8 @@ def render(rows: list[dict], con) -> None:
             title += "\n(with step jitter drawn from the profile's measured iterations)"
         if cm == "calibrated" and any(r.get("extrapolated") for r in rows):
             pairs = sorted({(r["profile_gpu"], r["gpu"]) for r in rows if r.get("extrapolated")})
-            title += "\nEXTRAPOLATED: " + ", ".join(f"runs on {g} predicted from the {p} profile (each operator's roofline part scaled "
-                                                      f"by the GPUs' ratio)" for p, g in pairs)
+            title += "\nEXTRAPOLATED: " + ", ".join(f"runs on {g} predicted from the {p} profile (each operator's "
+                                                      f"roofline part scaled by the GPUs' ratio)" for p, g in pairs)
         t = _metric_table(title, "load")
         for r in rows:
             cells = [f"[{'green' if within else 'red'}]{text}[/]" for text, within in
@@ -366,7 +367,7 @@ def render(rows: list[dict], con) -> None:
         t.add_column(c)
     for r in rows:
         e = r["engine"]
-        t.add_row(r["model"], r["run"], str(len(r["engine_replays"])), f"{r['offered_req_s']:.2f}", f"{e['ttft_p50'] * 1e3:.0f} ms",
-                  f"{e['ttft_p95'] * 1e3:.0f} ms", f"{e['tpot_p50'] * 1e3:.1f} ms", f"{e['e2e_p50']:.2f} s",
-                  f"{e['e2e_p95']:.2f} s", f"{e['throughput_tok_s']:.0f}")
+        t.add_row(r["model"], r["run"], str(len(r["engine_replays"])), f"{r['offered_req_s']:.2f}",
+                  f"{e['ttft_p50'] * 1e3:.0f} ms", f"{e['ttft_p95'] * 1e3:.0f} ms", f"{e['tpot_p50'] * 1e3:.1f} ms",
+                  f"{e['e2e_p50']:.2f} s", f"{e['e2e_p95']:.2f} s", f"{e['throughput_tok_s']:.0f}")
     con.print(t)

@@ -47,8 +47,10 @@ def _length_pairs(sc, n: int = 20000, seed: int = 0) -> np.ndarray:
     if wl.tenants:
         rates = np.array([t.arrival.mean_rate or 1.0 for t in wl.tenants])
         counts = np.maximum(1, np.round(n * rates / rates.sum()).astype(int))
-        return np.concatenate([LengthSampler(t.input_tokens, rng).sample(k) + LengthSampler(t.output_tokens, rng).sample(k)
-                               + (t.shared_prefix.tokens if t.shared_prefix else 0) for t, k in zip(wl.tenants, counts)])
+        return np.concatenate([LengthSampler(t.input_tokens, rng).sample(k)
+                               + LengthSampler(t.output_tokens, rng).sample(k)
+                               + (t.shared_prefix.tokens if t.shared_prefix else 0)
+                               for t, k in zip(wl.tenants, counts)])
     if wl.arrival.process == "trace":
         t = load_trace(wl.arrival.trace)
         return np.maximum(t.input_tokens, 1) + np.maximum(t.output_tokens, 1)

@@ -20,7 +20,6 @@ from contract.catalog import GPUS, MODELS
 from contract.errors import InputError
 from contract.knobs import ServingKnobs
 from planner import resources
-from planner.stacks import presets as stack_presets
 from planner.scenario import (
     SLA,
     Arrival,
@@ -40,6 +39,7 @@ from planner.scenario import (
     Workload,
     scenario_from_dict,
 )
+from planner.stacks import presets as stack_presets
 from web.widgets import default_of, form, scalar_fields, widget
 
 SCENARIOS = resources.scenarios()

@@ -58,12 +58,15 @@ GPUS: dict[str, GPUSpec] = {
         # L4 datasheet: 24GB GDDR6 300 GB/s; BF16 121 TF, FP8 242.5 TF, INT8 242.5 TOPS dense (half the
         # with-sparsity figures); PCIe Gen4 x16 = 32 GB/s per direction, no NVLink.
         _g(name="L4", memory_gib=22.5, hbm_bandwidth_gbps=300, bf16_tflops=121, fp8_tflops=242.5, int8_tops=242.5,
-           interconnect="pcie", interconnect_gbps=32, price_per_hour=0.80, source="NVIDIA L4 datasheet; price: assumed"),
+           interconnect="pcie", interconnect_gbps=32, price_per_hour=0.80,
+           source="NVIDIA L4 datasheet; price: assumed"),
         # L40S datasheet: 48GB GDDR6 864 GB/s; BF16 362 TF, FP8 733 TF, INT8 733 TOPS dense; PCIe Gen4.
         _g(name="L40S", memory_gib=45.0, hbm_bandwidth_gbps=864, bf16_tflops=362, fp8_tflops=733, int8_tops=733,
-           interconnect="pcie", interconnect_gbps=32, price_per_hour=1.80, source="NVIDIA L40S datasheet; price: assumed"),
+           interconnect="pcie", interconnect_gbps=32, price_per_hour=1.80,
+           source="NVIDIA L40S datasheet; price: assumed"),
         # HGX B200: 180GB HBM3e 8 TB/s per GPU; BF16 2.25 PF, FP8 4.5 PF dense; NVLink 5 1.8 TB/s total.
         _g(name="B200", memory_gib=178.0, hbm_bandwidth_gbps=8000, bf16_tflops=2250, fp8_tflops=4500,
-           int8_tops=4500, interconnect_gbps=900, price_per_hour=6.00, source="NVIDIA HGX B200 datasheet; price: assumed"),
+           int8_tops=4500, interconnect_gbps=900, price_per_hour=6.00,
+           source="NVIDIA HGX B200 datasheet; price: assumed"),
     ]
 }

@@ -22,7 +22,8 @@ class JitteredCostModel(StepCostModel):
         for kind in ("decode", "prefill"):
             r = np.asarray(ratios.get(kind, ()), float)
             if len(r) < 20 or not np.all(r > 0):
-                raise ValueError(f"step jitter: need at least 20 positive measured ratios for {kind} steps, got {len(r)}")
+                raise ValueError(f"step jitter: need at least 20 positive measured ratios for {kind} steps, "
+                                 f"got {len(r)}")
         self.base, self.rng = base, rng
         self.ratios = {k: np.asarray(v, float) / np.mean(v) for k, v in ratios.items()}
         self.kind = base.kind

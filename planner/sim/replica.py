@@ -415,7 +415,7 @@ class Replica:
 
     def _admit_static(self) -> None:
         """Static batching: a batch is formed only when the last one is done, KV reserved for its longest."""
-        cfg, bm = self.cfg, self.bm
+        bm = self.bm
         batch = []
         for prio, q in list(self.waiting.by_priority()):
             while q and len(batch) < self.knobs.max_num_seqs:

@@ -38,6 +38,9 @@ def render_sizing(rep, console: Console | None = None) -> None:
     con.rule(f"[bold]planner size[/] {rep.scenario}: {rep.model} on {rep.tp}x {rep.gpu} ({rep.quantization})")
     if rep.cost_model:
         con.print(f"answered by: {rep.cost_model}", style="dim")
+    if rep.evidence is not None:
+        from planner.evidence import describe
+        con.print(f"evidence: {describe(rep.evidence)}", style="dim")
     t = Table(title="Demand", show_header=False, title_justify="left")
     t.add_row("requests/s (average / peak)", f"{_f(d['avg_req_s'])} / {_f(d['peak_req_s'])}")
     t.add_row("tokens per request (in + out)", f"{_f(d['mean_input_tokens'])} + {_f(d['mean_output_tokens'])}")

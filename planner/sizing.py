@@ -17,6 +17,7 @@ from contract.errors import InputError
 from planner.cost import RooflineCostModel, StepCostModel, build_cost_model
 from planner.memory import MemoryPlan, memory_plan
 from planner.space import candidates, configure, fits
+from planner.stacks import presets
 from planner.workload_stats import mean_lengths, mean_rate, share_too_long
 
 
@@ -65,6 +66,8 @@ class SizingReport:
     notes: list[str] = field(default_factory=list)
     cost_model: str = ""
     roofline_bound: dict | None = None
+    # the published results of the answering stack on this GPU, held out from its fit (planner/evidence.py)
+    evidence: dict | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -281,6 +284,10 @@ def size(sc, cost: StepCostModel | None = None, with_alternatives: bool = True, 
     rep.notes += sc.derived
     rep.cost_model = cost.description
     rep.notes.append(f"cost model: {cost.description}")
+    if sc.cost_model.kind == "stack" and sc.stack in presets():  # a preset: its public results say how good it is
+        from planner import evidence
+        rep.evidence = evidence.stack_evidence(sc.stack, g.name)
+        rep.notes.append(evidence.describe(rep.evidence))
     if bound and sc.cost_model.kind != "roofline":  # the optimistic bound beside the answer
         rl = sc.model_copy(update={"cost_model": sc.cost_model.model_copy(update={"kind": "roofline",
                                                                                   "profile": None})})

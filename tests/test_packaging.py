@@ -22,7 +22,8 @@ def test_wheel_installs_and_answers_from_another_directory(tmp_path):
     names = zipfile.ZipFile(whl).namelist()
     for needed in ("planner/scenarios/seed-100-a100.yaml", "planner/data/profiles/h100.json.gz",
                    "planner/data/profiles/h200.json.gz", "planner/data/stacks/vllm.yaml", "planner/data/lengths.yaml",
-                   "planner/data/public/results.csv", "kernels/cuda/paged_attention.cu"):
+                   "planner/data/public/results.csv", "planner/data/public/evaluation.json",
+                   "kernels/cuda/paged_attention.cu"):
         assert needed in names, needed
     assert not any(n.startswith(("lab/", "tests/", "bench/")) for n in names)  # the lab is not product
     target = tmp_path / "site"

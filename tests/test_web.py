@@ -57,9 +57,11 @@ def test_cost_model_choices_are_the_stack_presets_the_roofline_and_the_calibrate
     at.sidebar.selectbox(key="cost_model").select("calibrated: h100").run()
     assert not at.exception
     assert any("calibrated" in c.value for c in at.caption)
+    assert not any(c.value.startswith("evidence:") for c in at.caption)  # not a stack preset: no public evidence
     at.sidebar.selectbox(key="cost_model").select("stack: trtllm").run()
     assert not at.exception
     assert any("stack 'trtllm'" in c.value for c in at.caption)
+    assert any(c.value.startswith("evidence: ") and "trtllm" in c.value for c in at.caption)  # beside the answer
 
 
 def test_loading_a_scenario_shows_its_own_knobs():

@@ -308,6 +308,9 @@ def main() -> None:
 
     st.subheader("Analytic sizing")
     rep = run_sizing(doc_json)
+    if rep.get("evidence"):
+        from planner.evidence import describe
+        st.caption(f"evidence: {describe(rep['evidence'])}")
     c = st.columns(4)
     c[0].metric("instances needed at peak", rep["needed"]["with_sla_at_peak"] or "unreachable")
     c[1].metric("capacity of this fleet (tok/s)", f"{rep['fleet_given']['capacity_tok_s']:,.0f}")

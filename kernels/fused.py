@@ -1,6 +1,8 @@
 """Fused RMSNorm (+ residual add), SiLU*mul and RoPE + KV-cache write (kernels/cuda/fused.cu)."""
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from kernels import runtime
@@ -60,6 +62,7 @@ def rope_cache(qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, slots: t
     return q
 
 
+@functools.lru_cache(maxsize=None)
 def fp8_writes() -> bool:
     """Whether this GPU converts to FP8 e4m3 in hardware (sm_89 and later), which the FP8 cache write uses."""
     return int(runtime.arch().removeprefix("sm_")) >= 89

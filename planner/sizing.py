@@ -189,8 +189,9 @@ def instances_needed(cost, perf: InstancePerf, rate: float, n_in, n_out, slas,
 
 
 def size(sc, cost: StepCostModel | None = None, with_alternatives: bool = True, bound: bool = True) -> SizingReport:
-    """bound: also size the scenario under the roofline, the optimistic bound shown beside the answer (callers that
-    only read a capacity -- the alternatives, search's lower bounds, max-rate -- leave it out)."""
+    """bound: also what is shown beside the answer -- the scenario sized under the roofline (the optimistic bound)
+    and the stack preset's published evidence (callers that only read a capacity -- the alternatives, search's
+    lower bounds, max-rate -- leave it out)."""
     m, g, f = sc.model_spec(), sc.gpu_spec(), sc.fleet
     cost = cost or build_cost_model(sc)
     mem = memory_plan(sc)
@@ -284,7 +285,7 @@ def size(sc, cost: StepCostModel | None = None, with_alternatives: bool = True, 
     rep.notes += sc.derived
     rep.cost_model = cost.description
     rep.notes.append(f"cost model: {cost.description}")
-    if sc.cost_model.kind == "stack" and sc.stack in presets():  # a preset: its public results say how good it is
+    if bound and sc.cost_model.kind == "stack" and sc.stack in presets():  # its public results say how good it is
         from planner import evidence
         rep.evidence = evidence.stack_evidence(sc.stack, g.name)
         rep.notes.append(evidence.describe(rep.evidence))

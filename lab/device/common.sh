@@ -31,13 +31,14 @@ serve_replicas() {
   done
 }
 
-# serve_side_by_side GRID LIST DEADLINE_S TIMEOUT_S: the list's runs in grid order, replica 0 on GPU 2 and replica 1
-# on GPU 3 at the same time, each lane starting no run after the deadline; logs in $OUT/heldout/LIST0 and LIST1
+# serve_side_by_side GRID LIST DEADLINE_S TIMEOUT_S [FIRST_GPU]: the list's runs in grid order, replica 0 on GPU
+# FIRST_GPU (default 2) and replica 1 on the next one at the same time, each lane starting no run after the deadline;
+# logs in $OUT/heldout/LIST0 and LIST1
 serve_side_by_side() {
-  local grid=$1 list=$2 deadline=$3 limit=$4 r
+  local grid=$1 list=$2 deadline=$3 limit=$4 first=${5:-2} r
   for r in 0 1; do
     mkdir -p "$OUT/heldout/$list$r"
-    (CUDA_VISIBLE_DEVICES=$((2 + r)) timeout "$limit" python3 -m lab.heldout serve --grid "$grid" --list "$list" \
+    (CUDA_VISIBLE_DEVICES=$((first + r)) timeout "$limit" python3 -m lab.heldout serve --grid "$grid" --list "$list" \
        --replica $r --out "$OUT/heldout/$list$r" --deadline-s "$deadline" > "$OUT/heldout/$list$r/lane.log" 2>&1
      stamp "$list$r done") &
   done

@@ -29,12 +29,16 @@ FROZEN = {"h200.json.gz": "22909e75bea95e50a47b0e80c2f5da01578af8b37a68673d64fd3
           "grid2.yaml": "4743d555bb3fa10c9daf3d1e90aef26030158dd586a5dd106eaef48408097a47"}
 
 
-# grids 3 and 4 (protocol sections "Grid 3", "Grid 4"): the grid's hash as registered, and the H100 profile merged
+# grids 3-6 (protocol sections "Grid 3" ... "Grid 6"): the grid's hash as registered, and the H100 profile merged
 # by the grid's rule (later profile changes make a re-score say it differs)
 FROZEN_BY_GRID = {"grid3.yaml": {"grid3.yaml": "7363a53a30607fb0c9df7c77992c4152d7ccd48499b2bc4741c3df67e2e79283",
                                  "h100.json.gz": "376debf983a20e10a9292232cea32a7310e839d18b4aab2e0e1b47c1a21f6dcb"},
                   "grid4.yaml": {"grid4.yaml": "53e9ef83329edff61bc5a6a828e112d1b162b6c7b95ff6cc2180b1f84be323c8",
-                                 "h100.json.gz": "00e987caa5bc961aa9bb3a51313232ca86f06bce1d19b4e0c79a12ef8b5fb776"}}
+                                 "h100.json.gz": "00e987caa5bc961aa9bb3a51313232ca86f06bce1d19b4e0c79a12ef8b5fb776"},
+                  "grid5.yaml": {"grid5.yaml": "a9727961009270054bad19972719d45d94820a692044ad3f06935d300b4d8012",
+                                 "h100.json.gz": "7dca09b8229d1461ccedb47979b01c803c44ec36817a842ab6b62dc52c53732c"},
+                  "grid6.yaml": {"grid6.yaml": "968a728379c74b29d49458903978fc517a7d09716ad5950ece2c0aea7489cfc4",
+                                 "h100.json.gz": "02cac1b264e8f95f4be038ae1749f596960e228693227630715df6ce512c4801"}}
 
 
 def sha(p: Path) -> str:
@@ -49,19 +53,26 @@ def counts(cells: list[dict]) -> dict:
             "worse_than_25pct": sum(abs(c["error"]) > 0.25 for c in cells)}
 
 
-def profiles_for(grid: dict) -> dict[str, Path]:
+def profiles_for(grid: dict, served_gpu: str | None = None) -> dict[str, Path]:
     """Which profiles score a grid: its own (`profile`, the machine's GPU kind) and the cross-GPU one
-    (`cross_profile`); grids 1-2 name neither and are scored as they were (H200, H100 cross-GPU)."""
+    (`cross_profile`); grids 1-2 name neither and are scored as they were (H200, H100 cross-GPU). Runs served
+    on the cross profile's GPU (a lent machine of the other kind) are scored with that profile as their own."""
     if "profile" not in grid:
         return PROFILES
-    return {f"{grid['gpu']} profile": ROOT / grid["profile"],
-            f"{Path(grid['cross_profile']).name} (cross-GPU)": ROOT / grid["cross_profile"]}
+    own, cross = ROOT / grid["profile"], ROOT / grid["cross_profile"]
+    if served_gpu and served_gpu != grid["gpu"]:
+        return {f"{served_gpu} profile ({cross.name}; grid registered for {grid['gpu']})": cross,
+                f"{own.name} (cross-GPU)": own}
+    return {f"{grid['gpu']} profile": own, f"{cross.name} (cross-GPU)": cross}
 
 
 def score(data: Path, reps: int, grid_path: Path = GRID) -> dict:
     out = {"protocol": "v1", "grid": grid_path.name, "limits": PROTOCOL_V1, "hashes": {}, "by_profile": {}}
     grid = yaml.safe_load(grid_path.read_text())
-    profiles = profiles_for(grid)
+    served = {json.loads(p.read_text())["gpu"] for p in data.glob("*.meta.json")}
+    if len(served) > 1:
+        raise SystemExit(f"{data}: runs of several GPU kinds ({sorted(served)}); score each kind apart")
+    profiles = profiles_for(grid, next(iter(served), None))
     frozen = {**FROZEN, **FROZEN_BY_GRID.get(grid_path.name, {})}
     for p in (*profiles.values(), grid_path):
         out["hashes"][p.name] = {"sha256": sha(p), "frozen": frozen.get(p.name, "not frozen"),
@@ -76,9 +87,9 @@ def score(data: Path, reps: int, grid_path: Path = GRID) -> dict:
             "counts": counts(cells), "roofline_counts": counts(protocol_cells(rows, "roofline")),
             "per_replica": [counts(protocol_cells(rows, "calibrated", ref=k)) for k in range(n_rep)],
             "cells": cells,
-            "runs": [{k: r.get(k) for k in ("run", "model", "tp", "quantization", "lengths", "knobs", "grid_load",
-                                            "load", "calibrated_model")} | {"completed": r["engine"]["completed"]}
-                     for r in rows]}
+            "runs": [{k: r.get(k) for k in ("run", "model", "tp", "quantization", "kv_cache_dtype", "lengths",
+                                            "knobs", "grid_load", "load", "calibrated_model")}
+                     | {"completed": r["engine"]["completed"]} for r in rows]}
     return out
 
 
@@ -118,7 +129,9 @@ def markdown(res: dict) -> str:
                 t = f"{x['error'] * 100:+.1f}%"
                 t = t if x["ok"] else f"**{t}**"
                 txt.append(t + ("ᵗ" if x["trivial"] else ""))
-            L.append(f"| {run} | {r['tp']} | {r['quantization']} | {r['grid_load']} | " + " | ".join(txt) + " |")
+            kv = r.get("kv_cache_dtype", "auto")
+            fmt = r["quantization"] + (f", KV {kv}" if kv != "auto" else "")
+            L.append(f"| {run} | {r['tp']} | {fmt} | {r['grid_load']} | " + " | ".join(txt) + " |")
         L += ["", "ᵗ trivially met (the roofline meets it too). Replica spread (|r0 - r1| / reference) per cell is in "
               "score_v1.json.", ""]
     return "\n".join(L) + "\n"

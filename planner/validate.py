@@ -133,7 +133,8 @@ def validate(data: Path, profile: str | None, jitter: bool = True, reps: int = 5
         if "load" in meta:  # a pre-registered run: the load its grid asked for, and what it served with
             k = meta["knobs"]
             row.update(grid_load=meta["load"], tp=k.get("tensor_parallel_size", 1),
-                       quantization=k.get("quantization", "bf16"), lengths=meta.get("lengths"),
+                       quantization=k.get("quantization", "bf16"), kv_cache_dtype=k.get("kv_cache_dtype", "auto"),
+                       lengths=meta.get("lengths"),
                        knobs={f: k[f] for f in ("max_num_seqs", "max_num_batched_tokens", "enable_chunked_prefill")})
         models = {"roofline": {"kind": "roofline"}}
         if profile:

@@ -87,3 +87,14 @@ def test_protocol_scores_throughput_only_at_saturation_and_sets_trivial_cells_ap
     # against one replica instead of the median
     one = {c["metric"]: c for c in protocol_cells([_row(0.95, 1.0, 2.0)], ref=0)}
     assert one["e2e_p50"]["error"] == pytest.approx(1 / 0.9 - 1)
+
+
+def test_runs_served_on_the_other_gpu_kind_are_scored_with_that_kinds_profile():
+    """A lent machine of the other kind (asked H100, got H200) must not be scored as the grid's GPU."""
+    from lab.heldout_score import profiles_for
+    g = {"gpu": "H100-SXM", "profile": "planner/data/profiles/h100.json.gz",
+         "cross_profile": "planner/data/profiles/h200.json.gz"}
+    own = list(profiles_for(g, "H100-SXM").values())
+    other = list(profiles_for(g, "H200").values())
+    assert own[0].name == "h100.json.gz" and other[0].name == "h200.json.gz"
+    assert other[1].name == "h100.json.gz"

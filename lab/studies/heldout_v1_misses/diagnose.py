@@ -27,6 +27,7 @@ def step_ratios(meta: dict, steps: pd.DataFrame, profile: str) -> dict:
     m = CalibratedCostModel.from_profile(profile, MODELS[meta["model"]], GPUS[meta["gpu"]],
                                          tp=k.get("tensor_parallel_size", 1),
                                          quantization=k.get("quantization", "bf16"),
+                                         kv_cache_dtype=k.get("kv_cache_dtype", "auto"),
                                          max_num_batched_tokens=k["max_num_batched_tokens"])
     d = steps.copy()
     d["iter"] = d["sched"].shift(-1) - d["sched"]

@@ -590,6 +590,26 @@ def test_product_profile_is_the_pool_of_the_committed_h100_calibrations():
     assert len(product.iteration_sources) == 9 + len(H100_EXTRAS) and len({p.created for p in parts}) == 9
 
 
+H200_EXTRAS = ["h200x4_fp8_int8_gemms.json.gz", "h200x4_allreduce.json.gz", "h200x2_allreduce_graph.json.gz",
+               "h200x4_tp2_iterations_8b_mns256.json.gz"]
+
+
+def test_product_h200_profile_is_the_pool_of_the_committed_h200_calibrations():
+    """data/profiles/h200.json.gz = `planner pool-profiles` of the three committed H200 calibrations, then
+    `planner profile-add` of the extra tables in H200_EXTRAS, in that order; the TP=2 iterations were timed on an
+    H200 host by a call whose command line said H100 (lab/device/round13_h200/), relabelled, never pooled as H100."""
+    from contract.profile import add_tables, pool_iterations
+    res = ROOT / "lab" / "calibration"
+    parts = [Profile.load(res / f"profile_h200{n}.json.gz") for n in ("", "_machine3", "_warm_gemms")]
+    expected = pool_iterations(parts[0], parts[1:])
+    for extra in H200_EXTRAS:
+        x = Profile.load(res / "extra" / extra)
+        assert x.gpu == "H200" and "H200" in x.device_name
+        expected = add_tables(expected, x)
+    assert Profile.load(ROOT / "planner" / "data" / "profiles" / "h200.json.gz") == expected
+    assert {(r.tp, r.graph) for r in expected.allreduce} == {(2, False), (4, False), (2, True)}
+
+
 def test_overhead_fit_recovers_planted_overheads():
     """The method, not a snapshot: serving iterations made of the profile's own composed operators plus a
     known overhead (decode a + b x sequences; prefill a + b x tokens + c x chunks + d x sequences) must give

@@ -23,6 +23,7 @@ from planner.report import render_sizing, render_summary, write_outputs
 from planner.scenario import load_scenario, with_overrides
 from planner.sim import budget
 from planner.sim import simulate as run_sim
+from planner.sizing import DEFAULT_STEP_MARGIN
 from planner.sizing import size as do_size
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -50,11 +51,14 @@ def _fail(e: Exception) -> None:
 @app.command()
 def size(scenario: str = typer.Argument(..., help="scenario YAML/JSON, or a built-in name"),
          json_out: bool = typer.Option(False, "--json", help="print the report as JSON"),
-         alternatives: bool = typer.Option(True, help="also size every TP degree and quantization that fits")):
+         alternatives: bool = typer.Option(True, help="also size every TP degree and quantization that fits"),
+         step_margin: float = typer.Option(DEFAULT_STEP_MARGIN, help="also answer with every step this fraction "
+                                           "slower than modelled (0 turns the check off)")):
     """Analytic sizing: demand, memory, per-instance throughput and latency, instances needed, cost."""
     try:
+        _finite("--step-margin", step_margin, zero_ok=True)
         sc = _load(scenario)
-        rep = do_size(sc, with_alternatives=alternatives)
+        rep = do_size(sc, with_alternatives=alternatives, step_margin=step_margin)
     except (InputError, ValueError) as e:
         _fail(e)
     if json_out:

@@ -81,6 +81,14 @@ def render_sizing(rep, console: Console | None = None) -> None:
         s = rep.sla
         con.print(f"SLA: P{s['percentile']:g} {s['metric']} < {s['target_s']} s (analytic figures are means; "
                   "check the tail with `planner simulate`)")
+    if rep.margin is not None:
+        mg = rep.margin
+        n = mg["instances_needed_at_peak"]
+        same = n == need.get("with_sla_at_peak")
+        con.print(f"[bold]Margin:[/] steps {mg['step_margin']:.0%} slower than modelled -> "
+                  + (f"{n} instances meet the SLA at peak" if n else "no fleet at this TP meets the SLA")
+                  + ("" if same else " [yellow](the answer above does not survive it)[/]")
+                  + f"; the given fleet {'meets' if mg['given_meets_sla_at_peak'] else 'misses'} it")
     con.print("[bold]What binds:[/] " + "; ".join(rep.binding))
     t = Table(title="Cost", show_header=False, title_justify="left")
     t.add_row("price", f"${cost['price_per_gpu_hour']:.2f}/GPU-hour")

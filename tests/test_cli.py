@@ -93,3 +93,12 @@ def test_validate_with_profile_none_compares_the_roofline_model_alone(tmp_path):
     assert res.exit_code == 0, res.output
     rows = json.loads(res.output)
     assert len(rows) == 1 and "roofline" in rows[0] and "calibrated" not in rows[0]
+
+
+def test_size_step_margin_is_checked_and_reported():
+    bad = runner.invoke(app, ["size", "seed-multi-tenant", "--step-margin", "-0.1", "--no-alternatives"])
+    assert bad.exit_code == 2 and "--step-margin" in bad.output and "Traceback" not in bad.output
+    ok = runner.invoke(app, ["size", "seed-multi-tenant", "--step-margin", "0.2", "--no-alternatives", "--json"])
+    assert ok.exit_code == 0
+    rep = json.loads(ok.output)
+    assert rep["margin"]["step_margin"] == 0.2 and rep["margin"]["instances_needed_at_peak"] >= 1

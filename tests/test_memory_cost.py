@@ -101,3 +101,38 @@ def test_decode_run_time_is_the_exact_sum_of_steps():
         total = c.decode_run_time(b, s, k)
         j = c.decode_steps_within(b, s, k, total * 0.5)
         assert c.decode_run_time(b, s, j) <= total * 0.5 < c.decode_run_time(b, s, j + 1)
+
+
+def test_scaled_cost_model_scales_every_answer_by_its_factor():
+    """The margin check's model: each step, its breakdown and a decode run's closed form, all x factor."""
+    from planner.cost.base import ScaledCostModel
+    base = RooflineCostModel(MODELS["llama-3.1-8b"], GPUS["H100-SXM"])
+    slow = ScaledCostModel(base, 1.25)
+    args = (300, 45, 40 * 700, [(256, 0)])
+    assert slow.time(*args) == pytest.approx(1.25 * base.time(*args))
+    assert slow.breakdown(*args).total == pytest.approx(1.25 * base.breakdown(*args).total)
+    assert slow.breakdown(*args).gemm == pytest.approx(1.25 * base.breakdown(*args).gemm)
+    assert slow.decode_run_time(32, 32 * 500, 20) == pytest.approx(1.25 * base.decode_run_time(32, 32 * 500, 20))
+    with pytest.raises(ValueError):
+        ScaledCostModel(base, 0.0)
+
+
+def test_margin_check_needs_more_instances_for_slower_steps_and_none_more_for_none():
+    """A throughput-bound plan: with no margin the check gives back the answer itself; with steps 30% slower the
+    capacity per instance falls by that factor and more instances are needed."""
+    from planner.scenario import scenario_from_dict
+    from planner.sizing import size
+    sc = scenario_from_dict({"name": "margin", "model": "llama-3.1-8b",
+                             "fleet": {"gpu": "H100-SXM", "replicas": 4},
+                             "workload": {"arrival": {"process": "poisson", "rate": 40.0},
+                                          "input_tokens": {"dist": "fixed", "mean": 512},
+                                          "output_tokens": {"dist": "fixed", "mean": 256}},
+                             "slas": [{"metric": "e2e", "percentile": 95, "target_s": 60.0}],
+                             "cost_model": {"kind": "roofline"}})
+    rep0 = size(sc, with_alternatives=False, step_margin=1e-9)
+    assert rep0.margin["instances_needed_at_peak"] == rep0.needed["with_sla_at_peak"]
+    rep = size(sc, with_alternatives=False, step_margin=0.3)
+    assert rep.margin["capacity_req_s"] == pytest.approx(rep.instance.capacity_req_s / 1.3, rel=1e-6)
+    assert rep.margin["instances_needed_at_peak"] > rep.needed["with_sla_at_peak"]
+    assert "30% slower" in " ".join(rep.notes)
+    assert size(sc, with_alternatives=False, step_margin=0.0).margin is None

@@ -317,6 +317,12 @@ def main() -> None:
     c[2].metric("fleet $/hour", f"{rep['cost']['fleet_per_hour']:,.2f}")
     per = rep["cost"]["per_million_tokens_at_avg"]
     c[3].metric("$ per 1M tokens", f"{per:.3f}" if per else "-")
+    if rep.get("margin"):
+        from planner.sizing import describe_margin
+        need, cap = rep["needed"].get("with_sla_at_peak"), rep["instance"]["capacity_req_s"]
+        util = rep["demand"]["peak_req_s"] / (need * cap) if need else None
+        (st.warning if rep["margin"]["instances_needed_at_peak"] != need or (util or 0) > 0.9 else st.caption)(
+            "margin: " + describe_margin(rep["margin"], need or 0, util))
     st.markdown("**What binds:** " + "; ".join(rep["binding"]))
 
     st.subheader("Simulation")

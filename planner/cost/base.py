@@ -101,3 +101,26 @@ class ConstantCostModel(StepCostModel):
 
     def decode_run_time(self, batch_size, ctx_sum, steps):
         return self.seconds * steps
+
+
+class ScaledCostModel(StepCostModel):
+    """Another model's steps, each `factor` times as long: what an answer becomes if the steps are that much
+    slower than modelled (held-out runs near saturation show a few per cent per step turning into tens of per
+    cent of queueing, so a plan should say whether it survives that)."""
+
+    def __init__(self, inner: StepCostModel, factor: float):
+        if not factor > 0:
+            raise ValueError(f"step-time factor must be positive, got {factor}")
+        self.inner, self.factor = inner, factor
+        self.kind = inner.kind
+        self.description = f"{inner.description}, steps x{factor:.3g}"
+
+    def time(self, num_tokens, num_sampled, decode_ctx_sum, prefill=()):
+        return self.factor * self.inner.time(num_tokens, num_sampled, decode_ctx_sum, prefill)
+
+    def breakdown(self, num_tokens, num_sampled, decode_ctx_sum, prefill=()):
+        b = self.inner.breakdown(num_tokens, num_sampled, decode_ctx_sum, prefill)
+        return StepTime(**{k: v * self.factor for k, v in b.as_dict().items() if k != "total"})
+
+    def decode_run_time(self, batch_size, ctx_sum, steps):
+        return self.factor * self.inner.decode_run_time(batch_size, ctx_sum, steps)

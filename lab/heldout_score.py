@@ -29,7 +29,7 @@ FROZEN = {"h200.json.gz": "22909e75bea95e50a47b0e80c2f5da01578af8b37a68673d64fd3
           "grid2.yaml": "4743d555bb3fa10c9daf3d1e90aef26030158dd586a5dd106eaef48408097a47"}
 
 
-# grids 3-6 (protocol sections "Grid 3" ... "Grid 6"): the grid's hash as registered, and the H100 profile merged
+# grids 3-7 (protocol sections "Grid 3" ... "Grid 7"): the grid's hash as registered, and the H100 profile merged
 # by the grid's rule (later profile changes make a re-score say it differs)
 FROZEN_BY_GRID = {"grid3.yaml": {"grid3.yaml": "7363a53a30607fb0c9df7c77992c4152d7ccd48499b2bc4741c3df67e2e79283",
                                  "h100.json.gz": "376debf983a20e10a9292232cea32a7310e839d18b4aab2e0e1b47c1a21f6dcb"},
@@ -38,7 +38,9 @@ FROZEN_BY_GRID = {"grid3.yaml": {"grid3.yaml": "7363a53a30607fb0c9df7c77992c4152
                   "grid5.yaml": {"grid5.yaml": "a9727961009270054bad19972719d45d94820a692044ad3f06935d300b4d8012",
                                  "h100.json.gz": "7dca09b8229d1461ccedb47979b01c803c44ec36817a842ab6b62dc52c53732c"},
                   "grid6.yaml": {"grid6.yaml": "968a728379c74b29d49458903978fc517a7d09716ad5950ece2c0aea7489cfc4",
-                                 "h100.json.gz": "02cac1b264e8f95f4be038ae1749f596960e228693227630715df6ce512c4801"}}
+                                 "h100.json.gz": "02cac1b264e8f95f4be038ae1749f596960e228693227630715df6ce512c4801"},
+                  "grid7.yaml": {"grid7.yaml": "59c59b4a46daa72cfa19237b0ee839797f46de2e6e6c7baf9b82dab8b0ef80f7",
+                                 "h200.json.gz": "74459c6f442648d91ab74c2e68d79da8c7b9be626664922f1ce18eeb2cabd252"}}
 
 
 def sha(p: Path) -> str:

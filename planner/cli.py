@@ -19,6 +19,8 @@ from rich.table import Table
 from contract.errors import InputError
 from planner import resources
 from planner import search as sr
+from planner.cost import build_cost_model
+from planner.cost.base import ScaledCostModel
 from planner.report import render_sizing, render_summary, write_outputs
 from planner.scenario import load_scenario, with_overrides
 from planner.sim import budget
@@ -123,12 +125,15 @@ def simulate(scenario: str = typer.Argument(..., help="scenario YAML/JSON, or a 
              warmup: Optional[float] = typer.Option(None, help="override sim.warmup_s"),
              seed: Optional[int] = typer.Option(None, help="override sim.seed"),
              load: float = typer.Option(1.0, help="multiply the offered load (e.g. 2 for the peak)"),
+             step_scale: float = typer.Option(1.0, help="multiply every step's time (1.1: what if steps are 10% "
+                                              "slower than modelled; near saturation it moves queueing a lot)"),
              fast_forward: Optional[bool] = typer.Option(None, "--fast-forward/--no-fast-forward"),
              json_out: bool = typer.Option(False, "--json", help="print the summary as JSON"),
              progress: bool = typer.Option(True, help="show a progress bar")):
     """Discrete-event simulation of the cluster: latency percentiles, throughput, SLA attainment, cost."""
     try:
         _finite("--load", load)
+        _finite("--step-scale", step_scale)
         _finite("--duration", duration)
         _finite("--warmup", warmup, zero_ok=True)
         _check_out(out)
@@ -136,15 +141,17 @@ def simulate(scenario: str = typer.Argument(..., help="scenario YAML/JSON, or a 
                                               "sim.warmup_s": (warmup, "--warmup"), "sim.seed": (seed, "--seed"),
                                               "sim.fast_forward": (fast_forward, "--fast-forward")})
         est = budget.check(sc, load)
+        cost = ScaledCostModel(build_cost_model(sc), step_scale) if step_scale != 1.0 else None
         t0 = time.perf_counter()
         if progress and not json_out and sys.stderr.isatty():
             with Progress(TextColumn(f"simulating ({est.describe()})"), BarColumn(),
                           TextColumn("{task.completed:.0f}/{task.total:.0f} s"), TimeElapsedColumn(), console=err,
                           transient=True) as bar:
                 task = bar.add_task("sim", total=sc.sim.duration_s)
-                cl, summary = run_sim(sc, load_scale=load, progress=lambda t, tot: bar.update(task, completed=t))
+                cl, summary = run_sim(sc, cost, load_scale=load,
+                                      progress=lambda t, tot: bar.update(task, completed=t))
         else:
-            cl, summary = run_sim(sc, load_scale=load)
+            cl, summary = run_sim(sc, cost, load_scale=load)
         summary["wall_s"] = time.perf_counter() - t0
     except (InputError, ValueError) as e:
         _fail(e)
@@ -268,7 +275,6 @@ def max_rate_cmd(scenario: str = typer.Argument(..., help="scenario YAML/JSON, o
     if json_out:
         console.print_json(data=res)
         return
-    from planner.cost import build_cost_model
     console.print(f"[bold]{sc.name}[/bold] ({build_cost_model(sc).description})")
     if not res["at_max"]:
         console.print(res["note"])

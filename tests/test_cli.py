@@ -102,3 +102,16 @@ def test_size_step_margin_is_checked_and_reported():
     assert ok.exit_code == 0
     rep = json.loads(ok.output)
     assert rep["margin"]["step_margin"] == 0.2 and rep["margin"]["instances_needed_at_peak"] >= 1
+
+
+def test_simulate_step_scale_slows_every_step_and_says_so():
+    """Same scenario and seed: steps 1.5x as long give a longer TPOT, and the summary names the scaled model."""
+    args = ["simulate", "seed-multi-tenant", "--duration", "60", "--warmup", "10", "--json", "--no-progress"]
+    base = runner.invoke(app, args)
+    slow = runner.invoke(app, args + ["--step-scale", "1.5"])
+    assert base.exit_code == 0 and slow.exit_code == 0, slow.output
+    b, s = json.loads(base.output), json.loads(slow.output)
+    assert "steps x1.5" in s["cost_model"] and "steps x" not in b["cost_model"]
+    assert s["tpot_s"]["p50"] > 1.3 * b["tpot_s"]["p50"]
+    bad = runner.invoke(app, ["simulate", "seed-multi-tenant", "--step-scale", "0"])
+    assert bad.exit_code == 2 and "--step-scale" in bad.output

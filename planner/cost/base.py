@@ -115,6 +115,11 @@ class ScaledCostModel(StepCostModel):
         self.kind = inner.kind
         self.description = f"{inner.description}, steps x{factor:.3g}"
 
+    def __getattr__(self, name):  # what else the simulator reads (jitter ratios, flags) is the inner model's
+        if name == "inner":  # not set yet (unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
     def time(self, num_tokens, num_sampled, decode_ctx_sum, prefill=()):
         return self.factor * self.inner.time(num_tokens, num_sampled, decode_ctx_sum, prefill)
 

@@ -199,9 +199,8 @@ DEFAULT_STEP_MARGIN = 0.10
 
 def margin_check(cost: StepCostModel, mem: MemoryPlan, f, peak: float, n_in: float, n_out: float, slas,
                  n_sla: int, margin: float) -> dict:
-    """The sizing answer again with every step `margin` slower: instances needed, whether the given fleet and the
-    needed one still meet the SLA at peak, and how close to saturation the needed fleet runs (utilization at peak
-    above 0.9 is where held-out TTFT errors reached tens of per cent from a few per cent per step)."""
+    """The sizing answer again with every step `margin` slower: capacity per instance, instances needed, and
+    whether the given fleet and the needed one (`n_sla` instances) still meet the SLA at peak."""
     slow = ScaledCostModel(cost, 1.0 + margin)
     perf = instance_perf(slow, mem, f.max_num_seqs, n_in, n_out, f.max_num_batched_tokens)
     _, n_slow = instances_needed(slow, perf, peak, n_in, n_out, slas)

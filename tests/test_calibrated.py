@@ -185,8 +185,8 @@ def test_snapshot_in_sample_validation_of_the_committed_runs(runs, at_least):
 
 def test_tp_cost_uses_the_measured_allreduce_table_when_the_profile_has_one():
     """TP=2 on the profile's own GPU: a table 10x slower than the link model moves the step by exactly
-    2 all-reduces per layer of the interpolated difference; another TP degree carries the table by the ring
-    model (marked EXTRAPOLATED)."""
+    2 all-reduces per layer of the interpolated difference; another TP degree carries the table by the degree
+    rule (marked EXTRAPOLATED)."""
     from contract.profile import AllReduceRow
     spec, gpu = MODELS["llama-3.1-8b"], GPUS["H100-SXM"]
     base = synthetic_profile()
@@ -199,9 +199,30 @@ def test_tp_cost_uses_the_measured_allreduce_table_when_the_profile_has_one():
     expect = 2 * spec.num_layers * (1e-3 - plain.roof._allreduce(T) / (2 * spec.num_layers))
     assert diff == pytest.approx(expect, rel=1e-6)
     other_tp = CalibratedCostModel(base.model_copy(update={"allreduce": table}), spec, gpu, tp=4)
-    # rows for TP=2 only: TP=4 carries the measured table by the ring model, and says so
+    # rows for TP=2 only: TP=4 carries the measured table by the degree rule, and says so
     assert other_tp._allreduce(T) > 0 and other_tp._allreduce(T) != other_tp.roof._allreduce(T)
     assert "all-reduce at TP=4 EXTRAPOLATED from TP=2" in other_tp.description  # said once the table is built
+
+
+def test_allreduce_at_an_unmeasured_degree_follows_the_exponent_of_the_measured_ones():
+    """A profile with in-graph tables at TP=2 and TP=4 that grow as ((n-1)/(m-1))^0.4: its exponent is recovered
+    and TP=8 is carried from TP=4 by it; a profile with one degree takes the default exponent, which is the
+    committed H100 profile's own (TP=2/TP=4, median over message sizes)."""
+    from contract.profile import AllReduceRow
+    from planner.cost.calibrated import DEFAULT_DEGREE_EXPONENT, degree_exponent
+    spec, gpu = MODELS["llama-3.1-8b"], GPUS["H100-SXM"]
+    sizes = (4096, 1 << 20, 64 << 20)
+    base_t = {b: 1e-5 + b / 300e9 for b in sizes}
+    table = [AllReduceRow(bytes=b, tp=n, seconds=base_t[b] * (n - 1) ** 0.4, graph=True) for b in sizes for n in (2, 4)]
+    assert degree_exponent(table)[0] == pytest.approx(0.4)
+    prof = synthetic_profile().model_copy(update={"allreduce": table})
+    tp8 = CalibratedCostModel(prof, spec, gpu, tp=8)
+    _, _, rows = tp8._allreduce_table()
+    assert dict(rows) == pytest.approx({b: base_t[b] * 7 ** 0.4 for b in sizes}, rel=1e-9)
+    assert "EXTRAPOLATED from TP=4" in tp8.description
+    one = [r for r in table if r.tp == 2]
+    assert degree_exponent(one)[0] == DEFAULT_DEGREE_EXPONENT
+    assert degree_exponent(_h100_profile().allreduce)[0] == pytest.approx(DEFAULT_DEGREE_EXPONENT, abs=5e-4)
 
 
 def test_token_buckets_bound_the_padding_and_end_at_the_budget():

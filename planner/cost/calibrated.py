@@ -95,6 +95,32 @@ class _Table2D:
         return _interp_loglog(self._lc, np.log(col), c + 1.0)
 
 
+# How an in-graph all-reduce's time grows with the TP degree inside one NVSwitch node: t(n) = t(m) x
+# ((n-1)/(m-1))^alpha at every message size. The ring model (latency x 2(n-1) steps, bytes x 2(n-1)/n) carried the
+# H100's TP=2 table to TP=4 +121..+142% too slow at decode-sized messages and +25..+33% at 4-256 MB
+# (lab/studies/allreduce_extrapolation); NCCL's low-latency protocols do not pay a ring's per-step latency there.
+# The default is the median exponent of the H100's two measured in-graph degrees (TP=2 and TP=4, every message
+# size: 0.18-0.32); the H200's eager rows at 16-256 MB, which no launch cost bounds, give 0.23-0.27.
+DEFAULT_DEGREE_EXPONENT = 0.242
+
+
+def degree_factor(tp_from: int, tp_to: int, alpha: float) -> float:
+    """Time of an all-reduce at `tp_to` over its time at `tp_from`, same message size."""
+    return ((tp_to - 1) / (tp_from - 1)) ** alpha
+
+
+def degree_exponent(rows) -> tuple[float, str]:
+    """(alpha, where it came from): the median over message sizes and pairs of measured in-graph degrees of a
+    profile that has two or more, else DEFAULT_DEGREE_EXPONENT."""
+    t = {(r.tp, r.bytes): r.seconds for r in rows if r.graph}
+    tps = sorted({k[0] for k in t})
+    e = [math.log(t[(n, b)] / t[(m, b)]) / math.log((n - 1) / (m - 1))
+         for i, m in enumerate(tps) for n in tps[i + 1:] for (k, b) in t if k == m and (n, b) in t]
+    if e:
+        return float(np.median(e)), f"fitted on this profile's TP {tps}"
+    return DEFAULT_DEGREE_EXPONENT, "the H100's measured TP=2/TP=4 exponent"
+
+
 class CalibratedCostModel(StepCostModel):
     kind = "calibrated"
     fit_own_overhead = True  # False: the operator tables only (planner/cost/stack.py adds a stack's overhead)
@@ -423,11 +449,8 @@ class CalibratedCostModel(StepCostModel):
 
     def _allreduce_table(self):
         """(log bytes, log seconds, rows) of the all-reduce table for this TP degree, or None (no table, or one
-        measured over another interconnect). A degree the profile did not measure is carried from the largest
-        measured one by the ring model NCCL's own performance notes state (nccl-tests PERFORMANCE.md: an
-        all-reduce moves 2(n-1)/n of the message over each GPU's link, in 2(n-1) steps): the table is split into a
-        latency part (its intercept) and a bandwidth part (its slope), the first scaled by the steps, the second by
-        the bytes. Built once, on first use."""
+        measured over another interconnect). A degree the profile did not measure is carried from the nearest
+        measured one below it (else the smallest) by `degree_factor`. Built once, on first use."""
         if not hasattr(self, "_ar"):
             src = GPUS.get(self.profile.gpu)
             same_link = src is not None and (src.interconnect, src.interconnect_gbps) == (
@@ -438,16 +461,15 @@ class CalibratedCostModel(StepCostModel):
             tps = sorted({r.tp for r in table})
             self._ar = None
             if same_link and tps:
-                tp_src = self.tp if self.tp in tps else max(tps)
+                below = [t for t in tps if t <= self.tp]
+                tp_src = max(below) if below else min(tps)
                 rows = sorted((r.bytes, r.seconds) for r in table if r.tp == tp_src)
                 if tp_src != self.tp and len(rows) >= 2:
-                    b, t = np.array(rows, float).T
-                    slope, icpt = np.polyfit(b, t, 1, w=1 / t)  # relative residuals: both ends count
-                    icpt, slope = max(icpt, min(t)), max(slope, 0.0)
-                    steps = (self.tp - 1) / (tp_src - 1)
-                    moved = (2 * (self.tp - 1) / self.tp) / (2 * (tp_src - 1) / tp_src)
-                    rows = [(int(x), float(icpt * steps + slope * moved * x)) for x in b]
-                    self.description += f"; all-reduce at TP={self.tp} EXTRAPOLATED from TP={tp_src} (ring model)"
+                    alpha, source = degree_exponent(self.profile.allreduce)
+                    f = degree_factor(tp_src, self.tp, alpha)
+                    rows = [(b, t * f) for b, t in rows]
+                    self.description += (f"; all-reduce at TP={self.tp} EXTRAPOLATED from TP={tp_src} "
+                                         f"(x{f:.2f}: ((n-1)/(m-1))^{alpha:.3f}, {source})")
                 if len(rows) >= 2:
                     self._ar = (np.log([b for b, _ in rows]), np.log([t for _, t in rows]), rows)
         return self._ar

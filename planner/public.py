@@ -355,7 +355,9 @@ SPLIT_TITLES = {
                 "of that day: docs/public_results_set2_blind.md)",
     "heldout3": "Held-out set 3 (registered after set 2's change -- the H100 FP8/INT8 GEMM tables -- to test it)",
     "heldout4": "Held-out set 4 (NIM on 2x H100 at fixed concurrency; registered after the refit)",
-    "heldout5": "Held-out set 5 (vLLM's nightly benchmark on H200, H100 and A100; registered after the refit)"}
+    "heldout5": "Held-out set 5 (vLLM's nightly benchmark on H200, H100 and A100; registered after the refit)",
+    "heldout6": "Held-out set 6 (TensorRT-LLM's newest perf overview: Llama-3.3-70B FP8 at TP=2 on H200 and H100; "
+                "registered after the H200 TP tables and the all-reduce degree rule)"}
 LABELS = (("preset", "matching preset"), ("vllm", "vllm preset for every row"), ("roofline", "roofline"))
 
 

@@ -73,7 +73,8 @@ def scenario_doc(grid: dict, run: dict, rate: float) -> dict:
 def capacity(grid: dict, run: dict) -> float:
     from planner.scenario import scenario_from_dict
     from planner.sizing import size
-    return size(scenario_from_dict(scenario_doc(grid, run, 1.0)), with_alternatives=False).instance.capacity_req_s
+    return size(scenario_from_dict(scenario_doc(grid, run, 1.0)), with_alternatives=False,
+                bound=False).instance.capacity_req_s
 
 
 def trace_for(grid: dict, run: dict) -> tuple[dict, float]:

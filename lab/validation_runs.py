@@ -69,7 +69,7 @@ def capacity_estimate(model_name: str, num_blocks: int, profile_path: str | None
            "fleet": {"gpu": gpu, **KNOBS}}
     if profile_path:
         doc["cost_model"] = {"kind": "calibrated", "profile": profile_path}
-    return size(scenario_from_dict(doc), with_alternatives=False).instance.capacity_req_s
+    return size(scenario_from_dict(doc), with_alternatives=False, bound=False).instance.capacity_req_s
 
 
 def serve(name: str, model, blocks: int, kernels: bool, tr: dict):

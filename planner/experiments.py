@@ -42,7 +42,7 @@ def batching(sc, duration: float = 600.0, points: int = 9, cv: float | None = No
             d = getattr(wl, attr)
             setattr(wl, attr, d.model_copy(update={"dist": "lognormal", "mean": d.expected, "cv": cv,
                                                    "max": min(sc.max_model_len // 2, int(d.expected * 20))}))
-    rep = size(sc, with_alternatives=False)
+    rep = size(sc, with_alternatives=False, bound=False)  # reads the capacity and the given fleet only
     cap = rep.instance.capacity_req_s
     rates = cap * np.linspace(0.1, 1.2, points)
     curves = {}

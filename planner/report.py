@@ -84,7 +84,7 @@ def render_sizing(rep, console: Console | None = None) -> None:
     if rep.margin is not None:
         mg = rep.margin
         n = mg["instances_needed_at_peak"]
-        same = n == need.get("with_sla_at_peak")
+        same = n == mg["answer_instances"]
         con.print(f"[bold]Margin:[/] steps {mg['step_margin']:.0%} slower than modelled -> "
                   + (f"{n} instances meet the SLA at peak" if n else "no fleet at this TP meets the SLA")
                   + ("" if same else " [yellow](the answer above does not survive it)[/]")

@@ -198,15 +198,18 @@ DEFAULT_STEP_MARGIN = 0.10
 
 
 def margin_check(cost: StepCostModel, mem: MemoryPlan, f, peak: float, n_in: float, n_out: float, slas,
-                 n_sla: int, margin: float) -> dict:
+                 n_sla: int, cap: float, margin: float) -> dict:
     """The sizing answer again with every step `margin` slower: capacity per instance, instances needed, and
-    whether the given fleet and the needed one (`n_sla` instances) still meet the SLA at peak."""
+    whether the given fleet and the needed one (`n_sla` instances, 0: none) still meet the SLA at peak; beside
+    them the answer's own instances and utilization at peak (`cap`: its capacity per instance), which
+    `describe_margin` reads."""
     slow = ScaledCostModel(cost, 1.0 + margin)
     perf = instance_perf(slow, mem, f.max_num_seqs, n_in, n_out, f.max_num_batched_tokens)
     _, n_slow = instances_needed(slow, perf, peak, n_in, n_out, slas)
     out = dict(step_margin=margin, capacity_req_s=perf.capacity_req_s, instances_needed_at_peak=n_slow or None,
                given_meets_sla_at_peak=_meets(operating_point(slow, peak / f.replicas, n_in, n_out, perf.max_batch),
-                                              slas))
+                                              slas),
+               answer_instances=n_sla or None, answer_utilization_at_peak=peak / (n_sla * cap) if n_sla else None)
     if n_sla:
         out["needed_meets_sla_at_peak"] = _meets(operating_point(slow, peak / n_sla, n_in, n_out, perf.max_batch),
                                                  slas)
@@ -328,18 +331,23 @@ def size(sc, cost: StepCostModel | None = None, with_alternatives: bool = True, 
                          f"{rb.instance.capacity_req_s:.3g} req/s per instance vs {perf.capacity_req_s:.3g} here"
                          + (f"; {nb} instances at peak vs {n_sla}" if nb and n_sla else ""))
     if bound and step_margin > 0:
-        rep.margin = margin_check(cost, mem, f, peak, n_in, n_out, slas, n_sla, step_margin)
-        rep.notes.append(describe_margin(rep.margin, n_sla, peak / (n_sla * perf.capacity_req_s) if n_sla else None))
+        rep.margin = margin_check(cost, mem, f, peak, n_in, n_out, slas, n_sla, perf.capacity_req_s, step_margin)
+        rep.notes.append(describe_margin(rep.margin))
     rep.notes.append("latencies are means at steady state; tails and queueing come from `planner simulate`")
     if with_alternatives:
         rep.alternatives = alternatives(sc)
     return rep
 
 
-def describe_margin(mg: dict, n_sla: int, util_at_peak: float | None) -> str:
+def margin_warns(mg: dict) -> bool:
+    """The answer does not survive the margin, or runs above 90% of capacity at peak."""
+    return mg["instances_needed_at_peak"] != mg["answer_instances"] or (mg["answer_utilization_at_peak"] or 0) > 0.9
+
+
+def describe_margin(mg: dict) -> str:
     """One line a user reads beside the answer: does it survive slower steps, and how close to saturation is it."""
-    m = mg["step_margin"]
-    n = mg["instances_needed_at_peak"]
+    m, n, n_sla = mg["step_margin"], mg["instances_needed_at_peak"], mg["answer_instances"]
+    util_at_peak = mg["answer_utilization_at_peak"]
     txt = f"with steps {m:.0%} slower than modelled: "
     if not n_sla:
         txt += "still no fleet at this TP meets the SLA" if not n else f"{n} instances would meet the SLA"

@@ -318,11 +318,8 @@ def main() -> None:
     per = rep["cost"]["per_million_tokens_at_avg"]
     c[3].metric("$ per 1M tokens", f"{per:.3f}" if per else "-")
     if rep.get("margin"):
-        from planner.sizing import describe_margin
-        need, cap = rep["needed"].get("with_sla_at_peak"), rep["instance"]["capacity_req_s"]
-        util = rep["demand"]["peak_req_s"] / (need * cap) if need else None
-        (st.warning if rep["margin"]["instances_needed_at_peak"] != need or (util or 0) > 0.9 else st.caption)(
-            "margin: " + describe_margin(rep["margin"], need or 0, util))
+        from planner.sizing import describe_margin, margin_warns
+        (st.warning if margin_warns(rep["margin"]) else st.caption)("margin: " + describe_margin(rep["margin"]))
     st.markdown("**What binds:** " + "; ".join(rep["binding"]))
 
     st.subheader("Simulation")

@@ -1,7 +1,8 @@
 """Quantized projections. INT8 weight-only (W8A16): symmetric, group-wise along the input dimension (group 128),
 one scale per (output channel, group), dequantized on the fly. FP8 (W8A8, e4m3): one scale per output channel
 for the weights, one per token for the activations (dynamic), multiplied on FP8 tensor cores by
-torch._scaled_mm. Embeddings, LM head and norms stay 16-bit, as vLLM keeps them."""
+torch._scaled_mm; at decode batch sizes the e4m3 weights are read by the 8-bit-weight GEMM instead.
+Embeddings, LM head and norms stay 16-bit, as vLLM keeps them."""
 from __future__ import annotations
 
 import torch
@@ -72,8 +73,16 @@ def quantize_fp8_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return (x.float() / s).clamp(-FP8_MAX, FP8_MAX).to(FP8), s
 
 
+# Up to this many rows (decode batches) FP8 weights are converted to bf16 in registers by the 8-bit-weight GEMM
+# (kernels/w8a16_mma.py): such a step is bound by reading weights, and torch._scaled_mm's row-scaled kernel
+# plus the activations' quantization launch lose to it there (bench/quant_tune.py); above it, the FP8 tensor
+# cores' doubled throughput pays.
+FP8_STREAM_MAX_ROWS = 128
+
+
 class Fp8Linear(nn.Module):
-    """y = (x_q s_x) @ (w_q s_w).T with both factors in e4m3, on the FP8 tensor cores (torch._scaled_mm)."""
+    """y = (x_q s_x) @ (w_q s_w).T with both factors in e4m3 on the FP8 tensor cores (torch._scaled_mm) for
+    prefill-sized inputs; decode-sized inputs multiply bf16 activations by the e4m3 weights (see above)."""
 
     def __init__(self, q: torch.Tensor, s: torch.Tensor, out_dtype=torch.bfloat16):
         super().__init__()
@@ -92,6 +101,12 @@ class Fp8Linear(nn.Module):
         return cls(q, s, w.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.is_cuda and x.shape[0] <= FP8_STREAM_MAX_ROWS and w8a16_mma.supports(x, self.qweight):
+            return w8a16_mma.w8a16(x, self.qweight, self.scales)
+        return self.scaled_mm(x)
+
+    def scaled_mm(self, x: torch.Tensor) -> torch.Tensor:
+        """W8A8: activations quantized per token, both factors on the FP8 tensor cores."""
         xq, xs = quantize_fp8_rows(x)
         return torch._scaled_mm(xq, self.qweight.t(), scale_a=xs, scale_b=self.scales, out_dtype=x.dtype)
 

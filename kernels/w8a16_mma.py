@@ -1,15 +1,22 @@
-"""W8A16 GEMM on the tensor cores (Triton): y[M, N] = x[M, K] @ (q[N, K] * s[N, K/128]).T for the batch sizes
-of serving (M up to a few hundred), where the GEMV kernel (kernels/w8a16.py) loses to cuBLAS in bf16.
+"""8-bit-weight GEMM on the tensor cores (Triton) for the batch sizes of serving (M up to a few hundred):
+y[M, N] = x[M, K] @ dequant(q[N, K]).T with 16-bit activations, where cuBLAS in bf16 reads twice the bytes.
 
-Each program dequantizes a 128 x BLOCK_N tile of int8 weights (one scale group along K) into bf16 registers and
-multiplies it on the tensor cores against a BLOCK_M x 128 tile of activations; the group's scales multiply the
-fp32 partial product (the scale is constant along one group's K, so scaling after the dot is exact). At these M
-the GEMM is bound by reading the weights, and int8 halves those bytes. Small N x K layers split K across
-programs (a float32 partial sum each, added after) so that every SM streams weights.
+Two weight formats share one kernel:
+  * INT8, one scale per (output channel, 128-wide group along K) -- the engine's W8A16;
+  * FP8 e4m3, one scale per output channel -- the engine's FP8 weights at decode batch sizes, where a step is
+    bound by reading weights: converting them to bf16 in registers costs nothing, and it spares the launch (and
+    the rounding) of quantizing the activations that torch._scaled_mm needs.
+
+Each program converts a BLOCK_K x BLOCK_N tile of weights to the activations' dtype and multiplies it on the
+tensor cores against a BLOCK_M x BLOCK_K tile of activations. INT8 group scales multiply the fp32 partial
+product (constant along one group's K, so scaling after the dot is exact); the FP8 channel scale multiplies the
+sum once. Narrow layers may split K across programs (a float32 partial sum each, added after) so every SM
+streams weights; with one split the kernel writes the output dtype directly (no extra launches).
 """
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 
@@ -21,6 +28,18 @@ except ImportError:  # the planner and the CPU tests run without Triton
 
 GROUP = 128
 SMS = {"cuda": None}
+FP8 = torch.float8_e4m3fn
+
+
+class Config(NamedTuple):
+    """One launch shape. split: programs along K (each a float32 partial sum); stages: software pipeline depth,
+    i.e. how many weight tiles each program has in flight -- what keeps HBM busy at one program per SM."""
+    block_m: int
+    block_n: int
+    split: int = 1
+    block_k: int = GROUP
+    warps: int = 4
+    stages: int = 4
 
 
 def available() -> bool:
@@ -29,14 +48,16 @@ def available() -> bool:
 
 def supports(x: torch.Tensor, q: torch.Tensor) -> bool:
     return (triton is not None and x.dim() == 2 and x.dtype in (torch.bfloat16, torch.float16)
-            and q.dtype == torch.int8 and q.shape[1] % GROUP == 0 and x.shape[1] == q.shape[1] and x.shape[0] >= 1)
+            and q.dtype in (torch.int8, FP8) and q.shape[1] % GROUP == 0 and x.shape[1] == q.shape[1]
+            and x.shape[0] >= 1)
 
 
 if triton is not None:
     @triton.jit
-    def _w8a16_kernel(x_ptr, q_ptr, s_ptr, out_ptr, M, N, K, groups_per_split,
+    def _w8a16_kernel(x_ptr, q_ptr, s_ptr, out_ptr, M, N, K, k_per_split,
                       stride_xm, stride_qn, stride_sn, stride_os, stride_om,
-                      BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+                      BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+                      GROUP_K: tl.constexpr, PER_CHANNEL: tl.constexpr):
         pid_n = tl.program_id(0)
         pid_m = tl.program_id(1)
         pid_s = tl.program_id(2)
@@ -44,44 +65,63 @@ if triton is not None:
         rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
         rk = tl.arange(0, BLOCK_K)
         acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-        g0 = pid_s * groups_per_split
-        for g in range(g0, g0 + groups_per_split):
-            k = g * BLOCK_K + rk
+        k0 = pid_s * k_per_split
+        for kk in range(k0, k0 + k_per_split, BLOCK_K):
+            k = kk + rk
             a = tl.load(x_ptr + rm[:, None] * stride_xm + k[None, :], mask=rm[:, None] < M, other=0.0)
-            w = tl.load(q_ptr + rn[None, :] * stride_qn + k[:, None], mask=rn[None, :] < N, other=0)
-            s = tl.load(s_ptr + rn * stride_sn + g, mask=rn < N, other=0.0)
-            acc += tl.dot(a, w.to(a.dtype)) * s.to(tl.float32)[None, :]
+            # columns past N hold whatever the mask leaves; they reach only output columns the store masks off
+            w = tl.load(q_ptr + rn[None, :] * stride_qn + k[:, None], mask=rn[None, :] < N)
+            if PER_CHANNEL:
+                acc += tl.dot(a, w.to(a.dtype))
+            else:  # BLOCK_K == GROUP_K: one scale group per tile
+                s = tl.load(s_ptr + rn * stride_sn + kk // GROUP_K, mask=rn < N, other=0.0)
+                acc += tl.dot(a, w.to(a.dtype)) * s.to(tl.float32)[None, :]
+        if PER_CHANNEL:
+            acc *= tl.load(s_ptr + rn, mask=rn < N, other=0.0).to(tl.float32)[None, :]
         o = out_ptr + pid_s * stride_os + rm[:, None] * stride_om + rn[None, :]
-        tl.store(o, acc, mask=(rm[:, None] < M) & (rn[None, :] < N))
+        tl.store(o, acc.to(out_ptr.dtype.element_ty), mask=(rm[:, None] < M) & (rn[None, :] < N))
 
 
-def config(M: int, N: int, K: int, sms: int = 132) -> tuple[int, int, int]:
-    """(BLOCK_M, BLOCK_N, K splits): enough programs to fill every SM twice, splitting K when N is narrow."""
+def config(M: int, N: int, K: int, sms: int = 132, per_channel: bool = False) -> Config:
+    """The launch shape for a problem: BLOCK_M just covers the batch (up to 64); K is split only until every
+    SM has a program, since each split costs a float32 round trip and two launches."""
     bm = 16 if M <= 16 else 32 if M <= 32 else 64
     bn = 64
     programs = math.ceil(N / bn) * math.ceil(M / bm)
-    groups = K // GROUP
+    steps = K // GROUP
     split = 1
-    while programs * split < 2 * sms and split * 2 <= groups and groups % (split * 2) == 0:
+    while programs * split < 2 * sms and split * 2 <= steps and steps % (split * 2) == 0:
         split *= 2
-    return bm, bn, split
+    return Config(bm, bn, split)
 
 
-def w8a16(x: torch.Tensor, q: torch.Tensor, s: torch.Tensor, cfg: tuple[int, int, int] | None = None) -> torch.Tensor:
-    """x [M, K] bf16/fp16, q [N, K] int8, s [N, K/128] -> y [M, N] in x's dtype."""
+def w8a16(x: torch.Tensor, q: torch.Tensor, s: torch.Tensor, cfg: Config | tuple | None = None) -> torch.Tensor:
+    """x [M, K] bf16/fp16; q [N, K] int8 with s [N, K/128], or q e4m3 with s [N] or [1, N] float32
+    -> y [M, N] in x's dtype."""
     M, K = x.shape
     N = q.shape[0]
+    per_channel = q.dtype == FP8
     if cfg is None:
         if SMS["cuda"] is None and x.is_cuda:
             SMS["cuda"] = torch.cuda.get_device_properties(x.device).multi_processor_count
-        cfg = config(M, N, K, SMS["cuda"] or 132)
-    bm, bn, split = cfg
-    if (K // GROUP) % split:
-        raise ValueError(f"w8a16: {split} K splits do not divide the {K // GROUP} scale groups")
+        cfg = config(M, N, K, SMS["cuda"] or 132, per_channel)
+    cfg = Config(*cfg)
+    if not per_channel and cfg.block_k != GROUP:
+        raise ValueError(f"w8a16: INT8 tiles span one scale group along K ({GROUP}), not {cfg.block_k}")
+    steps = K // cfg.block_k
+    if K % cfg.block_k or steps % cfg.split:
+        raise ValueError(f"w8a16: {cfg.split} K splits of {cfg.block_k}-wide tiles do not divide K={K}")
     x = x.contiguous()
-    out = torch.empty((split, M, N), dtype=torch.float32, device=x.device)
-    grid = (triton.cdiv(N, bn), triton.cdiv(M, bm), split)
-    _w8a16_kernel[grid](x, q, s, out, M, N, K, K // GROUP // split, x.stride(0), q.stride(0), s.stride(0),
-                        out.stride(0), out.stride(1), BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=GROUP,
-                        num_warps=4, num_stages=4)
-    return (out[0] if split == 1 else out.sum(0)).to(x.dtype)
+    s = s.reshape(N) if per_channel else s
+    if cfg.split == 1:
+        out = torch.empty((M, N), dtype=x.dtype, device=x.device)
+        stride_os = 0
+    else:
+        out = torch.empty((cfg.split, M, N), dtype=torch.float32, device=x.device)
+        stride_os = out.stride(0)
+    grid = (triton.cdiv(N, cfg.block_n), triton.cdiv(M, cfg.block_m), cfg.split)
+    _w8a16_kernel[grid](x, q, s, out, M, N, K, K // cfg.split, x.stride(0), q.stride(0),
+                        0 if per_channel else s.stride(0), stride_os, out.stride(-2),
+                        BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, BLOCK_K=cfg.block_k, GROUP_K=GROUP,
+                        PER_CHANNEL=per_channel, num_warps=cfg.warps, num_stages=cfg.stages)
+    return out if cfg.split == 1 else out.sum(0).to(x.dtype)

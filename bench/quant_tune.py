@@ -1,0 +1,92 @@
+"""Launch shapes for the 8-bit-weight GEMM (kernels/w8a16_mma.py), INT8 and FP8 weights, measured against
+cuBLAS bf16 and torch._scaled_mm in the same run on one GPU, weights cold (several copies cycled), each call
+timed inside a CUDA graph as decode steps run it.
+
+    python bench/quant_tune.py --out quant_tune.json        # on a GPU, about 4 minutes
+
+Prints, per layer of the 8B and batch size, the best launch shape, what the shipped rule (w8a16_mma.config)
+picks, and both against bf16, so the rule can be checked against the search that informed it.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from quant_speed import SHAPES, gpu_time  # noqa: E402
+
+MS = (16, 32, 64, 128, 256)
+
+
+def candidates(m: int, fmt: str, k: int):
+    from kernels.w8a16_mma import GROUP, Config
+    bms = [16 if m <= 16 else 32 if m <= 32 else 64]
+    bks = (GROUP, 2 * GROUP) if fmt == "fp8" else (GROUP,)
+    for bm, bn, bk, stages, warps, split in itertools.product(bms, (32, 64, 128), bks, (3, 5), (4, 8), (1, 2, 4)):
+        if warps == 8 and bn == 32:
+            continue
+        if (k // bk) % split:
+            continue
+        yield Config(bm, bn, split, bk, warps, stages)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", type=Path)
+    ap.add_argument("--ms", type=int, nargs="*", default=list(MS))
+    a = ap.parse_args()
+    import torch
+    import torch.nn.functional as F
+
+    from engine.quant import Fp8Linear, quantize_int8
+    from kernels import w8a16_mma
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
+    res = {"device": torch.cuda.get_device_name(), "sms": sms, "timing": "CUDA graphs, weights cold", "rows": []}
+    t0 = time.time()
+    for name, (n, k) in SHAPES.items():
+        copies = max(2, -(-(200 << 20) // (n * k)))
+        ws = [torch.randn(n, k, device="cuda", dtype=torch.bfloat16) * 0.02 for _ in range(copies)]
+        f8 = [Fp8Linear.from_linear_weight(w) for w in ws]
+        fmts = {"int8": [quantize_int8(w) for w in ws], "fp8": [(f.qweight, f.scales) for f in f8]}
+        for m in a.ms:
+            x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
+            cyc = itertools.cycle
+            wi, fi = cyc(ws), cyc(f8)
+            bf16 = gpu_time(lambda: F.linear(x, next(wi)), inner=copies)
+            scaled = gpu_time(lambda: next(fi).scaled_mm(x), inner=copies)
+            row = {"layer": name, "n": n, "k": k, "m": m, "bf16_s": bf16, "fp8_scaled_mm_s": scaled,
+                   "int8": {}, "fp8": {}}
+            for fmt, objs in fmts.items():
+                for cfg in candidates(m, fmt, k):
+                    it = cyc(objs)
+                    try:
+                        t = gpu_time(lambda: w8a16_mma.w8a16(x, *next(it), cfg), inner=copies)
+                    except Exception as e:  # a shape the compiler rejects (shared memory): recorded, skipped
+                        row[fmt][",".join(map(str, cfg))] = f"error: {str(e)[:60]}"
+                        continue
+                    row[fmt][",".join(map(str, cfg))] = t
+                rule = w8a16_mma.config(m, n, k, sms, fmt == "fp8")
+                it = cyc(objs)
+                rule_t = gpu_time(lambda: w8a16_mma.w8a16(x, *next(it)), inner=copies)
+                times = {c: t for c, t in row[fmt].items() if isinstance(t, float)}
+                best = min(times, key=times.get)
+                row[f"{fmt}_best"] = best
+                row[f"{fmt}_rule"] = ",".join(map(str, rule))
+                row[f"{fmt}_rule_s"] = rule_t
+                print(f"{name:8} M={m:4d} {fmt}: bf16 {bf16 * 1e6:7.1f} us  best {bf16 / times[best]:.2f}x ({best})  "
+                      f"rule {bf16 / rule_t:.2f}x ({row[f'{fmt}_rule']})"
+                      + (f"  scaled_mm {bf16 / scaled:.2f}x" if fmt == "fp8" else "")
+                      + f"  [{time.time() - t0:.0f} s]", flush=True)
+            res["rows"].append(row)
+            if a.out:
+                a.out.write_text(json.dumps(res, indent=1))
+        del ws, f8, fmts
+        torch.cuda.empty_cache()
+
+
+if __name__ == "__main__":
+    main()

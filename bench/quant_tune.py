@@ -26,12 +26,11 @@ def candidates(m: int, fmt: str, k: int):
     from kernels.w8a16_mma import GROUP, Config
     bms = [16 if m <= 16 else 32 if m <= 32 else 64]
     bks = (GROUP, 2 * GROUP) if fmt == "fp8" else (GROUP,)
-    for bm, bn, bk, stages, warps, split in itertools.product(bms, (32, 64, 128), bks, (3, 5), (4, 8), (1, 2, 4)):
-        if warps == 8 and bn == 32:
+    for swap, bm, bn, bk, stages, warps, split in itertools.product(
+            (False, True), bms, (32, 64, 128), bks, (3, 5), (4, 8), (1, 2, 4)):
+        if (warps == 8 and bn == 32) or (swap and bn < 64) or (k // bk) % split:
             continue
-        if (k // bk) % split:
-            continue
-        yield Config(bm, bn, split, bk, warps, stages)
+        yield Config(bm, bn, split, bk, warps, stages, swap)
 
 
 def main():
@@ -42,7 +41,7 @@ def main():
     import torch
     import torch.nn.functional as F
 
-    from engine.quant import Fp8Linear, quantize_int8
+    from engine.quant import Fp8Linear, quantize_fp8_rows, quantize_int8
     from kernels import w8a16_mma
     sms = torch.cuda.get_device_properties(0).multi_processor_count
     res = {"device": torch.cuda.get_device_name(), "sms": sms, "timing": "CUDA graphs, weights cold", "rows": []}
@@ -58,8 +57,15 @@ def main():
             wi, fi = cyc(ws), cyc(f8)
             bf16 = gpu_time(lambda: F.linear(x, next(wi)), inner=copies)
             scaled = gpu_time(lambda: next(fi).scaled_mm(x), inner=copies)
+            one = torch.ones((), device="cuda")
+
+            def tensorwise(f):  # cuBLASLt's FP8 GEMM (unit scales), both scales applied after: the other way
+                xq, xs = quantize_fp8_rows(x)
+                y = torch._scaled_mm(xq, f.qweight.t(), scale_a=one, scale_b=one, out_dtype=x.dtype)
+                return y * (xs * f.scales)
+            tensorwise_s = gpu_time(lambda: tensorwise(next(fi)), inner=copies)
             row = {"layer": name, "n": n, "k": k, "m": m, "bf16_s": bf16, "fp8_scaled_mm_s": scaled,
-                   "int8": {}, "fp8": {}}
+                   "fp8_tensorwise_s": tensorwise_s, "int8": {}, "fp8": {}}
             for fmt, objs in fmts.items():
                 for cfg in candidates(m, fmt, k):
                     it = cyc(objs)
@@ -79,7 +85,8 @@ def main():
                 row[f"{fmt}_rule_s"] = rule_t
                 print(f"{name:8} M={m:4d} {fmt}: bf16 {bf16 * 1e6:7.1f} us  best {bf16 / times[best]:.2f}x ({best})  "
                       f"rule {bf16 / rule_t:.2f}x ({row[f'{fmt}_rule']})"
-                      + (f"  scaled_mm {bf16 / scaled:.2f}x" if fmt == "fp8" else "")
+                      + (f"  scaled_mm {bf16 / scaled:.2f}x tensorwise {bf16 / tensorwise_s:.2f}x"
+                         if fmt == "fp8" else "")
                       + f"  [{time.time() - t0:.0f} s]", flush=True)
             res["rows"].append(row)
             if a.out:

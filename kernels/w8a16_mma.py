@@ -40,6 +40,7 @@ class Config(NamedTuple):
     block_k: int = GROUP
     warps: int = 4
     stages: int = 4
+    swap: bool = False
 
 
 def available() -> bool:
@@ -57,29 +58,48 @@ if triton is not None:
     def _w8a16_kernel(x_ptr, q_ptr, s_ptr, out_ptr, M, N, K, k_per_split,
                       stride_xm, stride_qn, stride_sn, stride_os, stride_om,
                       BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
-                      GROUP_K: tl.constexpr, PER_CHANNEL: tl.constexpr):
+                      GROUP_K: tl.constexpr, PER_CHANNEL: tl.constexpr, SWAP: tl.constexpr):
         pid_n = tl.program_id(0)
         pid_m = tl.program_id(1)
         pid_s = tl.program_id(2)
         rm = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
         rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
         rk = tl.arange(0, BLOCK_K)
-        acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
         k0 = pid_s * k_per_split
-        for kk in range(k0, k0 + k_per_split, BLOCK_K):
-            k = kk + rk
-            a = tl.load(x_ptr + rm[:, None] * stride_xm + k[None, :], mask=rm[:, None] < M, other=0.0)
-            # columns past N hold whatever the mask leaves; they reach only output columns the store masks off
-            w = tl.load(q_ptr + rn[None, :] * stride_qn + k[:, None], mask=rn[None, :] < N)
+        if SWAP:
+            # y.T = w @ x.T: the weights are the tensor cores' first operand (converted in registers, read along
+            # K as stored), the few tokens the narrow second one -- Hopper's warpgroup MMA wants 64 rows in its
+            # first operand and as few as 8 columns in its second, the shape of a decode step turned around.
+            acc = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
+            for kk in range(k0, k0 + k_per_split, BLOCK_K):
+                k = kk + rk
+                a = tl.load(x_ptr + rm[None, :] * stride_xm + k[:, None], mask=rm[None, :] < M, other=0.0)
+                # rows past N hold whatever the mask leaves; they reach only outputs the store masks off
+                w = tl.load(q_ptr + rn[:, None] * stride_qn + k[None, :], mask=rn[:, None] < N)
+                if PER_CHANNEL:
+                    acc += tl.dot(w.to(a.dtype), a)
+                else:  # BLOCK_K == GROUP_K: one scale group per tile
+                    s = tl.load(s_ptr + rn * stride_sn + kk // GROUP_K, mask=rn < N, other=0.0)
+                    acc += tl.dot(w.to(a.dtype), a) * s.to(tl.float32)[:, None]
             if PER_CHANNEL:
-                acc += tl.dot(a, w.to(a.dtype))
-            else:  # BLOCK_K == GROUP_K: one scale group per tile
-                s = tl.load(s_ptr + rn * stride_sn + kk // GROUP_K, mask=rn < N, other=0.0)
-                acc += tl.dot(a, w.to(a.dtype)) * s.to(tl.float32)[None, :]
-        if PER_CHANNEL:
-            acc *= tl.load(s_ptr + rn, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-        o = out_ptr + pid_s * stride_os + rm[:, None] * stride_om + rn[None, :]
-        tl.store(o, acc.to(out_ptr.dtype.element_ty), mask=(rm[:, None] < M) & (rn[None, :] < N))
+                acc *= tl.load(s_ptr + rn, mask=rn < N, other=0.0).to(tl.float32)[:, None]
+            o = out_ptr + pid_s * stride_os + rm[None, :] * stride_om + rn[:, None]
+            tl.store(o, acc.to(out_ptr.dtype.element_ty), mask=(rm[None, :] < M) & (rn[:, None] < N))
+        else:
+            acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+            for kk in range(k0, k0 + k_per_split, BLOCK_K):
+                k = kk + rk
+                a = tl.load(x_ptr + rm[:, None] * stride_xm + k[None, :], mask=rm[:, None] < M, other=0.0)
+                w = tl.load(q_ptr + rn[None, :] * stride_qn + k[:, None], mask=rn[None, :] < N)
+                if PER_CHANNEL:
+                    acc += tl.dot(a, w.to(a.dtype))
+                else:
+                    s = tl.load(s_ptr + rn * stride_sn + kk // GROUP_K, mask=rn < N, other=0.0)
+                    acc += tl.dot(a, w.to(a.dtype)) * s.to(tl.float32)[None, :]
+            if PER_CHANNEL:
+                acc *= tl.load(s_ptr + rn, mask=rn < N, other=0.0).to(tl.float32)[None, :]
+            o = out_ptr + pid_s * stride_os + rm[:, None] * stride_om + rn[None, :]
+            tl.store(o, acc.to(out_ptr.dtype.element_ty), mask=(rm[:, None] < M) & (rn[None, :] < N))
 
 
 def config(M: int, N: int, K: int, sms: int = 132, per_channel: bool = False) -> Config:
@@ -123,5 +143,5 @@ def w8a16(x: torch.Tensor, q: torch.Tensor, s: torch.Tensor, cfg: Config | tuple
     _w8a16_kernel[grid](x, q, s, out, M, N, K, K // cfg.split, x.stride(0), q.stride(0),
                         0 if per_channel else s.stride(0), stride_os, out.stride(-2),
                         BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, BLOCK_K=cfg.block_k, GROUP_K=GROUP,
-                        PER_CHANNEL=per_channel, num_warps=cfg.warps, num_stages=cfg.stages)
+                        PER_CHANNEL=per_channel, SWAP=bool(cfg.swap), num_warps=cfg.warps, num_stages=cfg.stages)
     return out if cfg.split == 1 else out.sum(0).to(x.dtype)

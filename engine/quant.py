@@ -73,11 +73,18 @@ def quantize_fp8_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return (x.float() / s).clamp(-FP8_MAX, FP8_MAX).to(FP8), s
 
 
-# Up to this many rows (decode batches) FP8 weights are converted to bf16 in registers by the 8-bit-weight GEMM
-# (kernels/w8a16_mma.py): such a step is bound by reading weights, and torch._scaled_mm's row-scaled kernel
-# plus the activations' quantization launch lose to it there (bench/quant_tune.py); above it, the FP8 tensor
-# cores' doubled throughput pays.
-FP8_STREAM_MAX_ROWS = 128
+# Up to this many rows (small decode batches) FP8 weights are converted to bf16 in registers by the 8-bit-weight
+# GEMM (kernels/w8a16_mma.py): such a step is bound by reading weights, and torch._scaled_mm's row-scaled kernel
+# plus the activations' quantization launch lose to it there; up to twice as many rows it still wins on layers
+# with a long K (the MLP's down projection). Above, the FP8 tensor cores pay (bench/quant_tune.py, round 18b).
+FP8_STREAM_MAX_ROWS = 32
+FP8_STREAM_LONG_K = 8192
+
+
+def fp8_streams(x: torch.Tensor, qweight: torch.Tensor) -> bool:
+    rows, k = x.shape[0], qweight.shape[1]
+    return x.is_cuda and (rows <= FP8_STREAM_MAX_ROWS or (rows <= 2 * FP8_STREAM_MAX_ROWS and k >= FP8_STREAM_LONG_K)) \
+        and w8a16_mma.supports(x, qweight)
 
 
 class Fp8Linear(nn.Module):
@@ -101,7 +108,7 @@ class Fp8Linear(nn.Module):
         return cls(q, s, w.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.is_cuda and x.shape[0] <= FP8_STREAM_MAX_ROWS and w8a16_mma.supports(x, self.qweight):
+        if fp8_streams(x, self.qweight):
             return w8a16_mma.w8a16(x, self.qweight, self.scales)
         return self.scaled_mm(x)
 

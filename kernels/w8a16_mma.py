@@ -103,16 +103,32 @@ if triton is not None:
 
 
 def config(M: int, N: int, K: int, sms: int = 132, per_channel: bool = False) -> Config:
-    """The launch shape for a problem: BLOCK_M just covers the batch (up to 64); K is split only until every
-    SM has a program, since each split costs a float32 round trip and two launches."""
-    bm = 16 if M <= 16 else 32 if M <= 32 else 64
-    bn = 64
-    programs = math.ceil(N / bn) * math.ceil(M / bm)
+    """The launch shape for a problem, a rule read off the launch-shape search on the H100 (bench/quant_tune.py,
+    lab/device/round18b): at up to 32 rows, narrow tiles with K split so that no program walks more than about
+    4096 of K (a short tail) at 16 rows, in four at 32; at 64 rows the weights-first (swapped) form for layers narrower than 16384 outputs,
+    wide tiles unsplit for wider ones; above, swapped and unsplit."""
+    fp8_k = 2 * GROUP if per_channel else GROUP
     steps = K // GROUP
-    split = 1
-    while programs * split < 2 * sms and split * 2 <= steps and steps % (split * 2) == 0:
-        split *= 2
-    return Config(bm, bn, split)
+
+    def split_for(max_k: int) -> int:
+        split = 1
+        while K // split > max_k and steps % (split * 2) == 0:
+            split *= 2
+        return split
+    if M <= 16:
+        split = split_for(4096)
+        bk = fp8_k if (K // split) % fp8_k == 0 else GROUP
+        return Config(16, 32, split, bk, 4, 4)
+    if M <= 32:
+        if N >= 16384:
+            return Config(32, 128, 1, GROUP, 8, 3)
+        return Config(32, 64, 4 if steps % 4 == 0 else 1, GROUP, 4, 3)
+    if M <= 64:
+        if N >= 16384:
+            return Config(64, 128, 1, GROUP, 4, 3)
+        return Config(64, 64, 4 if steps % 4 == 0 else 1, GROUP, 4, 3, True)
+    tiles = math.ceil(N / 64) * math.ceil(M / 64)
+    return Config(64, 64, 2 if tiles < sms and steps % 2 == 0 else 1, GROUP, 4, 3, True)
 
 
 def w8a16(x: torch.Tensor, q: torch.Tensor, s: torch.Tensor, cfg: Config | tuple | None = None) -> torch.Tensor:

@@ -80,20 +80,22 @@ def test_a_killed_rank_stops_the_gpu_engine_with_a_clear_error_and_leaves_no_pro
             os.kill(pid, 0)
 
 
-@pytest.mark.parametrize("M", [1, 16, 64, 512])
-def test_fp8_linear_on_the_fp8_tensor_cores_matches_the_float64_product(M):
+@pytest.mark.parametrize("M", [1, 16, 48, 64, 512])
+@pytest.mark.parametrize("K,N", [(4096, 14336), (14336, 4096)])
+def test_fp8_linear_on_the_fp8_tensor_cores_matches_the_float64_product(M, K, N):
+    """Both of Fp8Linear's paths (the 8-bit-weight GEMM at decode sizes, longer at long K; torch._scaled_mm)."""
     g = torch.Generator(device="cuda").manual_seed(M)
-    lin = torch.nn.Linear(4096, 14336, bias=False, device="cuda", dtype=torch.bfloat16)
+    lin = torch.nn.Linear(K, N, bias=False, device="cuda", dtype=torch.bfloat16)
     with torch.no_grad():
-        lin.weight.copy_(torch.randn(14336, 4096, generator=g, device="cuda") * 0.02)
-    x = torch.randn(M, 4096, generator=g, device="cuda").bfloat16()
+        lin.weight.copy_(torch.randn(N, K, generator=g, device="cuda") * 0.02)
+    x = torch.randn(M, K, generator=g, device="cuda").bfloat16()
     ref = x.double() @ lin.weight.double().T
     y = Fp8Linear.from_linear(lin)(x)
     assert y.dtype == torch.bfloat16
     assert ((y.double() - ref).norm() / ref.norm()).item() < 0.05
 
 
-@pytest.mark.parametrize("M", [1, 8, 16, 32, 64, 128])
+@pytest.mark.parametrize("M", [1, 8, 16, 32, 64, 128, 256])
 def test_w8a16_tensor_core_gemm_matches_the_dequantized_product(M):
     from kernels import w8a16_mma
     g = torch.Generator(device="cuda").manual_seed(M)
@@ -105,6 +107,22 @@ def test_w8a16_tensor_core_gemm_matches_the_dequantized_product(M):
         ref = x.double() @ dequantize_int8(q, s).double().T
         assert not y.isnan().any()
         assert ((y.double() - ref).norm() / ref.norm()).item() < 5e-3
+
+
+@pytest.mark.parametrize("M", [1, 16, 32, 64, 128, 256])
+def test_8bit_weight_gemm_with_fp8_weights_matches_the_dequantized_product(M):
+    """Every launch shape the rule picks (swapped or not, split or not) on the 8B's and a 70B TP=2 shard's
+    projections: bf16 activations times the e4m3 weights with their channel scales."""
+    from engine.quant import quantize_fp8
+    from kernels import w8a16_mma
+    g = torch.Generator(device="cuda").manual_seed(M)
+    for N, K in ((28672, 4096), (4096, 14336), (6144, 4096), (5120, 8192)):
+        q, s = quantize_fp8(torch.randn(N, K, generator=g, device="cuda") * 0.02)
+        x = torch.randn(M, K, generator=g, device="cuda").bfloat16()
+        y = w8a16_mma.w8a16(x, q, s[None, :])
+        ref = x.double() @ (q.double() * s.double()[:, None]).T
+        assert y.dtype == torch.bfloat16 and not y.isnan().any()
+        assert ((y.double() - ref).norm() / ref.norm()).item() < 5e-3, (N, K)
 
 
 def test_fp8_and_int8_engines_logits_stay_near_the_float32_reference():

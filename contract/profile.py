@@ -193,17 +193,19 @@ def host_speed_warning(samples, tolerance: float = 0.25) -> str | None:
 
 
 def add_tables(base: Profile, extra: Profile) -> Profile:
-    """`base` with the tables `extra` measured that base lacks or has only in a slower form: GEMM rows of a
-    (quantization, kernel) base has none of (an int8 table measured with the fast kernels replaces one measured
-    through the dequantize path), GEMM shapes and attention layouts base has no rows of, all-reduce rows of TP
+    """`base` with the tables `extra` measured that base lacks or has only in a slower or older form: GEMM rows
+    of a (quantization, kernel) base has none of (a quantized table under a new kernel name replaces base's table
+    of that format: the dequantize path's, or the engine's earlier kernels'), GEMM shapes and attention layouts base has no rows of, all-reduce rows of TP
     degrees base has not measured, and serving iterations of tensor-parallel engines. The bf16 tables and the
     single-GPU iterations stay base's."""
     if extra.gpu != base.gpu:
         raise ValueError(f"the extra tables are for {extra.gpu}, the base profile for {base.gpu}")
     have = {(r.quantization, r.kernel) for r in base.gemm}
     new = {(r.quantization, r.kernel) for r in extra.gemm} - have
-    replaced = {q for q, k in new if k}  # a fast kernel's table replaces a slow path's of the same format
-    gemm = [r for r in base.gemm if not (r.quantization in replaced and not r.kernel)]
+    # a named kernel's table replaces base's table of the same format under any other name -- the dequantize
+    # path's (no name), or an earlier kernel the engine has since replaced -- so one format keeps one table
+    replaced = {q: k for q, k in new if k and q != "bf16"}
+    gemm = [r for r in base.gemm if not (r.quantization in replaced and r.kernel != replaced[r.quantization])]
     gemm += [r for r in extra.gemm if (r.quantization, r.kernel) in new]
     shapes = {(r.quantization, r.kernel, r.n, r.k) for r in gemm}  # shapes base has no rows of, any format
     gemm += [r for r in extra.gemm if (r.quantization, r.kernel) not in new

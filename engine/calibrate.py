@@ -125,18 +125,25 @@ def measure_gemms(shapes, dtype=torch.bfloat16, int8_shapes=(), m_grid=M_GRID, l
     return rows
 
 
+# Labels of the quantized GEMM tables: what the engine's projections ran when they were timed. A profile's table
+# under an older label describes kernels the engine no longer runs; `planner profile-add` of a table under the
+# new label replaces it.
+FP8_GEMM_KERNEL = "w8 stream <=32 rows (64 at K>=8192), scaled_mm above"
+INT8_GEMM_KERNEL = "w8a16 gemv <=4 rows, w8a16 mma by launch rule"
+
+
 def measure_quant_gemms(shapes, quantization: str, m_grid=M_GRID, log=print) -> list[GemmRow]:
-    """The quantized projections as the engine serves them, weights read cold: FP8 through torch._scaled_mm
-    (activations quantized per token each call, as in serving), INT8 through the engine's W8A16 kernels (the
-    one-launch GEMV for a few rows, the tensor-core GEMM above)."""
+    """The quantized projections as the engine serves them, weights read cold: FP8 through Fp8Linear (the
+    8-bit-weight GEMM at decode sizes, torch._scaled_mm with per-token activation scales above), INT8 through
+    the engine's W8A16 kernels (the one-launch GEMV for a few rows, the tensor-core GEMM above)."""
     rows = []
     for n, k in sorted(shapes):
         ws = [torch.randn(n, k, device="cuda", dtype=torch.bfloat16) * 0.02
               for _ in range(weight_copies(n, k, elem_bytes=1))]
         if quantization == "fp8":
-            lins, kernel = [Fp8Linear.from_linear_weight(w) for w in ws], "scaled_mm"
+            lins, kernel = [Fp8Linear.from_linear_weight(w) for w in ws], FP8_GEMM_KERNEL
         else:
-            lins, kernel = [Int8Linear(*quantize_int8(w)) for w in ws], "w8a16"
+            lins, kernel = [Int8Linear(*quantize_int8(w)) for w in ws], INT8_GEMM_KERNEL
             for lin in lins:
                 lin.kernel = int8_kernel
         del ws

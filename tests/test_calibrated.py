@@ -768,3 +768,23 @@ def test_fp8_kv_decode_uses_its_own_measured_table_and_bf16_never_does():
     st = load_stack("trtllm")
     by_bytes = StackCostModel(base, m, gpu, st, kv_cache_dtype="fp8").decode_time(64, ctx)
     assert StackCostModel(slower, m, gpu, st, kv_cache_dtype="fp8").decode_time(64, ctx) == pytest.approx(by_bytes)
+
+
+def test_a_quantized_gemm_table_under_a_new_kernel_name_replaces_the_older_one():
+    """One format, one table: re-measured FP8/INT8 GEMMs (the engine's kernels changed) replace the profile's
+    earlier table of that format; the bf16 table and the other format stay."""
+    from contract.profile import add_tables
+    base = _h100_profile()
+    fp8 = [r for r in base.gemm if r.quantization == "fp8"]
+    newer = [r.model_copy(update={"kernel": "newer kernels", "seconds": r.seconds / 2}) for r in fp8]
+    extra = base.model_copy(update={"gemm": newer, "attention": [], "allreduce": [], "iterations": []})
+    merged = add_tables(base, extra)
+    assert {r.kernel for r in merged.gemm if r.quantization == "fp8"} == {"newer kernels"}
+    assert sum(r.quantization == "fp8" for r in merged.gemm) == len(newer)
+    for q in ("bf16", "int8"):
+        assert [r for r in merged.gemm if r.quantization == q] == [r for r in base.gemm if r.quantization == q]
+    m, gpu = MODELS["llama-3.1-8b"], GPUS["H100-SXM"]
+    old_t = CalibratedCostModel(base, m, gpu, quantization="fp8").decode_time(64, 64 * 500)
+    new_t = CalibratedCostModel(merged, m, gpu, quantization="fp8").decode_time(64, 64 * 500)
+    assert new_t < old_t
+    assert "newer kernels" in CalibratedCostModel(merged, m, gpu, quantization="fp8").description

@@ -195,7 +195,8 @@ def host_speed_warning(samples, tolerance: float = 0.25) -> str | None:
 def add_tables(base: Profile, extra: Profile) -> Profile:
     """`base` with the tables `extra` measured that base lacks or has only in a slower or older form: GEMM rows
     of a (quantization, kernel) base has none of (a quantized table under a new kernel name replaces base's table
-    of that format: the dequantize path's, or the engine's earlier kernels'), GEMM shapes and attention layouts base has no rows of, all-reduce rows of TP
+    of that format: the dequantize path's, or the engine's earlier kernels'), GEMM shapes and attention layouts
+    base has no rows of, all-reduce rows of TP
     degrees base has not measured, and serving iterations of tensor-parallel engines. The bf16 tables and the
     single-GPU iterations stay base's."""
     if extra.gpu != base.gpu:

@@ -128,7 +128,7 @@ def measure_gemms(shapes, dtype=torch.bfloat16, int8_shapes=(), m_grid=M_GRID, l
 # Labels of the quantized GEMM tables: what the engine's projections ran when they were timed. A profile's table
 # under an older label describes kernels the engine no longer runs; `planner profile-add` of a table under the
 # new label replaces it.
-FP8_GEMM_KERNEL = "w8 stream <=32 rows (64 at K>=8192), scaled_mm above"
+FP8_GEMM_KERNEL = "w8 stream at decode sizes (engine.quant.fp8_streams), scaled_mm above"
 INT8_GEMM_KERNEL = "w8a16 gemv <=4 rows, w8a16 mma by launch rule"
 
 

@@ -73,18 +73,16 @@ def quantize_fp8_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return (x.float() / s).clamp(-FP8_MAX, FP8_MAX).to(FP8), s
 
 
-# Up to this many rows (small decode batches) FP8 weights are converted to bf16 in registers by the 8-bit-weight
-# GEMM (kernels/w8a16_mma.py): such a step is bound by reading weights, and torch._scaled_mm's row-scaled kernel
-# plus the activations' quantization launch lose to it there; up to twice as many rows it still wins on layers
-# with a long K (the MLP's down projection). Above, the FP8 tensor cores pay (bench/quant_tune.py, round 18b).
-FP8_STREAM_MAX_ROWS = 32
-FP8_STREAM_LONG_K = 8192
-
-
+# Which FP8 projections run through the 8-bit-weight GEMM (kernels/w8a16_mma.py, weights converted to bf16 in
+# registers) rather than torch._scaled_mm: a decode-sized step is bound by reading weights, and the row-scaled
+# FP8 GEMM plus the activations' quantization launch lose there -- always at up to 16 rows; at up to 32 unless
+# the layer is very wide (N >= 12288, where _scaled_mm fills the GPU) or short (K < 4096); at up to 64 only
+# where K is much longer than N (a down projection), since _scaled_mm does not split K and underfills the GPU.
+# Read off bench/quant_tune.py (rounds 18b/18c) and the 46 shapes of the FP8 GEMM table (round 19).
 def fp8_streams(x: torch.Tensor, qweight: torch.Tensor) -> bool:
-    rows, k = x.shape[0], qweight.shape[1]
-    return x.is_cuda and (rows <= FP8_STREAM_MAX_ROWS or (rows <= 2 * FP8_STREAM_MAX_ROWS and k >= FP8_STREAM_LONG_K)) \
-        and w8a16_mma.supports(x, qweight)
+    rows, (n, k) = x.shape[0], qweight.shape
+    fits = rows <= 16 or (rows <= 32 and n < 12288 and k >= 4096) or (rows <= 64 and k >= 2.5 * n)
+    return fits and x.is_cuda and w8a16_mma.supports(x, qweight)
 
 
 class Fp8Linear(nn.Module):

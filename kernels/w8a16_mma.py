@@ -104,9 +104,10 @@ if triton is not None:
 
 def config(M: int, N: int, K: int, sms: int = 132, per_channel: bool = False) -> Config:
     """The launch shape for a problem, a rule read off the launch-shape search on the H100 (bench/quant_tune.py,
-    lab/device/round18b): at up to 32 rows, narrow tiles with K split so that no program walks more than about
-    4096 of K (a short tail) at 16 rows, in four at 32; at 64 rows the weights-first (swapped) form for layers narrower than 16384 outputs,
-    wide tiles unsplit for wider ones; above, swapped and unsplit."""
+    lab/device/round18b): at up to 16 rows, narrow tiles, K split so that no program walks more than about 4096
+    of K (a short tail) and about one program per SM; at 32 rows K in four; at 64 rows the weights-first
+    (swapped) form for layers narrower than 16384 outputs, wide tiles unsplit for wider ones; above, swapped
+    and unsplit."""
     fp8_k = 2 * GROUP if per_channel else GROUP
     steps = K // GROUP
 
@@ -117,6 +118,8 @@ def config(M: int, N: int, K: int, sms: int = 132, per_channel: bool = False) ->
         return split
     if M <= 16:
         split = split_for(4096)
+        while math.ceil(N / 32) * split < 0.9 * sms and steps % (split * 2) == 0:  # narrow shards: fill the SMs
+            split *= 2
         bk = fp8_k if (K // split) % fp8_k == 0 else GROUP
         return Config(16, 32, split, bk, 4, 4)
     if M <= 32:

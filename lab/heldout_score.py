@@ -40,7 +40,9 @@ FROZEN_BY_GRID = {"grid3.yaml": {"grid3.yaml": "7363a53a30607fb0c9df7c77992c4152
                   "grid6.yaml": {"grid6.yaml": "968a728379c74b29d49458903978fc517a7d09716ad5950ece2c0aea7489cfc4",
                                  "h100.json.gz": "02cac1b264e8f95f4be038ae1749f596960e228693227630715df6ce512c4801"},
                   "grid7.yaml": {"grid7.yaml": "59c59b4a46daa72cfa19237b0ee839797f46de2e6e6c7baf9b82dab8b0ef80f7",
-                                 "h200.json.gz": "74459c6f442648d91ab74c2e68d79da8c7b9be626664922f1ce18eeb2cabd252"}}
+                                 "h200.json.gz": "74459c6f442648d91ab74c2e68d79da8c7b9be626664922f1ce18eeb2cabd252"},
+                  "grid8.yaml": {"grid8.yaml": "be1259c0227238e17227099c02cb0928f4c5102fe33212a97d67558afb94abb0",
+                                 "h100.json.gz": "35b4b206d781ebbe945a049917af7a25970aee4819aeaf61b2acbdcc68a30947"}}
 
 
 def sha(p: Path) -> str:

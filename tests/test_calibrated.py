@@ -591,13 +591,14 @@ H100_EXTRAS = ["h100x4_allreduce_graph.json.gz", "h100_shapes_qwen2.5-3b.json.gz
                "h100_shapes_qwen2.5-32b.json.gz", "h100_shapes_llama-70b-8b.json.gz",
                "h100x4_tp2_iterations_8b.json.gz", "h100x4_tp4_iterations.json.gz", "h100_fp8_int8_gemms.json.gz",
                "h100_attention_fp8kv.json.gz", "h100x4_tp2_iterations_8b_mns256.json.gz",
-               "h100x4_tp4_iterations_8b_mns256.json.gz"]
+               "h100x4_tp4_iterations_8b_mns256.json.gz", "h100_fp8_int8_gemms_v3.json.gz"]
 
 
 def test_product_profile_is_the_pool_of_the_committed_h100_calibrations():
     """data/profiles/h100.json.gz = `planner pool-profiles` of the nine committed H100 calibrations (the first
     cold one's operator tables, every calibration's serving iterations), then `planner profile-add` of the
-    extra tables in H100_EXTRAS, in that order (docs/validation_protocol.md, grids 3 and 4)."""
+    extra tables in H100_EXTRAS, in that order (docs/validation_protocol.md, grids 3 and 4); the last, the FP8/INT8
+    GEMMs of the engine's 8-bit-weight kernels (lab/device/round20), replaces the first FP8/INT8 table."""
     from contract.profile import add_tables, pool_iterations
     res = ROOT / "lab" / "calibration"
     names = ["first_cold", "warm_gemms", "second_machine", "third_machine", "machine4_run1", "machine4_run2",

@@ -372,19 +372,25 @@ def stacks_list(ctx: typer.Context):
 @stacks_app.command("fit")
 def stacks_fit(name: str = typer.Argument(..., help="vllm | sglang | trtllm"),
                write: bool = typer.Option(False, "--write", help="write the values into the preset file")):
-    """Fit a preset's host terms (and kernel scale, given enough rows) on the table's `fit` rows of that stack."""
+    """Fit a preset's host terms (and kernel scale, given enough rows) on the table's `fit` rows of that stack;
+    then, where the table has `fit_tp` rows of it (tensor-parallel runs), its all-reduce scale with those held."""
     from planner import public
+    from planner.stacks import load_stack
     try:
         rows = public.load_rows()
         with Progress(console=console, transient=True) as prog:
             task = prog.add_task(f"fitting {name}", total=None)
-            fit = public.fit_stack(name, rows, progress=lambda i, n, rid: prog.update(task, completed=i, total=n,
-                                                                                      description=f"{name}: {rid}"))
+            step = lambda i, n, rid: prog.update(task, completed=i, total=n, description=f"{name}: {rid}")  # noqa: E731
+            fit = public.fit_stack(name, rows, progress=step)
+            tp_fit = None
+            if any(r.stack == name and r.split == "fit_tp" for r in rows):
+                held = load_stack(name).model_copy(update=public.rounded_terms(fit))
+                tp_fit = public.fit_allreduce_scale(name, rows, held, progress=step)
     except (InputError, ValueError) as e:
         _fail(e)
-    console.print_json(data=fit)
+    console.print_json(data=fit if tp_fit is None else {**fit, **tp_fit})
     if write:
-        console.print(f"wrote {public.write_preset(fit)}")
+        console.print(f"wrote {public.write_preset(fit, tp_fit=tp_fit)}")
 
 
 @stacks_app.command("evaluate")

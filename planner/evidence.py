@@ -16,16 +16,20 @@ from planner.resources import _path
 EVALUATION = _path("data", "public", "evaluation.json")
 
 
+# what a preset was fitted on is never its evidence (planner.public.FIT_SPLITS)
+FIT_SPLITS = ("fit", "fit_tp")
+
+
 @functools.lru_cache(maxsize=1)
 def evaluation_rows() -> tuple[dict, ...]:
     return tuple(json.loads(EVALUATION.read_text())["rows"])
 
 
 def stack_evidence(stack: str, gpu: str, rows=None) -> dict:
-    """The held-out rows (every split but `fit`) of `stack` on `gpu` that its preset predicted: count, how many
-    within their metric's limit, median |error|, and which held-out sets they come from."""
+    """The held-out rows (every split but the fitted ones) of `stack` on `gpu` that its preset predicted: count,
+    how many within their metric's limit, median |error|, and which held-out sets they come from."""
     rows = evaluation_rows() if rows is None else rows
-    sel = [r for r in rows if r["stack"] == stack and r["gpu"] == gpu and r["split"] != "fit"
+    sel = [r for r in rows if r["stack"] == stack and r["gpu"] == gpu and r["split"] not in FIT_SPLITS
            and r.get("err_preset") is not None]
     errs = [abs(r["err_preset"]) for r in sel]
     within = sum(abs(r["err_preset"]) <= r["limit"] for r in sel)

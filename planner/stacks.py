@@ -28,6 +28,9 @@ class StackFit(BaseModel):
     fit_rows_sha256: str = ""  # the rows the fit read (planner.public.fit_rows_sha256): must still match
     rows: list[str] = Field(default_factory=list, description="ids of the public-results rows fitted on")
     residual_rms_log: float | None = None
+    tp_rows: list[str] = Field(default_factory=list, description="ids of the rows allreduce_scale was fitted on")
+    tp_fit_rows_sha256: str = ""  # planner.public.fit_rows_sha256(name, rows, "fit_tp"): must still match
+    tp_residual_rms_log: float | None = None
 
 
 class StackProfile(BaseModel):
@@ -38,14 +41,18 @@ class StackProfile(BaseModel):
     step_overhead_s: float = Field(ge=0, description="host time per iteration the GPU waits for")
     per_seq_overhead_s: float = Field(ge=0, description="host time per scheduled sequence per iteration")
     op_scale: float = Field(1.0, gt=0, description="the stack's kernels' time over the hardware tables'")
+    allreduce_scale: float = Field(1.0, ge=0, description="the stack's all-reduce time over op_scale x the "
+                                   "hardware table's (tensor parallelism: collectives, the synchronisation "
+                                   "around them); 1 where no TP>1 rows were fitted")
     calibrated: bool = Field(False, description="this engine: use its own calibrated model instead")
     defaults: dict = Field(default_factory=dict, description="the stack's default serving knobs")
     sources: list[str] = Field(default_factory=list)
     fit: StackFit | None = None
 
     def describe(self) -> str:
-        return (f"stack '{self.name}': hardware operators x{self.op_scale:.3g} + {self.step_overhead_s * 1e3:.2f} ms "
-                f"per step + {self.per_seq_overhead_s * 1e6:.1f} us per sequence")
+        ar = f" (all-reduce x{self.op_scale * self.allreduce_scale:.3f})" if self.allreduce_scale != 1 else ""
+        return (f"stack '{self.name}': hardware operators x{self.op_scale:.3g}{ar} + "
+                f"{self.step_overhead_s * 1e3:.2f} ms per step + {self.per_seq_overhead_s * 1e6:.1f} us per sequence")
 
 
 def stacks_dir() -> Path:

@@ -11,6 +11,7 @@ def test_stack_evidence_counts_held_out_rows_of_that_stack_on_that_gpu_only():
     rows = [{"stack": "vllm", "gpu": "H100-SXM", "split": "heldout", "err_preset": 0.05, "limit": 0.10},
             {"stack": "vllm", "gpu": "H100-SXM", "split": "heldout5", "err_preset": -0.40, "limit": 0.10},
             {"stack": "vllm", "gpu": "H100-SXM", "split": "fit", "err_preset": 0.0, "limit": 0.10},     # fitted on
+            {"stack": "vllm", "gpu": "H100-SXM", "split": "fit_tp", "err_preset": 0.0, "limit": 0.10},  # fitted on
             {"stack": "vllm", "gpu": "A100-80GB", "split": "heldout", "err_preset": 0.0, "limit": 0.10},  # other GPU
             {"stack": "sglang", "gpu": "H100-SXM", "split": "heldout", "err_preset": 0.0, "limit": 0.10},
             {"stack": "vllm", "gpu": "H100-SXM", "split": "heldout", "err_preset": None, "limit": 0.10}]  # no answer

@@ -109,6 +109,50 @@ def test_committed_preset_is_reproduced_from_the_table_by_the_fit(name):
     assert fit["op_scale"] == pytest.approx(s.op_scale, rel=1e-3)
 
 
+def test_committed_allreduce_scale_is_reproduced_from_the_fit_tp_rows():
+    s = load_stack("trtllm")
+    rows = public.load_rows()
+    assert s.fit.tp_fit_rows_sha256 == public.fit_rows_sha256("trtllm", rows, "fit_tp"), "fit_tp rows changed: refit"
+    tp = public.fit_allreduce_scale("trtllm", rows, s)
+    assert tp["tp_rows"] == s.fit.tp_rows and all(r.startswith("r") for r in tp["tp_rows"])
+    assert tp["allreduce_scale"] == pytest.approx(s.allreduce_scale, rel=1e-3)
+    assert tp["tp_residual_rms_log"] < tp["tp_residual_rms_log_at_1"]  # the fitted scale beats leaving it at 1
+    for name in ("vllm", "sglang"):  # no TP rows fitted: their all-reduce is the hardware table's
+        assert load_stack(name).allreduce_scale == 1.0
+
+
+def test_allreduce_scale_fit_recovers_a_planted_scale(monkeypatch):
+    """The method, not the committed number: targets made from each fit_tp row's own recorded aggregates with a
+    known all-reduce scale must give that scale back."""
+    stack = load_stack("trtllm")
+    s, a, b = stack.op_scale, stack.step_overhead_s, stack.per_seq_overhead_s
+    planted = 1.7
+    monkeypatch.setattr(public, "target_seconds", lambda r, g: s * (g["O"] - g["AR"]) + a * g["n"] + b * g["S"]
+                        + planted * s * g["AR"])
+    rows = [r for r in public.load_rows() if r.split == "fit_tp"][:6]
+    assert {r.tp for r in rows} >= {2} and all(r.tp > 1 for r in rows)
+    tp = public.fit_allreduce_scale("trtllm", rows, stack)
+    assert tp["allreduce_scale"] == pytest.approx(planted, rel=1e-6)
+    assert tp["tp_residual_rms_log"] < 1e-9
+
+
+def test_allreduce_scale_charges_only_the_all_reduce_and_only_at_tp_above_1():
+    from contract.catalog import GPUS, MODELS
+    from planner.resources import product_profile
+    prof = product_profile()
+    base = load_stack("trtllm").model_copy(update={"allreduce_scale": 1.0})
+    twice = base.model_copy(update={"allreduce_scale": 2.0})
+    m, g = MODELS["llama-3.1-70b"], GPUS["H100-SXM"]
+    for tp in (1, 4):
+        one = StackCostModel.from_profile(prof, m, g, base, tp=tp, quantization="fp8")
+        two = StackCostModel.from_profile(prof, m, g, twice, tp=tp, quantization="fp8")
+        extra = two.time(64, 64, 64 * 1000) - one.time(64, 64, 64 * 1000)
+        assert extra == pytest.approx(base.op_scale * one._allreduce(64), rel=1e-9, abs=1e-12)
+        assert (extra > 0) == (tp > 1)
+        assert two.breakdown(64, 64, 64 * 1000).allreduce == pytest.approx(
+            2 * one.breakdown(64, 64, 64 * 1000).allreduce, rel=1e-9, abs=1e-12)
+
+
 def test_the_fit_reads_no_held_out_row(tmp_path, monkeypatch):
     """Every held-out row's value poisoned: the fit is unchanged, and no held-out row is ever simulated for it."""
     rows = public.load_rows()
@@ -121,7 +165,7 @@ def test_the_fit_reads_no_held_out_row(tmp_path, monkeypatch):
     with open(public.TABLE, newline="") as fh:
         data = list(csv.DictReader(fh))
     for d in data:
-        if d["split"] != "fit":
+        if d["split"] not in ("fit", "fit_tp"):
             d["value"] = "1e-9"
     with open(path, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(data[0]))
@@ -129,6 +173,12 @@ def test_the_fit_reads_no_held_out_row(tmp_path, monkeypatch):
         w.writerows(data)
     poisoned = public.fit_stack("vllm", public.load_rows(path))
     assert poisoned == clean
+    # the all-reduce fit reads its fit_tp rows only: the held-out ones (set 7's 405B TP=8 among them) poisoned
+    seen.clear()
+    st = load_stack("trtllm")
+    clean_tp = public.fit_allreduce_scale("trtllm", rows, st)
+    assert seen and all(r.split == "fit_tp" for r in seen)
+    assert public.fit_allreduce_scale("trtllm", public.load_rows(path), st) == clean_tp
 
 
 def test_split_is_the_documented_rule():
@@ -149,6 +199,9 @@ def test_split_is_the_documented_rule():
             continue
         if "/03e27c7d" in r.source:  # set 6: TensorRT-LLM's newest perf overview, all held out
             assert r.split == "heldout6", r.id
+            continue
+        if "/ab4143e1" in r.source:  # set 7: v0.20; the 70B at TP>1 fits allreduce_scale, the rest held out
+            assert r.split == ("fit_tp" if r.model == "llama-3.1-70b" and r.tp > 1 else "heldout7"), r.id
             continue
         if r.stack == "trtllm":
             held = (r.model == "llama-3.1-405b" or (r.model == "llama-3.1-70b" and r.gpu == "H100-SXM")

@@ -1,6 +1,6 @@
 """A serving stack's step cost: the hardware profile's operators at the stack's efficiency, plus its host.
 
-    step = op_scale x (GEMMs + attention + LM head + all-reduce, from the hardware tables)
+    step = op_scale x (GEMMs + attention + LM head + allreduce_scale x all-reduce, from the hardware tables)
            + step_overhead_s + per_seq_overhead_s x sequences
 
 The hardware tables are the calibrated model's (this engine's measurements, cross-GPU scaled and marked
@@ -24,6 +24,7 @@ class StackCostModel(CalibratedCostModel):
         super().__init__(profile, model, gpu, max_num_batched_tokens, **roofline_kw)
         self.stack = stack
         self.op_scale = stack.op_scale
+        self.allreduce_scale = stack.allreduce_scale
         a, b = stack.step_overhead_s, stack.per_seq_overhead_s
         self.ovh = {"decode": (a, b), "prefill": (a, 0.0, 0.0, b)}
         self.ovh_a, self.ovh_b = a, b
@@ -38,10 +39,13 @@ class StackCostModel(CalibratedCostModel):
                             + ("; EXTRAPOLATED to this GPU" if self.extrapolated else ""))
 
     def _ops(self, T, S, ctx_sum, prefill, scaled: bool = True) -> float:
-        return self.op_scale * super()._ops(T, S, ctx_sum, prefill, scaled)
+        ops = super()._ops(T, S, ctx_sum, prefill, scaled)
+        if self.allreduce_scale != 1.0 and self.tp > 1:  # no token padding here (_buckets is None)
+            ops += (self.allreduce_scale - 1.0) * self._allreduce(T, scaled)
+        return self.op_scale * ops
 
     def breakdown(self, num_tokens, num_sampled, decode_ctx_sum, prefill=()) -> StepTime:
         bd = super().breakdown(num_tokens, num_sampled, decode_ctx_sum, prefill)
         s = self.op_scale
-        return StepTime(gemm=bd.gemm * s, attention=bd.attention * s, allreduce=bd.allreduce * s,
+        return StepTime(gemm=bd.gemm * s, attention=bd.attention * s, allreduce=bd.allreduce * s * self.allreduce_scale,
                         lm_head=bd.lm_head * s, overhead=bd.overhead)

@@ -359,13 +359,16 @@ def stacks_list(ctx: typer.Context):
         return
     from planner.stacks import load_stack, presets
     t = Table(title="serving-stack presets")
-    for c in ("name", "step overhead", "per sequence", "op scale", "fitted on", "versions"):
+    for c in ("name", "step overhead", "per sequence", "op scale", "all-reduce scale", "fitted on", "versions"):
         t.add_column(c)
     for name in presets():
         s = load_stack(name)
+        fitted = "-" if not s.fit else f"{len(s.fit.rows)} rows" + (f" + {len(s.fit.tp_rows)} TP rows"
+                                                                    if s.fit.tp_rows else "")
         t.add_row(name, "calibrated" if s.calibrated else f"{s.step_overhead_s * 1e3:.3f} ms",
                   "" if s.calibrated else f"{s.per_seq_overhead_s * 1e6:.2f} us",
-                  "" if s.calibrated else f"{s.op_scale:.3f}", f"{len(s.fit.rows)} rows" if s.fit else "-", s.versions)
+                  "" if s.calibrated else f"{s.op_scale:.3f}", "" if s.calibrated else f"{s.allreduce_scale:.3f}",
+                  fitted, s.versions)
     console.print(t)
 
 

@@ -246,3 +246,16 @@ def test_a_concurrency_row_is_a_closed_loop_of_that_many_users_and_its_means_are
     cm = build_cost_model(scenario_from_dict(public.scenario_doc(small, None, kind="roofline")))
     assert ttft == pytest.approx(cm.time(row.isl, 1, 0, [(row.isl, 0)]) * 1e3, rel=0.25)
     assert 0 < itl < ttft
+
+
+def test_stacks_listing_shows_each_presets_fitted_terms():
+    from typer.testing import CliRunner
+
+    from planner.cli import app
+    res = CliRunner().invoke(app, ["stacks"], env={"COLUMNS": "250"})
+    assert res.exit_code == 0, res.output
+    line = next(x for x in res.output.splitlines() if "trtllm" in x)
+    t = load_stack("trtllm")
+    assert f"{t.op_scale:.3f}" in line and f"{t.allreduce_scale:.3f}" in line
+    assert f"{len(t.fit.rows)} rows + {len(t.fit.tp_rows)} TP rows" in line
+    assert "1.000" in next(x for x in res.output.splitlines() if x.strip("│ ").startswith("vllm"))

@@ -91,6 +91,7 @@ def generate(model: str = typer.Option("llama-3.2-1b", help="catalog name or loc
     n = sum(len(s.output) for s in seqs)
     print(f"{n} tokens in {dt:.2f} s = {n / dt:.1f} tokens/s; first output: {seqs[0].output[:16]}")
     llm.shutdown()
+    _end()
 
 
 @app.command()
@@ -118,6 +119,7 @@ def replay(trace: Path = typer.Argument(..., help="Azure-format CSV or Mooncake 
     d.mkdir(parents=True, exist_ok=True)
     write_records(d / "records.csv", records(seqs))
     print(f"wrote {len(seqs)} records to {d / 'records.csv'}")
+    _end()
 
 
 @app.command()
@@ -185,6 +187,14 @@ def calibrate(gpu: str = typer.Option(..., help="catalog GPU this device stands 
         run(gpu, kernels=kernels, ramps=ramps)
     prof.save(path)
     print(f"wrote {path}")
+    _end()
+
+
+def _end() -> None:
+    """After a command's results are written: a process that ran a tensor-parallel engine under NCCL ends here
+    (engine.tp.end_process); any other returns normally."""
+    from engine.tp import end_process
+    end_process(0)
 
 
 if __name__ == "__main__":

@@ -95,6 +95,22 @@ def _destroy_group() -> None:
         pass
 
 
+# Set once rank 0 of an NCCL group ran in this process: whoever ends the process must skip the interpreter's
+# teardown (see end_process), since the group may not have let go.
+NCCL_RAN = {"rank0": False}
+
+
+def end_process(code: int = 0) -> None:
+    """End a process that was rank 0 of an NCCL group, once everything is written: without interpreter teardown,
+    which with collectives captured in CUDA graphs waits in the communicators' destructors or aborts (the
+    SIGABRT, exit 134, of `engine calibrate --extra --tp 2` after the profile was saved). Elsewhere it returns
+    and the process ends normally."""
+    if NCCL_RAN["rank0"]:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
 class Worker:
     """A worker process of one rank (a subprocess running this module)."""
 
@@ -137,6 +153,8 @@ class TensorParallel:
         if self.dev.type == "cuda":
             torch.cuda.set_device(self.dev)
         parallel.init(0, self.world, backend=self.backend, timeout_s=cfg.tp_timeout_s)
+        if self.backend == "nccl":
+            NCCL_RAN["rank0"] = True
         self.dead: str | None = None
         self._busy = False
         self._closed = False

@@ -113,3 +113,18 @@ def test_a_killed_rank_stops_the_engine_with_a_clear_error_and_leaves_no_process
     for pid in workers:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_only_a_process_that_was_nccl_rank_0_skips_interpreter_teardown(checkpoint, monkeypatch):
+    """A gloo (CPU) TP engine leaves the process to end normally; once rank 0 of an NCCL group ran, the engine
+    CLI ends without teardown (its communicators may never let go: exit 134 after `calibrate --extra --tp 2`)."""
+    from engine import tp
+    with LLM(cfg(checkpoint, 2)) as llm:
+        llm.generate(PROMPTS[:1], SamplingParams(max_tokens=2))
+    assert tp.NCCL_RAN["rank0"] is False
+    tp.end_process(0)  # returns: nothing to skip
+    ended = []
+    monkeypatch.setattr(tp.os, "_exit", lambda code: ended.append(code))
+    monkeypatch.setitem(tp.NCCL_RAN, "rank0", True)
+    tp.end_process(0)
+    assert ended == [0]

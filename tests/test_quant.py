@@ -106,3 +106,22 @@ def test_w8a16_tensor_core_gemm_in_the_triton_interpreter(M, N, K):
     r = subprocess.run([sys.executable, "-c", INTERPRETED, str(M), str(N), str(K)], env=env, capture_output=True,
                        text=True, timeout=300)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]
+
+
+def test_launch_rule_gives_a_valid_launch_for_every_catalog_projection():
+    """The 8-bit-weight GEMM's launch rule, for every quantizable projection of every catalog model at every TP
+    degree it splits to and every batch size a step can have: tiles that divide K, K splits that divide the
+    tiles, INT8 tiles one scale group wide -- what w8a16() refuses at run time otherwise."""
+    pytest.importorskip("triton")
+    from contract.catalog import MODELS
+    from engine.calibrate import gemm_shapes
+    from kernels.w8a16_mma import GROUP, config
+    shapes = {(n, k) for n, k in gemm_shapes(list(MODELS), (1, 2, 4, 8)) if k % GROUP == 0 and n < 100_000}
+    assert len(shapes) > 50
+    for n, k in shapes:
+        for m in (1, 3, 16, 17, 32, 33, 64, 65, 256, 8192):
+            for per_channel in (False, True):
+                c = config(m, n, k, 132, per_channel)
+                assert k % c.block_k == 0 and (k // c.block_k) % c.split == 0, (n, k, m, per_channel, c)
+                assert per_channel or c.block_k == GROUP, (n, k, m, c)
+                assert c.block_m >= min(m, 64) or c.block_m == 64, (n, k, m, c)

@@ -192,6 +192,12 @@ def host_speed_warning(samples, tolerance: float = 0.25) -> str | None:
             f"again")
 
 
+# What the engine's quantized projections run today, as `engine calibrate` labels the GEMM tables it measures (a
+# table under another label was timed with kernels the engine has since replaced: the planner says so).
+ENGINE_GEMM_KERNELS = {"fp8": "w8 stream at decode sizes (engine.quant.fp8_streams), scaled_mm above",
+                       "int8": "w8a16 gemv <=4 rows, w8a16 mma by launch rule"}
+
+
 def add_tables(base: Profile, extra: Profile) -> Profile:
     """`base` with the tables `extra` measured that base lacks or has only in a slower or older form: GEMM rows
     of a (quantization, kernel) base has none of (a quantized table under a new kernel name replaces base's table

@@ -24,7 +24,16 @@ import torch.nn.functional as F
 import engine
 from contract.catalog import MODELS
 from contract.knobs import ServingKnobs
-from contract.profile import AllReduceRow, AttnRow, GemmRow, IterRow, Profile, StepRow, host_speed_warning
+from contract.profile import (
+    ENGINE_GEMM_KERNELS,
+    AllReduceRow,
+    AttnRow,
+    GemmRow,
+    IterRow,
+    Profile,
+    StepRow,
+    host_speed_warning,
+)
 from engine.host_speed import host_benchmark
 from engine.kernel_hooks import int8_kernel
 from engine.llm import LLM, EngineConfig, quiet_gc, release_gpu_memory
@@ -128,8 +137,8 @@ def measure_gemms(shapes, dtype=torch.bfloat16, int8_shapes=(), m_grid=M_GRID, l
 # Labels of the quantized GEMM tables: what the engine's projections ran when they were timed. A profile's table
 # under an older label describes kernels the engine no longer runs; `planner profile-add` of a table under the
 # new label replaces it.
-FP8_GEMM_KERNEL = "w8 stream at decode sizes (engine.quant.fp8_streams), scaled_mm above"
-INT8_GEMM_KERNEL = "w8a16 gemv <=4 rows, w8a16 mma by launch rule"
+FP8_GEMM_KERNEL = ENGINE_GEMM_KERNELS["fp8"]
+INT8_GEMM_KERNEL = ENGINE_GEMM_KERNELS["int8"]
 
 
 def measure_quant_gemms(shapes, quantization: str, m_grid=M_GRID, log=print) -> list[GemmRow]:

@@ -789,3 +789,16 @@ def test_a_quantized_gemm_table_under_a_new_kernel_name_replaces_the_older_one()
     new_t = CalibratedCostModel(merged, m, gpu, quantization="fp8").decode_time(64, 64 * 500)
     assert new_t < old_t
     assert "newer kernels" in CalibratedCostModel(merged, m, gpu, quantization="fp8").description
+
+
+def test_a_quantized_table_timed_with_replaced_kernels_is_called_so():
+    """The H100 profile's FP8/INT8 tables were re-measured with the engine's current kernels, the H200's were
+    not: an H200 FP8/INT8 answer says its table is from kernels the engine has since replaced; bf16 never does."""
+    from contract.profile import ENGINE_GEMM_KERNELS
+    m = MODELS["llama-3.1-8b"]
+    h200 = Profile.load(ROOT / "planner" / "data" / "profiles" / "h200.json.gz")
+    for q in ("fp8", "int8"):
+        assert {r.kernel for r in _h100_profile().gemm if r.quantization == q} == {ENGINE_GEMM_KERNELS[q]}
+        assert "since replaced" not in CalibratedCostModel(_h100_profile(), m, GPUS["H100-SXM"], quantization=q).description
+        assert "since replaced" in CalibratedCostModel(h200, m, GPUS["H200"], quantization=q).description
+    assert "since replaced" not in CalibratedCostModel(h200, m, GPUS["H200"]).description

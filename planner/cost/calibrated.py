@@ -23,7 +23,7 @@ from scipy.optimize import nnls
 
 from contract.catalog import GPUS
 from contract.errors import InputError
-from contract.profile import Profile, token_buckets
+from contract.profile import ENGINE_GEMM_KERNELS, Profile, token_buckets
 from planner.cost.base import StepCostModel, StepTime
 from planner.cost.roofline import ACT_BYTES, RooflineCostModel
 
@@ -167,6 +167,9 @@ class CalibratedCostModel(StepCostModel):
         elif quant not in ("bf16", "fp16"):
             kernels = sorted({r.kernel or "dequantize + cuBLAS" for r in profile.gemm if r.quantization == quant})
             self.description += f"; {quant} GEMMs from the profile's measured {quant} table ({', '.join(kernels)})"
+            if kernels != [ENGINE_GEMM_KERNELS.get(quant)]:
+                self.description += (" -- timed with kernels this engine has since replaced: re-measure with "
+                                     "`engine calibrate --extra --parts gemm`")
         self.gemm_tables = self._tables(profile, self.gemm_quant)
         self.head_tables = self._tables(profile, "bf16" if "bf16" in measured else self.gemm_quant)
         kvh = max(1, model.num_key_value_heads // self.tp)

@@ -134,31 +134,25 @@ def measure_gemms(shapes, dtype=torch.bfloat16, int8_shapes=(), m_grid=M_GRID, l
     return rows
 
 
-# Labels of the quantized GEMM tables: what the engine's projections ran when they were timed. A profile's table
-# under an older label describes kernels the engine no longer runs; `planner profile-add` of a table under the
-# new label replaces it.
-FP8_GEMM_KERNEL = ENGINE_GEMM_KERNELS["fp8"]
-INT8_GEMM_KERNEL = ENGINE_GEMM_KERNELS["int8"]
-
-
 def measure_quant_gemms(shapes, quantization: str, m_grid=M_GRID, log=print) -> list[GemmRow]:
     """The quantized projections as the engine serves them, weights read cold: FP8 through Fp8Linear (the
     8-bit-weight GEMM at decode sizes, torch._scaled_mm with per-token activation scales above), INT8 through
-    the engine's W8A16 kernels (the one-launch GEMV for a few rows, the tensor-core GEMM above)."""
+    the engine's W8A16 kernels (the one-launch GEMV for a few rows, the tensor-core GEMM above). Each table is
+    labelled with ENGINE_GEMM_KERNELS: `planner profile-add` of it replaces a table of older kernels."""
     rows = []
     for n, k in sorted(shapes):
         ws = [torch.randn(n, k, device="cuda", dtype=torch.bfloat16) * 0.02
               for _ in range(weight_copies(n, k, elem_bytes=1))]
         if quantization == "fp8":
-            lins, kernel = [Fp8Linear.from_linear_weight(w) for w in ws], FP8_GEMM_KERNEL
+            lins = [Fp8Linear.from_linear_weight(w) for w in ws]
         else:
-            lins, kernel = [Int8Linear(*quantize_int8(w)) for w in ws], INT8_GEMM_KERNEL
+            lins = [Int8Linear(*quantize_int8(w)) for w in ws]
             for lin in lins:
                 lin.kernel = int8_kernel
         del ws
         for m in m_grid:
             x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
-            rows.append(GemmRow(m=m, n=n, k=k, quantization=quantization, kernel=kernel,
+            rows.append(GemmRow(m=m, n=n, k=k, quantization=quantization, kernel=ENGINE_GEMM_KERNELS[quantization],
                                 seconds=_cold_time([lambda lin=lin: lin(x) for lin in lins])))
         m1 = next(r for r in rows if (r.n, r.k, r.m) == (n, k, 1))
         log(f"  gemm {n}x{k} {quantization}: M=1 {m1.seconds * 1e6:.1f} us")

@@ -12,12 +12,9 @@ import json
 import statistics
 
 from planner.resources import _path
+from planner.stacks import FIT_SPLITS
 
 EVALUATION = _path("data", "public", "evaluation.json")
-
-
-# what a preset was fitted on is never its evidence (planner.public.FIT_SPLITS)
-FIT_SPLITS = ("fit", "fit_tp")
 
 
 @functools.lru_cache(maxsize=1)

@@ -24,7 +24,7 @@ import numpy as np
 from scipy.optimize import nnls
 
 from planner.resources import _path
-from planner.stacks import StackProfile, hardware_profile_for, load_stack
+from planner.stacks import FIT_SPLITS, StackProfile, hardware_profile_for, load_stack
 
 TABLE = _path("data", "public", "results.csv")
 FIT_KINDS = ("offline", "latency")
@@ -401,7 +401,6 @@ SPLIT_TITLES = {
                 "registered after the H200 TP tables and the all-reduce degree rule)",
     "heldout7": "Held-out set 7 (TensorRT-LLM v0.20's perf overview: the 8B and 70B at TP=1, the 405B at TP=8 -- the "
                 "TP rows the all-reduce scale's fit never saw; registered before any of its rows was predicted)"}
-FIT_SPLITS = ("fit", "fit_tp")  # in-sample: never reported as held out
 LABELS = (("preset", "matching preset"), ("vllm", "vllm preset for every row"), ("roofline", "roofline"))
 
 

@@ -16,6 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from contract.errors import InputError
 from planner.resources import _path
 
+# the public-results splits a preset is fitted on (`fit`: host terms and kernel scale; `fit_tp`: the all-reduce
+# scale): never reported as held out, never quoted as an answer's evidence
+FIT_SPLITS = ("fit", "fit_tp")
 KNOB_DEFAULTS = ("max_num_seqs", "max_num_batched_tokens", "enable_chunked_prefill", "enable_prefix_caching",
                  "gpu_memory_utilization", "block_size", "kv_admission", "preemption_mode")
 

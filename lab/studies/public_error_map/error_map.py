@@ -11,8 +11,7 @@ import json
 import statistics
 
 from lab.paths import ROOT
-
-FIT_SPLITS = ("fit", "fit_tp")
+from planner.stacks import FIT_SPLITS
 
 
 def main() -> None:

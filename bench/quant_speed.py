@@ -1,10 +1,12 @@
 """Quantized serving speed against bf16, measured in the same run on one GPU:
 
   * GEMMs of the 8B's projections, weights cold: FP8 (torch._scaled_mm, activations quantized per token) and
-    INT8 W8A16 (the tensor-core GEMM, the GEMV, dequantize + cuBLAS) against cuBLAS bf16, M = 1 ... 8192;
+    INT8 W8A16 (the tensor-core GEMM, the GEMV, dequantize (Triton one pass, or the PyTorch ops) + cuBLAS)
+    against cuBLAS bf16, M = 1 ... 8192;
   * the engine: Llama-3.1-8B decode at batch 64 (tokens/s) and a 4096-token prefill, bf16 vs FP8 vs INT8.
 
     python bench/quant_speed.py --out quant_speed.json        # on a GPU, about 2 minutes
+    python bench/quant_speed.py --skip-gemms --int8-dequant-rows 512   # INT8 prefill: dequantize + cuBLAS vs not
 
 Targets (issue #25): FP8 decode at batch 64 >= 1.4x bf16's tokens/s; FP8 prefill of 4096 tokens >= 1.5x;
 INT8 W8A16 at M = 16-64 >= 1.3x cuBLAS bf16.
@@ -18,7 +20,7 @@ import statistics
 from pathlib import Path
 
 SHAPES = {"qkv": (6144, 4096), "o": (4096, 4096), "gate_up": (28672, 4096), "down": (4096, 14336)}
-MS = (1, 4, 8, 16, 32, 64, 128, 256, 1024, 4096, 8192)
+MS = (1, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
 
 
 def gpu_time(fn, inner: int = 20, reps: int = 9) -> float:
@@ -73,7 +75,7 @@ def gemms() -> list[dict]:
     import torch.nn.functional as F
 
     from engine.quant import Fp8Linear, dequantize_int8, quantize_int8
-    from kernels import w8a16, w8a16_mma
+    from kernels import int8_dequant, w8a16, w8a16_mma
     rows = []
     for name, (n, k) in SHAPES.items():
         copies = max(2, -(-(200 << 20) // (n * k * 2)))
@@ -87,31 +89,41 @@ def gemms() -> list[dict]:
             r = {"layer": name, "n": n, "k": k, "m": m,
                  "bf16_s": gpu_time(lambda: F.linear(x, next(wi)), inner=copies),
                  "fp8_s": gpu_time(lambda: next(fi)(x), inner=copies)}
-            if m <= 256:
-                r["int8_mma_s"] = gpu_time(lambda: w8a16_mma.w8a16(x, *next(ii)), inner=copies)
-                r["int8_dequant_s"] = gpu_time(lambda: x @ dequantize_int8(*next(di)).T, inner=copies)
-                if m <= 16 and w8a16.supports(x, i8[0][0]):
-                    gi = cyc(i8)
-                    r["int8_gemv_s"] = gpu_time(lambda: w8a16.w8a16(x, *next(gi)), inner=copies)
+            r["int8_mma_s"] = gpu_time(lambda: w8a16_mma.w8a16(x, *next(ii)), inner=copies)
+            r["int8_dequant_s"] = gpu_time(lambda: x @ dequantize_int8(*next(di)).T, inner=copies)
+            ti = cyc(i8)
+            r["int8_dequant_triton_s"] = gpu_time(lambda: F.linear(x, int8_dequant.dequantize(*next(ti))),
+                                                  inner=copies)
+            if m <= 16 and w8a16.supports(x, i8[0][0]):
+                gi = cyc(i8)
+                r["int8_gemv_s"] = gpu_time(lambda: w8a16.w8a16(x, *next(gi)), inner=copies)
             rows.append(r)
-            best8 = min(v for kk, v in r.items() if kk.startswith("int8_") and kk != "int8_dequant_s") \
-                if "int8_mma_s" in r else None
             print(f"{name:8} M={m:5d}: bf16 {r['bf16_s'] * 1e6:8.1f} us  fp8 {r['bf16_s'] / r['fp8_s']:.2f}x"
-                  + (f"  int8 {r['bf16_s'] / best8:.2f}x (mma {r['bf16_s'] / r['int8_mma_s']:.2f}x)" if best8 else ""),
-                  flush=True)
+                  f"  int8 mma {r['bf16_s'] / r['int8_mma_s']:.2f}x, dequant+cuBLAS "
+                  f"{r['bf16_s'] / r['int8_dequant_triton_s']:.2f}x (PyTorch dequant "
+                  f"{r['bf16_s'] / r['int8_dequant_s']:.2f}x)", flush=True)
         del ws, f8, i8
         torch.cuda.empty_cache()
     return rows
 
 
-def engine() -> list[dict]:
+def engine(int8_dequant_rows: int | None = None) -> list[dict]:
+    """bf16, FP8 and INT8 as the engine serves them; with int8_dequant_rows also INT8 with
+    engine.quant.INT8_DEQUANT_ROWS set to it (labelled int8-dequant)."""
     import torch
 
+    from engine import quant
     from engine.config import EngineConfig
     from engine.llm import LLM, release_gpu_memory
     from engine.sequence import SamplingParams
     out = []
-    for q in ("bf16", "fp8", "int8"):
+    default_rows = quant.INT8_DEQUANT_ROWS
+    variants = [("bf16", "bf16", default_rows), ("fp8", "fp8", default_rows), ("int8", "int8", default_rows)]
+    if int8_dequant_rows is not None:
+        variants = [(lbl, q, None if q == "int8" else rows) for lbl, q, rows in variants]
+        variants.append(("int8-dequant", "int8", int8_dequant_rows))
+    for label, q, rows in variants:
+        quant.INT8_DEQUANT_ROWS = rows
         llm = LLM(EngineConfig(model="llama-3.1-8b", quantization=q, kernels=True, max_num_seqs=64,
                                max_num_batched_tokens=8192, max_model_len=8192))
         g = torch.Generator().manual_seed(0)
@@ -128,18 +140,21 @@ def engine() -> list[dict]:
             pre += [r[1] - r[0] for r in llm.step_log if r[2] == 4096]
             llm.step_log.clear()
         from kernels import fp8_quant
-        r = {"quantization": q, "fp8_activation_quant": "triton" if any(fp8_quant._CHECKED.values()) else "pytorch",
+        r = {"quantization": label, "int8_dequant_rows": rows,
+             "fp8_activation_quant": "triton" if any(fp8_quant._CHECKED.values()) else "pytorch",
              "decode_b64_step_s": statistics.median(dec), "decode_b64_tok_s": 64 / statistics.median(dec),
              "prefill_4096_s": statistics.median(pre), "weights_gib": sum(
                  t.numel() * t.element_size()
                  for t in itertools.chain(llm.model.parameters(), llm.model.buffers())) / 2**30}
         out.append(r)
-        print(f"engine {q}: decode b64 {r['decode_b64_step_s'] * 1e3:.2f} ms/step ({r['decode_b64_tok_s']:.0f} tok/s), "
+        print(f"engine {label}: decode b64 {r['decode_b64_step_s'] * 1e3:.2f} ms/step "
+              f"({r['decode_b64_tok_s']:.0f} tok/s), "
               f"prefill 4096 {r['prefill_4096_s'] * 1e3:.1f} ms, FP8 activation quantization on "
               f"{r['fp8_activation_quant']}, weights {r['weights_gib']:.2f} GiB", flush=True)
         llm.shutdown()
         del llm
         release_gpu_memory()
+    quant.INT8_DEQUANT_ROWS = default_rows
     b = out[0]
     for r in out[1:]:
         print(f"{r['quantization']} vs bf16: decode b64 {r['decode_b64_tok_s'] / b['decode_b64_tok_s']:.2f}x, "
@@ -152,6 +167,8 @@ def main():
     ap.add_argument("--out", type=Path)
     ap.add_argument("--skip-engine", action="store_true")
     ap.add_argument("--skip-gemms", action="store_true")
+    ap.add_argument("--int8-dequant-rows", type=int, default=None,
+                    help="also serve INT8 with engine.quant.INT8_DEQUANT_ROWS at this (the int8 run has it off)")
     a = ap.parse_args()
     import torch
     res = {"device": torch.cuda.get_device_name(), "timing": "CUDA graphs",
@@ -159,7 +176,7 @@ def main():
     if a.out:
         a.out.write_text(json.dumps(res, indent=1))
     if not a.skip_engine:
-        res["engine"] = engine()
+        res["engine"] = engine(a.int8_dequant_rows)
     if a.out:
         a.out.write_text(json.dumps(res, indent=1))
     g = res["gemms"]

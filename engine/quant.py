@@ -6,11 +6,16 @@ Embeddings, LM head and norms stay 16-bit, as vLLM keeps them."""
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from kernels import fp8_quant, w8a16_mma
+from kernels import fp8_quant, int8_dequant, w8a16_mma
 
 GROUP = 128
+# From this many rows up an INT8 projection dequantizes its weight (one pass, kernels/int8_dequant.py) and runs
+# cuBLAS in 16 bits: there the GEMM is bound by tensor-core math, where converting weight tiles in registers
+# (the 8-bit-weight GEMM) costs more than re-reading a 16-bit copy. None: the 8-bit kernels at every size.
+INT8_DEQUANT_ROWS: int | None = None
 
 
 def quantize_int8(w: torch.Tensor, group: int = GROUP) -> tuple[torch.Tensor, torch.Tensor]:
@@ -45,6 +50,9 @@ class Int8Linear(nn.Module):
         return cls(q, s)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if INT8_DEQUANT_ROWS is not None and x.shape[0] >= INT8_DEQUANT_ROWS \
+                and int8_dequant.supports(self.qweight, self.scales):
+            return F.linear(x, int8_dequant.dequantize(self.qweight, self.scales))
         if self.kernel is not None and x.is_cuda:
             y = self.kernel(x, self.qweight, self.scales)  # None where the kernel does not cover the shape
             if y is not None:

@@ -109,6 +109,25 @@ def test_w8a16_tensor_core_gemm_matches_the_dequantized_product(M):
         assert ((y.double() - ref).norm() / ref.norm()).item() < 5e-3
 
 
+def test_int8_one_pass_dequantize_equals_the_pytorch_ops_and_serves_prefill_rows(monkeypatch):
+    """The Triton dequantize rounds q * s once from float32, as the PyTorch ops do (exactly equal); with
+    INT8_DEQUANT_ROWS set, an Int8Linear at that many rows takes dequantize + cuBLAS and agrees with the product."""
+    from engine import quant
+    from kernels import int8_dequant
+    g = torch.Generator(device="cuda").manual_seed(3)
+    for N, K in ((6144, 4096), (4096, 14336), (130, 256)):  # 130 x 256: a tail shorter than one program's block
+        q, s = quantize_int8(torch.randn(N, K, generator=g, device="cuda").bfloat16() * 0.02)
+        assert torch.equal(int8_dequant.dequantize(q, s), dequantize_int8(q, s))
+    lin = quant.Int8Linear(q, s)
+    monkeypatch.setattr(quant, "INT8_DEQUANT_ROWS", 64)
+    for m in (63, 64, 300):
+        x = torch.randn(m, 256, generator=g, device="cuda").bfloat16()
+        ref = x.double() @ dequantize_int8(q, s).double().T
+        assert ((lin(x).double() - ref).norm() / ref.norm()).item() < 5e-3
+    with pytest.raises(ValueError, match="int8 dequantize"):
+        int8_dequant.dequantize(q.float(), s)
+
+
 @pytest.mark.parametrize("M", [1, 16, 32, 64, 128, 256])
 def test_8bit_weight_gemm_with_fp8_weights_matches_the_dequantized_product(M):
     """Every launch shape the rule picks (swapped or not, split or not) on the 8B's and a 70B TP=2 shard's

@@ -1,6 +1,7 @@
 """Where a batch-1 decode step's GPU time goes, kernel by kernel, inside the CUDA graph.
 
-    python -m lab.studies.decode_breakdown.decode_breakdown --model llama-3.1-8b [--no-kernels] [--batch 1] [--out x.json]
+    python -m lab.studies.decode_breakdown.decode_breakdown --model llama-3.1-8b [--no-kernels] [--batch 1]
+        [--quantization fp8|int8] [--out x.json]
 
 Serves `batch` sequences (200-token prompts) in steady decode, profiles 20 steps with torch.profiler
 (CUPTI reports the kernels a graph replay runs) and prints, per kernel name: launches and microseconds per
@@ -30,11 +31,13 @@ def main():
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--no-kernels", action="store_true")
     ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--quantization", default=None, choices=("fp8", "int8"), help="8-bit weights (default bf16)")
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
     spec = MODELS[a.model]
     bw = copy_bandwidth()
-    llm = LLM(EngineConfig(model=a.model, kernels=not a.no_kernels, async_decode=True, num_blocks=4096,
+    quant = {"quantization": a.quantization} if a.quantization else {}
+    llm = LLM(EngineConfig(model=a.model, kernels=not a.no_kernels, **quant, async_decode=True, num_blocks=4096,
                            max_num_seqs=max(a.batch, 1), max_num_batched_tokens=4096, piecewise_graphs=False))
     g = torch.Generator().manual_seed(0)
     with quiet_gc():
@@ -62,10 +65,12 @@ def main():
     n = a.steps
     span = (ev[-1][1] - ev[0][0]) / n
     small_gaps = sum(x for x in gaps if x < 50) / n  # between kernels of one graph (not host stalls)
-    roof = (2 * (spec.num_layers * spec.linear_params_per_layer + spec.vocab_size * spec.hidden_size)
+    wbytes = 1 if a.quantization else 2  # decoder projections; embeddings and LM head stay bf16
+    roof = (wbytes * spec.num_layers * spec.linear_params_per_layer + 2 * spec.vocab_size * spec.hidden_size
             + a.batch * ctx * kv_bytes_per_token(spec)) / bw * 1e6
     rows = sorted(((v[1] / n, v[0] / n, k) for k, v in per.items()), reverse=True)
-    print(f"{a.model} batch {a.batch}, context ~{ctx:.0f}, kernels={not a.no_kernels}: copy {bw / 1e12:.2f} TB/s, "
+    print(f"{a.model} {a.quantization or 'bf16'} batch {a.batch}, context ~{ctx:.0f}, kernels={not a.no_kernels}: "
+          f"copy {bw / 1e12:.2f} TB/s, "
           f"roofline {roof:.0f} us/step")
     print(f"per step: span {span:.0f} us, kernels busy {busy / n:.0f} us, gaps <50us between kernels "
           f"{small_gaps:.0f} us, larger gaps {(sum(gaps) / n - small_gaps):.0f} us, launches {len(ev) / n:.0f}")
@@ -73,7 +78,8 @@ def main():
     for t, c, k in rows:
         print(f"{t:8.1f} {c:8.1f} {t / c:8.2f}  {k[:110]}")
     if a.out:
-        Path(a.out).write_text(json.dumps({"model": a.model, "batch": a.batch, "context": ctx, "gpu":
+        Path(a.out).write_text(json.dumps({"model": a.model, "quantization": a.quantization or "bf16",
+                                           "batch": a.batch, "context": ctx, "gpu":
                                            torch.cuda.get_device_name(), "copy_tb_s": bw / 1e12,
                                            "roofline_us": roof, "span_us": span, "busy_us": busy / n,
                                            "small_gaps_us": small_gaps, "launches": len(ev) / n,

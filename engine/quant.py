@@ -14,8 +14,10 @@ from kernels import fp8_quant, int8_dequant, w8a16_mma
 GROUP = 128
 # From this many rows up an INT8 projection dequantizes its weight (one pass, kernels/int8_dequant.py) and runs
 # cuBLAS in 16 bits: there the GEMM is bound by tensor-core math, where converting weight tiles in registers
-# (the 8-bit-weight GEMM) costs more than re-reading a 16-bit copy. None: the 8-bit kernels at every size.
-INT8_DEQUANT_ROWS: int | None = None
+# (the 8-bit-weight GEMM) costs more than writing and re-reading a 16-bit copy. On the 8B's four projections
+# (H100, bench/quant_speed.py, device round 23) the two are even at 256 rows, the 8-bit GEMM wins by 1.2-1.8x at
+# 128 and loses by 1.5-2.8x from 512 up. None: the 8-bit kernels at every size.
+INT8_DEQUANT_ROWS: int | None = 256
 
 
 def quantize_int8(w: torch.Tensor, group: int = GROUP) -> tuple[torch.Tensor, torch.Tensor]:

@@ -591,14 +591,17 @@ H100_EXTRAS = ["h100x4_allreduce_graph.json.gz", "h100_shapes_qwen2.5-3b.json.gz
                "h100_shapes_qwen2.5-32b.json.gz", "h100_shapes_llama-70b-8b.json.gz",
                "h100x4_tp2_iterations_8b.json.gz", "h100x4_tp4_iterations.json.gz", "h100_fp8_int8_gemms.json.gz",
                "h100_attention_fp8kv.json.gz", "h100x4_tp2_iterations_8b_mns256.json.gz",
-               "h100x4_tp4_iterations_8b_mns256.json.gz", "h100_fp8_int8_gemms_v3.json.gz"]
+               "h100x4_tp4_iterations_8b_mns256.json.gz", "h100_fp8_int8_gemms_v3.json.gz",
+               "h100_fp8_int8_gemms_v4.json.gz"]
 
 
 def test_product_profile_is_the_pool_of_the_committed_h100_calibrations():
     """data/profiles/h100.json.gz = `planner pool-profiles` of the nine committed H100 calibrations (the first
     cold one's operator tables, every calibration's serving iterations), then `planner profile-add` of the
-    extra tables in H100_EXTRAS, in that order (docs/validation_protocol.md, grids 3 and 4); the last, the FP8/INT8
-    GEMMs of the engine's 8-bit-weight kernels (lab/device/round20), replaces the first FP8/INT8 table."""
+    extra tables in H100_EXTRAS, in that order (docs/validation_protocol.md, grids 3 and 4); v3, the FP8/INT8
+    GEMMs of the engine's 8-bit-weight kernels (lab/device/round20), replaces the first FP8/INT8 table, and v4
+    (round 25: INT8 dequantizes for cuBLAS from 256 rows) replaces v3's INT8 table; v3's FP8 table stays (same
+    kernels, same label)."""
     from contract.profile import add_tables, pool_iterations
     res = ROOT / "lab" / "calibration"
     names = ["first_cold", "warm_gemms", "second_machine", "third_machine", "machine4_run1", "machine4_run2",
@@ -613,13 +616,16 @@ def test_product_profile_is_the_pool_of_the_committed_h100_calibrations():
 
 
 H200_EXTRAS = ["h200x4_fp8_int8_gemms.json.gz", "h200x4_allreduce.json.gz", "h200x2_allreduce_graph.json.gz",
-               "h200x4_tp2_iterations_8b_mns256.json.gz"]
+               "h200x4_tp2_iterations_8b_mns256.json.gz", "h200_fp8_int8_gemms_v4.json.gz",
+               "h200x4_allreduce_v2.json.gz"]
 
 
 def test_product_h200_profile_is_the_pool_of_the_committed_h200_calibrations():
     """data/profiles/h200.json.gz = `planner pool-profiles` of the three committed H200 calibrations, then
     `planner profile-add` of the extra tables in H200_EXTRAS, in that order; the TP=2 iterations were timed on an
-    H200 host by a call whose command line said H100 (lab/device/round13_h200/), relabelled, never pooled as H100."""
+    H200 host by a call whose command line said H100 (lab/device/round13_h200/), relabelled, never pooled as H100;
+    round 24 (4x H200) added the current kernels' FP8/INT8 tables (replacing the first) and the in-graph TP=4
+    all-reduce rows (its TP=2 and eager rows repeat tables the profile has and are not added)."""
     from contract.profile import add_tables, pool_iterations
     res = ROOT / "lab" / "calibration"
     parts = [Profile.load(res / f"profile_h200{n}.json.gz") for n in ("", "_machine3", "_warm_gemms")]
@@ -629,7 +635,7 @@ def test_product_h200_profile_is_the_pool_of_the_committed_h200_calibrations():
         assert x.gpu == "H200" and "H200" in x.device_name
         expected = add_tables(expected, x)
     assert Profile.load(ROOT / "planner" / "data" / "profiles" / "h200.json.gz") == expected
-    assert {(r.tp, r.graph) for r in expected.allreduce} == {(2, False), (4, False), (2, True)}
+    assert {(r.tp, r.graph) for r in expected.allreduce} == {(2, False), (4, False), (2, True), (4, True)}
 
 
 def test_overhead_fit_recovers_planted_overheads():
@@ -792,13 +798,17 @@ def test_a_quantized_gemm_table_under_a_new_kernel_name_replaces_the_older_one()
 
 
 def test_a_quantized_table_timed_with_replaced_kernels_is_called_so():
-    """The H100 profile's FP8/INT8 tables were re-measured with the engine's current kernels, the H200's were
-    not: an H200 FP8/INT8 answer says its table is from kernels the engine has since replaced; bf16 never does."""
+    """Both product profiles' FP8/INT8 tables are of the engine's current kernels; a profile whose table carries
+    another label (the H200 profile before round 24) makes an FP8/INT8 answer say its table is from kernels the
+    engine has since replaced; bf16 never does."""
     from contract.profile import ENGINE_GEMM_KERNELS
     m = MODELS["llama-3.1-8b"]
     h200 = Profile.load(ROOT / "planner" / "data" / "profiles" / "h200.json.gz")
+    older = h200.model_copy(update={"gemm": [r.model_copy(update={"kernel": "w8a16"}) if r.quantization != "bf16"
+                                             else r for r in h200.gemm]})
     for q in ("fp8", "int8"):
-        assert {r.kernel for r in _h100_profile().gemm if r.quantization == q} == {ENGINE_GEMM_KERNELS[q]}
-        assert "since replaced" not in CalibratedCostModel(_h100_profile(), m, GPUS["H100-SXM"], quantization=q).description
-        assert "since replaced" in CalibratedCostModel(h200, m, GPUS["H200"], quantization=q).description
-    assert "since replaced" not in CalibratedCostModel(h200, m, GPUS["H200"]).description
+        for prof, gpu in ((_h100_profile(), "H100-SXM"), (h200, "H200")):
+            assert {r.kernel for r in prof.gemm if r.quantization == q} == {ENGINE_GEMM_KERNELS[q]}
+            assert "since replaced" not in CalibratedCostModel(prof, m, GPUS[gpu], quantization=q).description
+        assert "since replaced" in CalibratedCostModel(older, m, GPUS["H200"], quantization=q).description
+    assert "since replaced" not in CalibratedCostModel(older, m, GPUS["H200"]).description

@@ -16,7 +16,7 @@ NG=$(wc -l < "$OUT/machine.txt")
 if [ "$NG" -ge 4 ]; then
   (CUDA_VISIBLE_DEVICES=2,3 timeout 200 python3 -m engine.cli calibrate --gpu $GPU --extra --kernels \
      --parts iterations --tp 2 --models llama-3.2-1b --out "$OUT/${TAG}_tp2_iterations_1b_exitcheck.json.gz" \
-     > "$OUT/tp2_exitcheck.log" 2>&1; echo "exit $?" >> "$OUT/tp2_exitcheck.log"; stamp "TP=2 calibrate exit $?") &
+     > "$OUT/tp2_exitcheck.log" 2>&1; rc=$?; echo "exit $rc" >> "$OUT/tp2_exitcheck.log"; stamp "TP=2 calibrate exit $rc") &
 fi
 wait
 if [ "$NG" -ge 4 ]; then

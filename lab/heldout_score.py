@@ -42,7 +42,13 @@ FROZEN_BY_GRID = {"grid3.yaml": {"grid3.yaml": "7363a53a30607fb0c9df7c77992c4152
                   "grid7.yaml": {"grid7.yaml": "59c59b4a46daa72cfa19237b0ee839797f46de2e6e6c7baf9b82dab8b0ef80f7",
                                  "h200.json.gz": "74459c6f442648d91ab74c2e68d79da8c7b9be626664922f1ce18eeb2cabd252"},
                   "grid8.yaml": {"grid8.yaml": "be1259c0227238e17227099c02cb0928f4c5102fe33212a97d67558afb94abb0",
-                                 "h100.json.gz": "35b4b206d781ebbe945a049917af7a25970aee4819aeaf61b2acbdcc68a30947"}}
+                                 "h100.json.gz": "35b4b206d781ebbe945a049917af7a25970aee4819aeaf61b2acbdcc68a30947"},
+                  "grid9.yaml": {"grid9.yaml": "1ae44789a576a0f844d5eb87035f02801afc6c958f375eefc242709f58353390",
+                                 "h100.json.gz": "d5bc19f40e58aa13bce1f1e61568663301db66adbe2527bc6d427111e39f7305",
+                                 "h200.json.gz": "0ab919378219d54e669d3baf9890317833460e3d60ed0e08ba64f9775ab09300"},
+                  "grid10.yaml": {"grid10.yaml": "b0113be8e7ee0b9ddfa6895af44fc9b9b145564b9c935bfdb81e28f28c059ecf",
+                                  "h100.json.gz": "d5bc19f40e58aa13bce1f1e61568663301db66adbe2527bc6d427111e39f7305",
+                                  "h200.json.gz": "0ab919378219d54e669d3baf9890317833460e3d60ed0e08ba64f9775ab09300"}}
 
 
 def sha(p: Path) -> str:

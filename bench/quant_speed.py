@@ -70,7 +70,7 @@ def eager_time(fn, inner: int, reps: int) -> float:
     return statistics.median(ts)
 
 
-def gemms() -> list[dict]:
+def gemms(ms=MS) -> list[dict]:
     import torch
     import torch.nn.functional as F
 
@@ -82,7 +82,7 @@ def gemms() -> list[dict]:
         ws = [torch.randn(n, k, device="cuda", dtype=torch.bfloat16) * 0.02 for _ in range(copies)]
         f8 = [Fp8Linear.from_linear_weight(w) for w in ws]
         i8 = [quantize_int8(w) for w in ws]
-        for m in MS:
+        for m in ms:
             x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
             cyc = lambda objs: itertools.cycle(objs)  # noqa: E731
             wi, fi, ii, di = cyc(ws), cyc(f8), cyc(i8), cyc(i8)
@@ -90,6 +90,11 @@ def gemms() -> list[dict]:
                  "bf16_s": gpu_time(lambda: F.linear(x, next(wi)), inner=copies),
                  "fp8_s": gpu_time(lambda: next(fi)(x), inner=copies)}
             r["int8_mma_s"] = gpu_time(lambda: w8a16_mma.w8a16(x, *next(ii)), inner=copies)
+            if w8a16_mma.config(m, n, k).split > 1:  # the split-K partials added the old way: two more launches
+                w8a16_mma.FUSED_SPLIT = False
+                ui = cyc(i8)
+                r["int8_mma_unfused_s"] = gpu_time(lambda: w8a16_mma.w8a16(x, *next(ui)), inner=copies)
+                w8a16_mma.FUSED_SPLIT = True
             r["int8_dequant_s"] = gpu_time(lambda: x @ dequantize_int8(*next(di)).T, inner=copies)
             ti = cyc(i8)
             r["int8_dequant_triton_s"] = gpu_time(lambda: F.linear(x, int8_dequant.dequantize(*next(ti))),
@@ -101,7 +106,9 @@ def gemms() -> list[dict]:
             print(f"{name:8} M={m:5d}: bf16 {r['bf16_s'] * 1e6:8.1f} us  fp8 {r['bf16_s'] / r['fp8_s']:.2f}x"
                   f"  int8 mma {r['bf16_s'] / r['int8_mma_s']:.2f}x, dequant+cuBLAS "
                   f"{r['bf16_s'] / r['int8_dequant_triton_s']:.2f}x (PyTorch dequant "
-                  f"{r['bf16_s'] / r['int8_dequant_s']:.2f}x)", flush=True)
+                  f"{r['bf16_s'] / r['int8_dequant_s']:.2f}x)"
+                  + (f"; split-K unfused {r['bf16_s'] / r['int8_mma_unfused_s']:.2f}x" if "int8_mma_unfused_s" in r
+                     else ""), flush=True)
         del ws, f8, i8
         torch.cuda.empty_cache()
     return rows
@@ -167,12 +174,13 @@ def main():
     ap.add_argument("--out", type=Path)
     ap.add_argument("--skip-engine", action="store_true")
     ap.add_argument("--skip-gemms", action="store_true")
+    ap.add_argument("--ms", type=int, nargs="+", default=list(MS), help="GEMM row counts (default: all)")
     ap.add_argument("--int8-dequant-rows", type=int, default=None,
                     help="also serve INT8 with engine.quant.INT8_DEQUANT_ROWS at this (the int8 run has it off)")
     a = ap.parse_args()
     import torch
     res = {"device": torch.cuda.get_device_name(), "timing": "CUDA graphs",
-           "gemms": [] if a.skip_gemms else gemms()}
+           "gemms": [] if a.skip_gemms else gemms(a.ms)}
     if a.out:
         a.out.write_text(json.dumps(res, indent=1))
     if not a.skip_engine:

@@ -55,10 +55,11 @@ def supports(x: torch.Tensor, q: torch.Tensor) -> bool:
 
 if triton is not None:
     @triton.jit
-    def _w8a16_kernel(x_ptr, q_ptr, s_ptr, out_ptr, M, N, K, k_per_split,
-                      stride_xm, stride_qn, stride_sn, stride_os, stride_om,
+    def _w8a16_kernel(x_ptr, q_ptr, s_ptr, out_ptr, ws_ptr, lock_ptr, M, N, K, k_per_split,
+                      stride_xm, stride_qn, stride_sn, stride_ws, stride_om,
                       BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
-                      GROUP_K: tl.constexpr, PER_CHANNEL: tl.constexpr, SWAP: tl.constexpr):
+                      GROUP_K: tl.constexpr, PER_CHANNEL: tl.constexpr, SWAP: tl.constexpr,
+                      SPLIT: tl.constexpr, FUSED: tl.constexpr):
         pid_n = tl.program_id(0)
         pid_m = tl.program_id(1)
         pid_s = tl.program_id(2)
@@ -83,8 +84,8 @@ if triton is not None:
                     acc += tl.dot(w.to(a.dtype), a) * s.to(tl.float32)[:, None]
             if PER_CHANNEL:
                 acc *= tl.load(s_ptr + rn, mask=rn < N, other=0.0).to(tl.float32)[:, None]
-            o = out_ptr + pid_s * stride_os + rm[None, :] * stride_om + rn[:, None]
-            tl.store(o, acc.to(out_ptr.dtype.element_ty), mask=(rm[None, :] < M) & (rn[:, None] < N))
+            _finish(acc, out_ptr, ws_ptr, lock_ptr, rm[None, :] * stride_om + rn[:, None],
+                    (rm[None, :] < M) & (rn[:, None] < N), pid_s, stride_ws, SPLIT, FUSED)
         else:
             acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
             for kk in range(k0, k0 + k_per_split, BLOCK_K):
@@ -98,8 +99,30 @@ if triton is not None:
                     acc += tl.dot(a, w.to(a.dtype)) * s.to(tl.float32)[None, :]
             if PER_CHANNEL:
                 acc *= tl.load(s_ptr + rn, mask=rn < N, other=0.0).to(tl.float32)[None, :]
-            o = out_ptr + pid_s * stride_os + rm[:, None] * stride_om + rn[None, :]
-            tl.store(o, acc.to(out_ptr.dtype.element_ty), mask=(rm[:, None] < M) & (rn[None, :] < N))
+            _finish(acc, out_ptr, ws_ptr, lock_ptr, rm[:, None] * stride_om + rn[None, :],
+                    (rm[:, None] < M) & (rn[None, :] < N), pid_s, stride_ws, SPLIT, FUSED)
+
+    @triton.jit
+    def _finish(acc, out_ptr, ws_ptr, lock_ptr, offs, mask, pid_s, stride_ws, SPLIT: tl.constexpr,
+                FUSED: tl.constexpr):
+        """Write a tile: directly with one split; with several, each program leaves its float32 partial in
+        the workspace, and (FUSED) the last of a tile's programs to arrive -- counted by an atomic per tile --
+        adds them and writes the output dtype, then resets the counter for the next call. Unfused, the caller
+        adds the partials (two more launches)."""
+        if SPLIT == 1:
+            tl.store(out_ptr + offs, acc.to(out_ptr.dtype.element_ty), mask=mask)
+        else:
+            tl.store(ws_ptr + pid_s * stride_ws + offs, acc, mask=mask)
+            if FUSED:
+                tile = tl.program_id(1) * tl.num_programs(0) + tl.program_id(0)
+                tl.debug_barrier()  # every thread's partial written before the tile's count moves
+                arrived = tl.atomic_add(lock_ptr + tile, 1, sem="acq_rel", scope="gpu")
+                if arrived == SPLIT - 1:
+                    tot = tl.zeros_like(acc)
+                    for s in tl.static_range(SPLIT):  # through L2: the partials were written on other SMs
+                        tot += tl.load(ws_ptr + s * stride_ws + offs, mask=mask, other=0.0, cache_modifier=".cg")
+                    tl.store(out_ptr + offs, tot.to(out_ptr.dtype.element_ty), mask=mask)
+                    tl.atomic_xchg(lock_ptr + tile, 0, sem="relaxed", scope="gpu")
 
 
 def config(M: int, N: int, K: int, sms: int = 132, per_channel: bool = False) -> Config:
@@ -152,15 +175,31 @@ def w8a16(x: torch.Tensor, q: torch.Tensor, s: torch.Tensor, cfg: Config | tuple
         raise ValueError(f"w8a16: {cfg.split} K splits of {cfg.block_k}-wide tiles do not divide K={K}")
     x = x.contiguous()
     s = s.reshape(N) if per_channel else s
-    if cfg.split == 1:
-        out = torch.empty((M, N), dtype=x.dtype, device=x.device)
-        stride_os = 0
-    else:
-        out = torch.empty((cfg.split, M, N), dtype=torch.float32, device=x.device)
-        stride_os = out.stride(0)
     grid = (triton.cdiv(N, cfg.block_n), triton.cdiv(M, cfg.block_m), cfg.split)
-    _w8a16_kernel[grid](x, q, s, out, M, N, K, K // cfg.split, x.stride(0), q.stride(0),
-                        0 if per_channel else s.stride(0), stride_os, out.stride(-2),
+    out = torch.empty((M, N), dtype=x.dtype, device=x.device)
+    ws = out if cfg.split == 1 else torch.empty((cfg.split, M, N), dtype=torch.float32, device=x.device)
+    locks = _tile_locks(x.device, grid[0] * grid[1]) if cfg.split > 1 and FUSED_SPLIT else None
+    _w8a16_kernel[grid](x, q, s, out, ws, out if locks is None else locks, M, N, K, K // cfg.split, x.stride(0),
+                        q.stride(0), 0 if per_channel else s.stride(0), ws.stride(0) if cfg.split > 1 else 0, N,
                         BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, BLOCK_K=cfg.block_k, GROUP_K=GROUP,
-                        PER_CHANNEL=per_channel, SWAP=bool(cfg.swap), num_warps=cfg.warps, num_stages=cfg.stages)
-    return out if cfg.split == 1 else out.sum(0).to(x.dtype)
+                        PER_CHANNEL=per_channel, SWAP=bool(cfg.swap), SPLIT=cfg.split, FUSED=locks is not None,
+                        num_warps=cfg.warps, num_stages=cfg.stages)
+    return out if cfg.split == 1 or locks is not None else ws.sum(0).to(x.dtype)
+
+
+# Split-K partials added inside the kernel by each tile's last program (one launch), instead of a float32 sum and
+# a conversion after it (two more launches, 3-5 us of a decode step's graph per projection on the H100).
+FUSED_SPLIT = True
+_LOCKS: dict = {}
+
+
+def _tile_locks(device: torch.device, tiles: int) -> torch.Tensor | None:
+    """One zeroed int32 counter per output tile, kept per device and left at zero by every launch. Made
+    outside graph capture (a counter buffer allocated inside one would belong to that graph's memory pool):
+    None there if none is big enough yet, and that launch adds its partials the unfused way."""
+    t = _LOCKS.get(device)
+    if t is None or t.numel() < tiles:
+        if torch.cuda.is_current_stream_capturing():
+            return None
+        t = _LOCKS[device] = torch.zeros(max(tiles, 1 << 14), dtype=torch.int32, device=device)
+    return t

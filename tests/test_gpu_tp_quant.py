@@ -109,6 +109,44 @@ def test_w8a16_tensor_core_gemm_matches_the_dequantized_product(M):
         assert ((y.double() - ref).norm() / ref.norm()).item() < 5e-3
 
 
+@pytest.mark.parametrize("M", [16, 32, 64])
+def test_split_k_partials_added_in_the_kernel_equal_the_sum_after_it_call_after_call_and_in_a_graph(M, monkeypatch):
+    """Each tile's last program adds the split-K partials (an atomic count per tile, reset by that program): the
+    result equals the float32 sum taken after the kernel, stays the same over repeated calls (the counters go back
+    to zero) and over replays of a CUDA graph that captured the call."""
+    from engine.quant import quantize_fp8
+    from kernels import w8a16_mma
+    g = torch.Generator(device="cuda").manual_seed(M)
+    split = 0
+    for (N, K), fp8 in (((4096, 4096), False), ((4096, 14336), False), ((6144, 4096), True), ((1024, 8192), True)):
+        w = torch.randn(N, K, generator=g, device="cuda") * 0.02
+        if fp8:
+            q, s = quantize_fp8(w)
+            s = s[None, :]
+        else:
+            q, s = quantize_int8(w.bfloat16())
+        if w8a16_mma.config(M, N, K, per_channel=fp8).split == 1:
+            continue
+        split += 1
+        x = torch.randn(M, K, generator=g, device="cuda").bfloat16()
+        monkeypatch.setattr(w8a16_mma, "FUSED_SPLIT", False)
+        ref = w8a16_mma.w8a16(x, q, s).float()
+        monkeypatch.setattr(w8a16_mma, "FUSED_SPLIT", True)
+        outs = [w8a16_mma.w8a16(x, q, s).float() for _ in range(3)]
+        for y in outs:
+            assert torch.allclose(y, ref, rtol=1e-2, atol=1e-3), (N, K, fp8)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            yg = w8a16_mma.w8a16(x, q, s)
+        for _ in range(3):
+            yg.zero_()
+            graph.replay()
+            torch.cuda.synchronize()
+            assert torch.allclose(yg.float(), ref, rtol=1e-2, atol=1e-3), (N, K, fp8, "graph")
+        assert int(w8a16_mma._LOCKS[x.device].abs().sum()) == 0
+    assert split >= 2  # at every M at least two of the shapes split K
+
+
 def test_int8_one_pass_dequantize_equals_the_pytorch_ops_and_serves_prefill_rows(monkeypatch):
     """The Triton dequantize rounds q * s once from float32, as the PyTorch ops do (exactly equal); with
     INT8_DEQUANT_ROWS set, an Int8Linear at that many rows takes dequantize + cuBLAS and agrees with the product."""

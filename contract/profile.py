@@ -194,8 +194,10 @@ def host_speed_warning(samples, tolerance: float = 0.25) -> str | None:
 
 # What the engine's quantized projections run today, as `engine calibrate` labels the GEMM tables it measures (a
 # table under another label was timed with kernels the engine has since replaced: the planner says so).
-ENGINE_GEMM_KERNELS = {"fp8": "w8 stream at decode sizes (engine.quant.fp8_streams), scaled_mm above",
-                       "int8": "w8a16 gemv <=4 rows, w8a16 mma by launch rule, dequantize + cuBLAS >=256 rows"}
+ENGINE_GEMM_KERNELS = {"fp8": "w8 stream at decode sizes (engine.quant.fp8_streams; split-K added in-kernel), "
+                              "scaled_mm above",
+                       "int8": "w8a16 gemv <=4 rows, w8a16 mma by launch rule (split-K added in-kernel), "
+                               "dequantize + cuBLAS >=256 rows"}
 
 
 def add_tables(base: Profile, extra: Profile) -> Profile:

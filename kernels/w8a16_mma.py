@@ -10,8 +10,8 @@ Two weight formats share one kernel:
 Each program converts a BLOCK_K x BLOCK_N tile of weights to the activations' dtype and multiplies it on the
 tensor cores against a BLOCK_M x BLOCK_K tile of activations. INT8 group scales multiply the fp32 partial
 product (constant along one group's K, so scaling after the dot is exact); the FP8 channel scale multiplies the
-sum once. Narrow layers may split K across programs (a float32 partial sum each, added after) so every SM
-streams weights; with one split the kernel writes the output dtype directly (no extra launches).
+sum once. Narrow layers may split K across programs so every SM streams weights: each leaves a float32 partial,
+and the last program of an output tile to finish adds them and writes the output dtype -- one launch either way.
 """
 from __future__ import annotations
 

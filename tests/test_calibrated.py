@@ -592,7 +592,7 @@ H100_EXTRAS = ["h100x4_allreduce_graph.json.gz", "h100_shapes_qwen2.5-3b.json.gz
                "h100x4_tp2_iterations_8b.json.gz", "h100x4_tp4_iterations.json.gz", "h100_fp8_int8_gemms.json.gz",
                "h100_attention_fp8kv.json.gz", "h100x4_tp2_iterations_8b_mns256.json.gz",
                "h100x4_tp4_iterations_8b_mns256.json.gz", "h100_fp8_int8_gemms_v3.json.gz",
-               "h100_fp8_int8_gemms_v4.json.gz"]
+               "h100_fp8_int8_gemms_v4.json.gz", "h100_fp8_int8_gemms_v5.json.gz"]
 
 
 def test_product_profile_is_the_pool_of_the_committed_h100_calibrations():
@@ -600,8 +600,8 @@ def test_product_profile_is_the_pool_of_the_committed_h100_calibrations():
     cold one's operator tables, every calibration's serving iterations), then `planner profile-add` of the
     extra tables in H100_EXTRAS, in that order (docs/validation_protocol.md, grids 3 and 4); v3, the FP8/INT8
     GEMMs of the engine's 8-bit-weight kernels (lab/device/round20), replaces the first FP8/INT8 table, and v4
-    (round 25: INT8 dequantizes for cuBLAS from 256 rows) replaces v3's INT8 table; v3's FP8 table stays (same
-    kernels, same label)."""
+    (round 25: INT8 dequantizes for cuBLAS from 256 rows) replaces v3's INT8 table, and v5 (round 28: split-K
+    partials added inside the 8-bit-weight GEMM) replaces both."""
     from contract.profile import add_tables, pool_iterations
     res = ROOT / "lab" / "calibration"
     names = ["first_cold", "warm_gemms", "second_machine", "third_machine", "machine4_run1", "machine4_run2",
@@ -617,15 +617,16 @@ def test_product_profile_is_the_pool_of_the_committed_h100_calibrations():
 
 H200_EXTRAS = ["h200x4_fp8_int8_gemms.json.gz", "h200x4_allreduce.json.gz", "h200x2_allreduce_graph.json.gz",
                "h200x4_tp2_iterations_8b_mns256.json.gz", "h200_fp8_int8_gemms_v4.json.gz",
-               "h200x4_allreduce_v2.json.gz"]
+               "h200x4_allreduce_v2.json.gz", "h200_fp8_int8_gemms_v5.json.gz"]
 
 
 def test_product_h200_profile_is_the_pool_of_the_committed_h200_calibrations():
     """data/profiles/h200.json.gz = `planner pool-profiles` of the three committed H200 calibrations, then
     `planner profile-add` of the extra tables in H200_EXTRAS, in that order; the TP=2 iterations were timed on an
     H200 host by a call whose command line said H100 (lab/device/round13_h200/), relabelled, never pooled as H100;
-    round 24 (4x H200) added the current kernels' FP8/INT8 tables (replacing the first) and the in-graph TP=4
-    all-reduce rows (its TP=2 and eager rows repeat tables the profile has and are not added)."""
+    round 24 (4x H200) added FP8/INT8 tables of the kernels of that day (replacing the first) and the in-graph TP=4
+    all-reduce rows (its TP=2 and eager rows repeat tables the profile has and are not added); round 29 the tables
+    of the kernels that add split-K partials in-kernel (replacing round 24's)."""
     from contract.profile import add_tables, pool_iterations
     res = ROOT / "lab" / "calibration"
     parts = [Profile.load(res / f"profile_h200{n}.json.gz") for n in ("", "_machine3", "_warm_gemms")]

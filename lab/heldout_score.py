@@ -48,7 +48,10 @@ FROZEN_BY_GRID = {"grid3.yaml": {"grid3.yaml": "7363a53a30607fb0c9df7c77992c4152
                                  "h200.json.gz": "0ab919378219d54e669d3baf9890317833460e3d60ed0e08ba64f9775ab09300"},
                   "grid10.yaml": {"grid10.yaml": "b0113be8e7ee0b9ddfa6895af44fc9b9b145564b9c935bfdb81e28f28c059ecf",
                                   "h100.json.gz": "d5bc19f40e58aa13bce1f1e61568663301db66adbe2527bc6d427111e39f7305",
-                                  "h200.json.gz": "0ab919378219d54e669d3baf9890317833460e3d60ed0e08ba64f9775ab09300"}}
+                                  "h200.json.gz": "0ab919378219d54e669d3baf9890317833460e3d60ed0e08ba64f9775ab09300"},
+                  "grid11.yaml": {"grid11.yaml": "c334cdd39b7862391dde4ad716c7c1055e9b55053e5d296eac2d95006d179f37",
+                                  "h100.json.gz": "d1af2b93d6acf759146ea0d17aedec5ed7a08c0dcf4aada8dd21080a07ade657",
+                                  "h200.json.gz": "a7979ba2b5d6aa3ef1dc992745c642cde330ec1338743b92e938c7d4934a0ded"}}
 
 
 def sha(p: Path) -> str:

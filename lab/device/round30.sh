@@ -5,7 +5,8 @@
 source lab/device/common.sh round30
 stamp "setup done"
 if grep -q "H100" "$OUT/machine.txt"; then
-  serve_replicas lab/validation/heldout/grid11.yaml q 0 150 60 g11-fp8-8b-sharegpt-0.5 g11-fp8-8b-mns32-azurecode-0.95
+  serve_replicas lab/validation/heldout/grid11.yaml q 0 150 60 g11-fp8-8b-sharegpt-0.5; pack  # packed as it goes:
+  serve_replicas lab/validation/heldout/grid11.yaml q 0 150 60 g11-fp8-8b-mns32-azurecode-0.95  # a cut call keeps it
 else
   stamp "not an H100: grid 11 not served"
 fi

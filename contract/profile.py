@@ -100,6 +100,9 @@ class IterRow(_S):
     # outside the operator tables, and this is what tells host time from device time in the next ones
     gpu_seconds: float | None = Field(None, gt=0)
     tp: int = Field(1, ge=1)  # the engine's tensor-parallel degree while serving
+    # the weight format the engine served (an FP8 decode step runs more, smaller kernels than a bf16 one: its
+    # host and launch overhead is its own)
+    quantization: str = "bf16"
 
 
 class Profile(_S):
@@ -205,8 +208,8 @@ def add_tables(base: Profile, extra: Profile) -> Profile:
     of a (quantization, kernel) base has none of (a quantized table under a new kernel name replaces base's table
     of that format: the dequantize path's, or the engine's earlier kernels'), GEMM shapes and attention layouts
     base has no rows of, all-reduce rows of TP
-    degrees base has not measured, and serving iterations of tensor-parallel engines. The bf16 tables and the
-    single-GPU iterations stay base's."""
+    degrees base has not measured, and serving iterations of tensor-parallel or quantized engines. The bf16 tables
+    and the single-GPU bf16 iterations stay base's."""
     if extra.gpu != base.gpu:
         raise ValueError(f"the extra tables are for {extra.gpu}, the base profile for {base.gpu}")
     have = {(r.quantization, r.kernel) for r in base.gemm}
@@ -224,7 +227,7 @@ def add_tables(base: Profile, extra: Profile) -> Profile:
                                         if (r.kind, r.heads, r.kv_heads, r.head_dim, r.kv_dtype) not in layouts]
     have = {(r.tp, r.graph) for r in base.allreduce}  # eager and in-graph tables are kept apart
     allreduce = list(base.allreduce) + [r for r in extra.allreduce if (r.tp, r.graph) not in have]
-    iterations = list(base.iterations) + [r for r in extra.iterations if r.tp > 1]
+    iterations = list(base.iterations) + [r for r in extra.iterations if r.tp > 1 or r.quantization != "bf16"]
     return base.model_copy(update={"gemm": gemm, "attention": attention, "allreduce": allreduce,
                                    "iterations": iterations,
                                    "iteration_sources": base.iteration_sources + (

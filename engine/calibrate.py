@@ -420,7 +420,8 @@ def ramp_trace(rate: float, seconds: float = 28.0, shares=(0.02, 0.1, 0.2, 0.3, 
 
 def measure_iterations(model, dec64: float | None, kernels: bool = False, seconds: float = 28.0,
                        repeats: int = 2, log=print, host_samples: list | None = None, tp: int = 1,
-                       name: str | None = None, max_num_seqs: int | None = None) -> list[IterRow]:
+                       name: str | None = None, max_num_seqs: int | None = None,
+                       quantization: str = "bf16") -> list[IterRow]:
     """The engine's whole iterations (schedule + forward + sample + bookkeeping, start to next start) while
     serving a rate ramp in real time, with the validation runs' knobs. What no operator table holds --
     Python scheduling per sequence, the time between steps -- is in these; the calibrated cost model fits
@@ -441,7 +442,8 @@ def measure_iterations(model, dec64: float | None, kernels: bool = False, second
             host_samples.append(host_benchmark())
         tr = ramp_trace(rate, seconds, seed=7 + rep)
         # tensor-parallel: the engine builds its own shards, one process per GPU
-        knobs = engine_knobs(RAMP_KNOBS) | {"tensor_parallel_size": tp, "max_num_seqs": mns}
+        knobs = engine_knobs(RAMP_KNOBS) | {"tensor_parallel_size": tp, "max_num_seqs": mns,
+                                            "quantization": quantization}
         llm = LLM(EngineConfig(model=name, kernels=kernels, **knobs), model=model if tp == 1 else None)
         llm.generate([[1] * 64] * 2, SamplingParams(max_tokens=4))  # warm-up
         llm.log_steps = True
@@ -456,8 +458,9 @@ def measure_iterations(model, dec64: float | None, kernels: bool = False, second
             rows.append(IterRow(model=name, tokens=pre + dec, decodes=dec, chunks=chunks,
                                 decode_ctx=dctx, prefill_ctx=pctx, seconds=nxt[8] - t_sched,
                                 max_num_batched_tokens=RAMP_KNOBS.max_num_batched_tokens, tp=tp,
+                                quantization=quantization,
                                 gpu_seconds=gpu if gpu == gpu and gpu > 0 else None))  # NaN off CUDA
-        log(f"  iterations {name} TP={tp} (ramp {rep + 1}/{repeats}): {len(tr['t'])} requests at up to "
+        log(f"  iterations {name} {quantization} TP={tp} (ramp {rep + 1}/{repeats}): {len(tr['t'])} requests at up to "
             f"{rate * 0.95:.1f} req/s, {len(rows) - n0} iterations timed")
         llm.shutdown()
         del llm
@@ -539,9 +542,10 @@ def attention_layouts(models, tps=(1, 2, 4)) -> list[tuple[int, int, int]]:
 def calibrate_extra(gpu: str, serve_tp: int = 1, models=("llama-3.2-1b", "llama-3.1-8b"),
                     gemm_models=("llama-3.2-1b", "llama-3.1-8b", "llama-3.1-70b"), tps=(1, 2, 4, 8), ramps: int = 1,
                     kernels: bool = True, parts=EXTRA_PARTS, shape_models=(), log=print,
-                    ramp_max_seqs: int | None = None) -> Profile:
+                    ramp_max_seqs: int | None = None, serve_quantization: str = "bf16") -> Profile:
     """The tables a bf16 single-GPU calibration does not hold: FP8 and INT8 GEMMs (as the engine serves them),
-    the all-reduce table by TP degree (several GPUs), serving iterations of a TP `serve_tp` engine, and for
+    the all-reduce table by TP degree (several GPUs), serving iterations of a TP `serve_tp` engine or of one
+    serving `serve_quantization` weights, and for
     `shape_models` (model shapes the base calibration did not run) the attention layouts at TP 1/2/4 and the bf16
     GEMM shapes at `tps`. The result is merged into a profile with contract.profile.add_tables (planner
     profile-add)."""
@@ -574,12 +578,14 @@ def calibrate_extra(gpu: str, serve_tp: int = 1, models=("llama-3.2-1b", "llama-
         prof.allreduce = [AllReduceRow(**r) for r in allreduce_table()]
         log(f"all-reduce: {len(prof.allreduce)} rows, TP {sorted({r.tp for r in prof.allreduce})}, "
             f"{time.time() - t0:.0f} s")
-    if serve_tp > 1 and "iterations" in parts:
+    if (serve_tp > 1 or serve_quantization != "bf16") and "iterations" in parts:
         for m in models:
             with quiet_gc():
                 prof.iterations += measure_iterations(None, _dec64_estimate(m), kernels=kernels, repeats=ramps,
-                                                      log=log, tp=serve_tp, name=m, max_num_seqs=ramp_max_seqs)
-        log(f"TP={serve_tp} serving iterations: {sum(r.tp > 1 for r in prof.iterations)}, {time.time() - t0:.0f} s")
+                                                      log=log, tp=serve_tp, name=m, max_num_seqs=ramp_max_seqs,
+                                                      quantization=serve_quantization)
+        log(f"TP={serve_tp} {serve_quantization} serving iterations: {len(prof.iterations)}, "
+            f"{time.time() - t0:.0f} s")
     return prof
 
 

@@ -129,6 +129,8 @@ def calibrate(gpu: str = typer.Option(..., help="catalog GPU this device stands 
               kernels: bool = typer.Option(False, help="measure the engine with its CUDA kernels on"),
               ramps: int = typer.Option(2, min=1, help="serving-iteration ramps per model (28 s each), pooled"),
               tp: int = typer.Option(1, "--tp", min=1, help="also time TP serving iterations at this degree"),
+              quantization: str = typer.Option("bf16", help="with --extra --parts iterations: the weight format "
+                                               "the timed engine serves (bf16, fp8, int8)"),
               extra: bool = typer.Option(False, help="only the tables a bf16 calibration lacks: FP8/INT8 GEMMs, "
                                          "all-reduce, TP serving iterations (merge with planner profile-add)"),
               parts: str = typer.Option("gemm,allreduce,iterations", help="with --extra: which of them (also: "
@@ -168,6 +170,10 @@ def calibrate(gpu: str = typer.Option(..., help="catalog GPU this device stands 
             raise InputError([("--ramp-max-seqs", "sets the iteration ramps of --extra --parts iterations")])
         if tp > 1 and not extra:
             raise InputError([("--tp", "TP serving iterations are measured with --extra")])
+        if quantization not in ("bf16", "fp8", "int8"):
+            raise InputError([("--quantization", f"'{quantization}': the engine serves bf16, fp8 or int8 weights")])
+        if quantization != "bf16" and not (extra and "iterations" in parts.split(",")):
+            raise InputError([("--quantization", "sets the weight format of --extra --parts iterations")])
         if out is not None and not out.name.endswith((".json", ".json.gz")):
             raise InputError([("--out", f"'{out}': a profile file ends in .json or .json.gz")])
         if out is not None and out.exists():
@@ -183,7 +189,8 @@ def calibrate(gpu: str = typer.Option(..., help="catalog GPU this device stands 
     from engine.calibrate import calibrate as run
     from engine.calibrate import calibrate_extra
     prof = calibrate_extra(gpu, serve_tp=tp, ramps=1, kernels=kernels, parts=tuple(parts.split(",")),
-                           shape_models=sm, models=its_models, ramp_max_seqs=ramp_max_seqs) if extra else \
+                           shape_models=sm, models=its_models, ramp_max_seqs=ramp_max_seqs,
+                           serve_quantization=quantization) if extra else \
         run(gpu, kernels=kernels, ramps=ramps)
     prof.save(path)
     print(f"wrote {path}")

@@ -199,7 +199,7 @@ def _tile_locks(device: torch.device, tiles: int) -> torch.Tensor | None:
     None there if none is big enough yet, and that launch adds its partials the unfused way."""
     t = _LOCKS.get(device)
     if t is None or t.numel() < tiles:
-        if torch.cuda.is_current_stream_capturing():
+        if device.type == "cuda" and torch.cuda.is_current_stream_capturing():
             return None
         t = _LOCKS[device] = torch.zeros(max(tiles, 1 << 14), dtype=torch.int32, device=device)
     return t

@@ -669,6 +669,49 @@ def test_overhead_fit_recovers_planted_overheads():
     assert fit._dec_corr(1) == pytest.approx(0.0, abs=2e-5) and fit._dec_corr(64) == pytest.approx(0.0, abs=2e-5)
 
 
+def test_quantized_serving_iterations_fit_the_quantized_overhead_and_leave_bf16_alone():
+    """The method: FP8 serving iterations made of the profile's own FP8 operators plus a planted overhead (other
+    than bf16's) give that overhead back to an FP8 prediction, which says what it was fitted on; the bf16 model
+    keeps its fit; with fewer than 50 FP8 iterations an FP8 prediction falls back to the bf16 iterations' fit;
+    `profile-add` keeps single-GPU FP8 iterations (and still not single-GPU bf16 ones)."""
+    prof = _h100_profile()
+    name, gpu = "llama-3.1-8b", GPUS["H100-SXM"]
+    its = [r for r in prof.iterations if r.model == name and r.tp == 1]
+    mnbt = its[0].max_num_batched_tokens
+    fp8 = CalibratedCostModel(prof, MODELS[name], gpu, quantization="fp8", max_num_batched_tokens=mnbt)
+    bf16 = CalibratedCostModel(prof, MODELS[name], gpu, max_num_batched_tokens=mnbt)
+    assert "overhead from bf16 serving iterations" in fp8.description
+    dec_true, pre_true = (3.0e-3, 2.0e-5), (5.0e-3, 1.0e-6, 4.0e-4, 3.0e-5)
+    planted = []
+    for r in its[::9]:
+        if r.chunks == 0:
+            ops = fp8._ops_no_comm(r.decodes, r.decodes, r.decode_ctx, (), scaled=False)
+            extra = dec_true[0] + dec_true[1] * r.decodes
+        else:
+            k = r.chunks
+            pre = [((r.tokens - r.decodes) // k, r.prefill_ctx // k)] * k
+            b = token_buckets(r.max_num_batched_tokens) if fp8._fit_buckets else None
+            ops = fp8._ops_no_comm(r.tokens, r.decodes + k, r.decode_ctx, pre, scaled=False, buckets=b)
+            a, pt, pc, ps = pre_true
+            extra = a + pt * r.tokens + pc * k + ps * (r.decodes + k)
+        planted.append(r.model_copy(update={"seconds": ops + extra, "quantization": "fp8"}))
+    assert len(planted) >= 50
+    with_fp8 = prof.model_copy(update={"iterations": list(prof.iterations) + planted})
+    fit = CalibratedCostModel(with_fp8, MODELS[name], gpu, quantization="fp8", max_num_batched_tokens=mnbt)
+    assert fit.iteration_quant == "fp8" and f"fitted on {len(planted)} fp8 serving iterations" in fit.description
+    assert fit.ovh["decode"] == pytest.approx(dec_true, rel=0.03, abs=1e-7)
+    assert fit.ovh["prefill"] == pytest.approx(pre_true, rel=0.05, abs=1e-7)
+    same = CalibratedCostModel(with_fp8, MODELS[name], gpu, max_num_batched_tokens=mnbt)
+    assert same.ovh == bf16.ovh and same.iteration_quant == "bf16"
+    few = prof.model_copy(update={"iterations": list(prof.iterations) + planted[:49]})
+    back = CalibratedCostModel(few, MODELS[name], gpu, quantization="fp8", max_num_batched_tokens=mnbt)
+    assert back.iteration_quant == "bf16" and back.ovh == fp8.ovh
+    from contract.profile import add_tables
+    extra = prof.model_copy(update={"gemm": [], "attention": [], "allreduce": [], "iterations": planted + its[:5]})
+    merged = add_tables(prof, extra)
+    assert len(merged.iterations) == len(prof.iterations) + len(planted)
+
+
 def test_tp_overhead_fit_does_not_count_the_all_reduces_twice():
     """TP=2 serving iterations made of the profile's TP=2 operators, its all-reduces (the measured table) and a
     planted host overhead: the fit gives the planted overhead back, and a decode step is predicted as its

@@ -459,6 +459,30 @@ def test_iteration_ramps_take_the_engine_batch_limit_they_are_given(monkeypatch)
     assert (mns64, mns256) == (64, 256) and rate256 == pytest.approx(4 * rate64)
 
 
+def test_iteration_ramps_serve_the_weight_format_they_are_given_and_label_their_rows(monkeypatch):
+    """--quantization fp8 reaches the ramp's engine, and the rows it times say which format ran (the planner fits
+    an FP8 engine's overhead on FP8 iterations)."""
+    import engine.calibrate as cal
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def fake_llm(cfg, model=None):
+        seen.append(cfg.quantization)
+        raise Stop
+
+    monkeypatch.setattr(cal, "LLM", fake_llm)
+    monkeypatch.setattr(cal, "ramp_trace", lambda rate, seconds, seed: {})
+    for q in ("bf16", "fp8"):
+        with pytest.raises(Stop):
+            cal.measure_iterations(None, 0.01, repeats=1, log=lambda *_: None, name="llama-3.2-1b", quantization=q)
+    assert seen == ["bf16", "fp8"]
+    from contract.profile import IterRow
+    assert IterRow(model="m", tokens=1, decodes=1, chunks=0, decode_ctx=5, prefill_ctx=0, seconds=1e-3).quantization \
+        == "bf16"
+
+
 def test_timed_decode_steps_are_the_full_batch_decode_only_steps(model):
     """What the decode benchmarks time: schedule-to-schedule seconds of the steps with no prompt tokens at the full
     batch, each followed by another such step; the prefill step and the log switch are left as they were."""

@@ -217,7 +217,11 @@ def test_dashboard_uploads_give_a_message_not_a_traceback(content):
                                         (["calibrate", "--gpu", "H100-SXM", "--extra", "--parts", "attention_fp8kv"],
                                          "--parts"),
                                         (["calibrate", "--gpu", "H100-SXM", "--ramp-max-seqs", "256"],
-                                         "--ramp-max-seqs")])
+                                         "--ramp-max-seqs"),
+                                        (["calibrate", "--gpu", "H100-SXM", "--quantization", "fp8"],
+                                         "--quantization"),
+                                        (["calibrate", "--gpu", "H100-SXM", "--extra", "--parts", "iterations",
+                                          "--quantization", "int4"], "--quantization")])
 def test_engine_cli_errors_name_the_option(args, field):
     pytest.importorskip("torch")
     from engine.cli import app as engine_app

@@ -188,8 +188,17 @@ class CalibratedCostModel(StepCostModel):
         if self.iteration_tp != self.tp and self.tp > 1:
             self.description += (f"; host overhead of TP={self.tp} EXTRAPOLATED from serving iterations at "
                                  f"TP={self.iteration_tp}")
-        # the serving iterations ran the profile's bf16 engine: the overhead is what they took beyond its own bf16
-        # operators, whichever weight format is being predicted
+        # the weight format whose serving iterations the overhead is fitted on: the predicted format's own where the
+        # profile holds enough of them (an FP8 decode step runs more and smaller kernels than a bf16 one, and its
+        # host and launch time is its own), else the bf16 engine's -- then the overhead is what those took beyond
+        # their own bf16 operators, whichever format is being predicted
+        fmt = quant if quant not in ("bf16", "fp16") else "bf16"
+        own = sum(r.model == model.name and r.tp == self.iteration_tp and r.quantization == fmt
+                  for r in profile.iterations)
+        self.iteration_quant = fmt if fmt != "bf16" and own >= 50 else "bf16"
+        if fmt != "bf16" and self.fit_own_overhead:
+            self.description += (f"; overhead fitted on {own} {fmt} serving iterations" if self.iteration_quant == fmt
+                                 else f"; overhead from bf16 serving iterations (none of {fmt} in the profile)")
         self.overhead_from = None
         donor = None if self._has_own_timings() else self._donor_model()
         if not self.fit_own_overhead:  # a subclass brings its own (a serving stack's profile)
@@ -212,7 +221,8 @@ class CalibratedCostModel(StepCostModel):
             # ... with a bf16 KV cache too: the fit subtracts the attention the iterations ran, not the predicted
             # format's (an FP8 cache's table, or its halved bytes, would leave the difference in the overhead)
             predict = (self.gemm_tables, self._scale_quant, self.kv_fp8, self.kv_fp8_measured, self.dec)
-            self.gemm_tables, self._scale_quant = self.head_tables, None
+            if self.iteration_quant == "bf16":  # ... and the operators they ran: bf16's
+                self.gemm_tables, self._scale_quant = self.head_tables, None
             self.kv_fp8 = self.kv_fp8_measured = False
             self.dec = self._attn_table("decode")
             self._fit_overhead(roofline_kw.get("step_overhead_s", 1.5e-4))
@@ -262,7 +272,8 @@ class CalibratedCostModel(StepCostModel):
         forward's GPU time), per kind; empty for profiles without per-iteration GPU time. A host of another
         speed moves this share, not the rest: what the figure tells a planner about another machine."""
         out = {}
-        its = [r for r in self.profile.iterations if r.model == self.model.name and r.gpu_seconds]
+        its = [r for r in self.profile.iterations if r.model == self.model.name and r.gpu_seconds
+               and r.quantization == self.iteration_quant]
         for kind, mixed in (("decode", False), ("prefill", True)):
             sel = [r for r in its if (r.chunks > 0) == mixed]
             if sel:
@@ -323,7 +334,8 @@ class CalibratedCostModel(StepCostModel):
 
         From the profile's serving iterations when it has them for this model (schedule to next schedule:
         the whole loop, Python scheduling included), else from its isolated whole steps."""
-        its = [r for r in self.profile.iterations if r.model == self.model.name and r.tp == self.iteration_tp]
+        its = [r for r in self.profile.iterations if r.model == self.model.name and r.tp == self.iteration_tp
+               and r.quantization == self.iteration_quant]
         pts, buckets = [], {}  # token buckets per serving budget, built once
         if len(its) >= 50:
             # a TP engine's iterations include its all-reduces: they are subtracted with the operators, or the

@@ -639,18 +639,11 @@ def test_product_h200_profile_is_the_pool_of_the_committed_h200_calibrations():
     assert {(r.tp, r.graph) for r in expected.allreduce} == {(2, False), (4, False), (2, True), (4, True)}
 
 
-def test_overhead_fit_recovers_planted_overheads():
-    """The method, not a snapshot: serving iterations made of the profile's own composed operators plus a
-    known overhead (decode a + b x sequences; prefill a + b x tokens + c x chunks + d x sequences) must give
-    that overhead back."""
-    prof = Profile.load(PROFILES[0])
-    name = "llama-3.1-8b"
-    base = CalibratedCostModel(prof, MODELS[name], GPUS[prof.gpu],
-                               max_num_batched_tokens=prof.iterations[0].max_num_batched_tokens)
-    dec_true, pre_true = (2.0e-3, 1.5e-5), (4.0e-3, 2.0e-6, 3.0e-4, 2.5e-5)
+def _planted_iterations(base: CalibratedCostModel, its, dec_true, pre_true, **update) -> list:
+    """Serving iterations made of `base`'s own composed operators plus a known overhead (decode a + b x
+    sequences; prefill a + b x tokens + c x chunks + d x sequences)."""
     planted = []
-    its = [r for r in prof.iterations if r.model == name and r.tp == 1]
-    for r in its[::7]:
+    for r in its:
         if r.chunks == 0:
             ops = base._ops_no_comm(r.decodes, r.decodes, r.decode_ctx, (), scaled=False)
             extra = dec_true[0] + dec_true[1] * r.decodes
@@ -661,7 +654,20 @@ def test_overhead_fit_recovers_planted_overheads():
             ops = base._ops_no_comm(r.tokens, r.decodes + k, r.decode_ctx, pre, scaled=False, buckets=b)
             a, pt, pc, ps = pre_true
             extra = a + pt * r.tokens + pc * k + ps * (r.decodes + k)
-        planted.append(r.model_copy(update={"seconds": ops + extra}))
+        planted.append(r.model_copy(update={"seconds": ops + extra, **update}))
+    return planted
+
+
+def test_overhead_fit_recovers_planted_overheads():
+    """The method, not a snapshot: serving iterations made of the profile's own composed operators plus a
+    known overhead must give that overhead back."""
+    prof = Profile.load(PROFILES[0])
+    name = "llama-3.1-8b"
+    base = CalibratedCostModel(prof, MODELS[name], GPUS[prof.gpu],
+                               max_num_batched_tokens=prof.iterations[0].max_num_batched_tokens)
+    dec_true, pre_true = (2.0e-3, 1.5e-5), (4.0e-3, 2.0e-6, 3.0e-4, 2.5e-5)
+    its = [r for r in prof.iterations if r.model == name and r.tp == 1]
+    planted = _planted_iterations(base, its[::7], dec_true, pre_true)
     fit = CalibratedCostModel(prof.model_copy(update={"iterations": planted}), MODELS[name], GPUS[prof.gpu],
                               max_num_batched_tokens=prof.iterations[0].max_num_batched_tokens)
     assert fit.ovh["decode"] == pytest.approx(dec_true, rel=0.03, abs=1e-7)
@@ -682,19 +688,7 @@ def test_quantized_serving_iterations_fit_the_quantized_overhead_and_leave_bf16_
     bf16 = CalibratedCostModel(prof, MODELS[name], gpu, max_num_batched_tokens=mnbt)
     assert "overhead from bf16 serving iterations" in fp8.description
     dec_true, pre_true = (3.0e-3, 2.0e-5), (5.0e-3, 1.0e-6, 4.0e-4, 3.0e-5)
-    planted = []
-    for r in its[::9]:
-        if r.chunks == 0:
-            ops = fp8._ops_no_comm(r.decodes, r.decodes, r.decode_ctx, (), scaled=False)
-            extra = dec_true[0] + dec_true[1] * r.decodes
-        else:
-            k = r.chunks
-            pre = [((r.tokens - r.decodes) // k, r.prefill_ctx // k)] * k
-            b = token_buckets(r.max_num_batched_tokens) if fp8._fit_buckets else None
-            ops = fp8._ops_no_comm(r.tokens, r.decodes + k, r.decode_ctx, pre, scaled=False, buckets=b)
-            a, pt, pc, ps = pre_true
-            extra = a + pt * r.tokens + pc * k + ps * (r.decodes + k)
-        planted.append(r.model_copy(update={"seconds": ops + extra, "quantization": "fp8"}))
+    planted = _planted_iterations(fp8, its[::9], dec_true, pre_true, quantization="fp8")
     assert len(planted) >= 50
     with_fp8 = prof.model_copy(update={"iterations": list(prof.iterations) + planted})
     fit = CalibratedCostModel(with_fp8, MODELS[name], gpu, quantization="fp8", max_num_batched_tokens=mnbt)

@@ -437,50 +437,31 @@ def test_host_benchmark_runs_a_fixed_workload_and_refuses_zero_repeats():
         host_benchmark(repeats=0)
 
 
-def test_iteration_ramps_take_the_engine_batch_limit_they_are_given(monkeypatch):
+def test_iteration_ramps_take_the_engine_batch_limit_and_weight_format_they_are_given(monkeypatch):
     """--ramp-max-seqs reaches the ramp's engine (and scales its rate with it), so a TP ramp can time the batches
-    of 128-256 a plan uses instead of extrapolating the per-sequence host cost from 64."""
+    of 128-256 a plan uses instead of extrapolating the per-sequence host cost from 64; --quantization reaches it
+    too (the rows say which format ran: the planner fits an FP8 engine's overhead on FP8 iterations)."""
     import engine.calibrate as cal
+    from contract.profile import IterRow
     seen = []
 
     class Stop(Exception):
         pass
 
     def fake_llm(cfg, model=None):
-        seen.append(cfg.max_num_seqs)
+        seen.append((cfg.max_num_seqs, cfg.quantization))
         raise Stop
 
     monkeypatch.setattr(cal, "LLM", fake_llm)
     monkeypatch.setattr(cal, "ramp_trace", lambda rate, seconds, seed: seen.append(rate) or {})
-    for mns in (None, 256):
+    for mns, q in ((None, "bf16"), (256, "fp8")):
         with pytest.raises(Stop):
-            cal.measure_iterations(None, 0.01, repeats=1, log=lambda *_: None, name="llama-3.2-1b", max_num_seqs=mns)
-    (rate64, mns64), (rate256, mns256) = seen[:2], seen[2:]
-    assert (mns64, mns256) == (64, 256) and rate256 == pytest.approx(4 * rate64)
-
-
-def test_iteration_ramps_serve_the_weight_format_they_are_given_and_label_their_rows(monkeypatch):
-    """--quantization fp8 reaches the ramp's engine, and the rows it times say which format ran (the planner fits
-    an FP8 engine's overhead on FP8 iterations)."""
-    import engine.calibrate as cal
-    seen = []
-
-    class Stop(Exception):
-        pass
-
-    def fake_llm(cfg, model=None):
-        seen.append(cfg.quantization)
-        raise Stop
-
-    monkeypatch.setattr(cal, "LLM", fake_llm)
-    monkeypatch.setattr(cal, "ramp_trace", lambda rate, seconds, seed: {})
-    for q in ("bf16", "fp8"):
-        with pytest.raises(Stop):
-            cal.measure_iterations(None, 0.01, repeats=1, log=lambda *_: None, name="llama-3.2-1b", quantization=q)
-    assert seen == ["bf16", "fp8"]
-    from contract.profile import IterRow
-    assert IterRow(model="m", tokens=1, decodes=1, chunks=0, decode_ctx=5, prefill_ctx=0, seconds=1e-3).quantization \
-        == "bf16"
+            cal.measure_iterations(None, 0.01, repeats=1, log=lambda *_: None, name="llama-3.2-1b", max_num_seqs=mns,
+                                   quantization=q)
+    (rate64, cfg64), (rate256, cfg256) = seen[:2], seen[2:]
+    assert (cfg64, cfg256) == ((64, "bf16"), (256, "fp8")) and rate256 == pytest.approx(4 * rate64)
+    assert IterRow(model="m", tokens=1, decodes=1, chunks=0, decode_ctx=5, prefill_ctx=0,
+                   seconds=1e-3).quantization == "bf16"
 
 
 def test_timed_decode_steps_are_the_full_batch_decode_only_steps(model):

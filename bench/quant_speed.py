@@ -192,6 +192,25 @@ def main():
     if mid:
         print("INT8 W8A16 (tensor-core GEMM) vs cuBLAS bf16 at M=16-64: "
               + ", ".join(f"{r['layer']} M={r['m']} {r['bf16_s'] / r['int8_mma_s']:.2f}x" for r in mid))
+    for line in targets(res):
+        print(line)
+
+
+def targets(res: dict) -> list[str]:
+    """Issue #25's speed targets against this run's figures: met or not, with the figure."""
+    out = []
+    eng = {r["quantization"]: r for r in res.get("engine", [])}
+    if "bf16" in eng and "fp8" in eng:
+        b, f = eng["bf16"], eng["fp8"]
+        dec, pre = f["decode_b64_tok_s"] / b["decode_b64_tok_s"], b["prefill_4096_s"] / f["prefill_4096_s"]
+        out.append(f"target FP8 decode b64 >= 1.4x bf16: {dec:.2f}x {'met' if dec >= 1.4 else 'NOT met'}")
+        out.append(f"target FP8 prefill 4096 >= 1.5x bf16: {pre:.2f}x {'met' if pre >= 1.5 else 'NOT met'}")
+    mid = [r["bf16_s"] / r["int8_mma_s"] for r in res.get("gemms", []) if 16 <= r["m"] <= 64 and "int8_mma_s" in r]
+    if mid:
+        ok = sum(x >= 1.3 for x in mid)
+        out.append(f"target INT8 W8A16 >= 1.3x cuBLAS bf16 at M=16-64: {ok} of {len(mid)} cells "
+                   f"({min(mid):.2f}-{max(mid):.2f}x) {'met' if ok == len(mid) else 'NOT met'}")
+    return out
 
 
 if __name__ == "__main__":

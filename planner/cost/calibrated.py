@@ -121,6 +121,10 @@ def degree_exponent(rows) -> tuple[float, str]:
     return DEFAULT_DEGREE_EXPONENT, "the H100's measured TP=2/TP=4 exponent"
 
 
+# the fewest serving iterations the overhead is fitted on (fewer: the isolated steps, or the bf16 engine's iterations)
+MIN_FIT_ITERATIONS = 50
+
+
 class CalibratedCostModel(StepCostModel):
     kind = "calibrated"
     fit_own_overhead = True  # False: the operator tables only (planner/cost/stack.py adds a stack's overhead)
@@ -195,10 +199,11 @@ class CalibratedCostModel(StepCostModel):
         fmt = quant if quant not in ("bf16", "fp16") else "bf16"
         own = sum(r.model == model.name and r.tp == self.iteration_tp and r.quantization == fmt
                   for r in profile.iterations)
-        self.iteration_quant = fmt if fmt != "bf16" and own >= 50 else "bf16"
+        self.iteration_quant = fmt if fmt != "bf16" and own >= MIN_FIT_ITERATIONS else "bf16"
         if fmt != "bf16" and self.fit_own_overhead:
             self.description += (f"; overhead fitted on {own} {fmt} serving iterations" if self.iteration_quant == fmt
-                                 else f"; overhead from bf16 serving iterations (none of {fmt} in the profile)")
+                                 else f"; overhead from bf16 serving iterations ({own} of {fmt} in the profile, "
+                                      f"fewer than {MIN_FIT_ITERATIONS})")
         self.overhead_from = None
         donor = None if self._has_own_timings() else self._donor_model()
         if not self.fit_own_overhead:  # a subclass brings its own (a serving stack's profile)
@@ -337,7 +342,7 @@ class CalibratedCostModel(StepCostModel):
         its = [r for r in self.profile.iterations if r.model == self.model.name and r.tp == self.iteration_tp
                and r.quantization == self.iteration_quant]
         pts, buckets = [], {}  # token buckets per serving budget, built once
-        if len(its) >= 50:
+        if len(its) >= MIN_FIT_ITERATIONS:
             # a TP engine's iterations include its all-reduces: they are subtracted with the operators, or the
             # overhead would absorb them and a prediction would count them twice
             comm = self.tp > 1 and self.iteration_tp == self.tp

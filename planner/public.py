@@ -118,7 +118,8 @@ def scenario_doc(row: Row, stack: str | None, kind: str = "stack") -> dict:
 
 # the table's metric names -> `planner validate`'s (the same definitions: completed requests only)
 _VALIDATE_NAMES = {"output_tok_s": ("throughput_tok_s", 1.0), "e2e_p50_ms": ("e2e_p50", 1e3),
-                   "ttft_p50_ms": ("ttft_p50", 1e3), "tpot_p50_ms": ("tpot_p50", 1e3)}
+                   "ttft_p50_ms": ("ttft_p50", 1e3), "tpot_p50_ms": ("tpot_p50", 1e3),
+                   "ttft_p99_ms": ("ttft_p99", 1e3)}
 
 
 def _metrics(records, row: Row) -> float:
@@ -135,6 +136,9 @@ def _metrics(records, row: Row) -> float:
     if row.metric == "tpot_mean_ms":  # mean inter-token latency of requests with more than one output token
         m = ok & (c["output_tokens"] > 1)
         return float(np.mean((c["finish"][m] - c["first_token"][m]) / (c["output_tokens"][m] - 1)) * 1e3)
+    if row.metric == "tpot_p99_ms":  # per request, as MLPerf's loadgen reports its time-per-output-token
+        m = ok & (c["output_tokens"] > 1)
+        return float(np.percentile((c["finish"][m] - c["first_token"][m]) / (c["output_tokens"][m] - 1), 99) * 1e3)
     if row.metric not in _VALIDATE_NAMES:
         raise ValueError(f"{row.id}: unknown metric {row.metric}")
     name, scale = _VALIDATE_NAMES[row.metric]
@@ -314,7 +318,8 @@ def write_preset(fit: dict, table: Path = TABLE, tp_fit: dict | None = None) -> 
 
 # ------------------------------------------------------------------ evaluation
 LIMITS = {"output_tok_s": 0.10, "tpot_p50_ms": 0.15, "ttft_p50_ms": 0.20, "e2e_p50_ms": 0.15, "e2e_mean_ms": 0.15,
-          "ttft_mean_ms": 0.20, "tpot_mean_ms": 0.15, "req_s": 0.10}  # means: the limits of their medians
+          "ttft_mean_ms": 0.20, "tpot_mean_ms": 0.15, "req_s": 0.10,  # means: the limits of their medians
+          "ttft_p99_ms": 0.30, "tpot_p99_ms": 0.30}
 
 
 def _predict_row(args) -> dict:

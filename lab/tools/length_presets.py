@@ -32,6 +32,32 @@ def from_trace(path: Path, source: str) -> dict:
             "output_tokens": {"dist": "quantiles", "quantiles": table(t.output_tokens)}}
 
 
+# MLPerf's check on every valid llama2-70b run: generated tokens per sample within 10% of the reference
+# implementation's 294.45 (mlcommons/inference language/llama2-70b, TOKENS_PER_SAMPLE); the dataset's own output
+# lengths are those of the GPT-4 reference answers, which are shorter
+MLPERF_LLAMA2_TOKENS_PER_SAMPLE = 294.45
+OPENORCA_SAMPLE = Path(__file__).with_name("data") / "mlperf_openorca_length_sample.csv"
+
+
+def mlperf_openorca(path: Path = OPENORCA_SAMPLE) -> dict:
+    """The MLPerf llama2-70b (OpenOrca) workload from a block sample of its per-sample lengths: prompts as
+    sampled; outputs with the sample's shape, scaled to the generated mean MLPerf requires of a valid run."""
+    d = np.loadtxt(path, delimiter=",", comments="#", skiprows=1 + sum(
+        1 for line in path.read_text().splitlines() if line.startswith("#")), dtype=int)
+    x, y = d[:, 0], d[:, 1]
+    scale = MLPERF_LLAMA2_TOKENS_PER_SAMPLE / y.mean()
+    out = np.clip(np.rint(y * scale), 1, 1024).astype(int)  # MLPerf generates at most 1,024 tokens
+    return {"source": f"MLPerf Inference llama2-70b dataset (OpenOrca, 24,576 samples): a block sample of {len(x)} "
+                      "per-sample lengths (lab/tools/data/mlperf_openorca_length_sample.csv says which); prompt "
+                      f"quantiles computed here; outputs are the sample's reference-answer lengths (mean "
+                      f"{y.mean():.1f}) scaled by {scale:.3f} to the {MLPERF_LLAMA2_TOKENS_PER_SAMPLE} generated "
+                      "tokens per sample MLPerf requires of a run (+-10%), at most 1,024",
+            "stats": {"requests": int(len(x)), "input_mean": round(float(x.mean()), 1),
+                      "output_mean": round(float(out.mean()), 1)},
+            "input_tokens": {"dist": "quantiles", "quantiles": table(x)},
+            "output_tokens": {"dist": "quantiles", "quantiles": table(out)}}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--traces", type=Path, required=True)
@@ -54,6 +80,7 @@ def main():
                      "stats": {"requests": 1000, "input_mean": 229.7, "output_mean": 203.1},
                      "input_tokens": {"dist": "lognormal", "mean": 229.7, "cv": 1.0, "max": 1024},
                      "output_tokens": {"dist": "lognormal", "mean": 203.1, "cv": 1.0, "max": 1024}},
+        "mlperf-openorca": mlperf_openorca(),
     }
     print("# Length presets of public datasets: `workload.lengths: NAME`. Written by lab/tools/length_presets.py.")
     print(yaml.safe_dump({"presets": presets}, sort_keys=False, width=120))

@@ -51,6 +51,10 @@ FROZEN_BY_GRID = {"grid3.yaml": {"grid3.yaml": "7363a53a30607fb0c9df7c77992c4152
                                   "h200.json.gz": "0ab919378219d54e669d3baf9890317833460e3d60ed0e08ba64f9775ab09300"},
                   "grid11.yaml": {"grid11.yaml": "c334cdd39b7862391dde4ad716c7c1055e9b55053e5d296eac2d95006d179f37",
                                   "h100.json.gz": "d1af2b93d6acf759146ea0d17aedec5ed7a08c0dcf4aada8dd21080a07ade657",
+                                  "h200.json.gz": "a7979ba2b5d6aa3ef1dc992745c642cde330ec1338743b92e938c7d4934a0ded"},
+                  # as registered in commit 6ca42cb (protocol section "Grid 12"), entered here after its runs
+                  "grid12.yaml": {"grid12.yaml": "4df6ea8ce1ea38e8137bd808ade20b7266b9bc4be4b62a285d1e21b3d50446c1",
+                                  "h100.json.gz": "61e9bcaaf92cce9db93848947210fe5f8edda26ef475450af9623323a7e79b5d",
                                   "h200.json.gz": "a7979ba2b5d6aa3ef1dc992745c642cde330ec1338743b92e938c7d4934a0ded"}}
 
 

@@ -40,3 +40,22 @@ def test_replay_runs_replays_a_committed_run_with_its_knobs_and_numbers_each_rep
     assert replay_runs(tmp_path, tmp_path, deadline_s=-1, log=lambda *_: None, build=lambda n, mt: m) == []
     with pytest.raises(ValueError, match="labels"):
         replay_runs(tmp_path, tmp_path, labels=("poisson-9",), log=lambda *_: None, build=lambda n, mt: m)
+
+
+def test_mlperf_openorca_preset_is_the_committed_sample_scaled_to_mlperf_output_length():
+    """planner/data/lengths.yaml's mlperf-openorca preset is what lab/tools/length_presets computes from the
+    committed block sample: prompt quantiles as sampled, outputs of the sample's shape whose mean is MLPerf's
+    required tokens per sample (within the rounding and the 1,024-token cap)."""
+    import yaml
+
+    from lab.tools.length_presets import MLPERF_LLAMA2_TOKENS_PER_SAMPLE, OPENORCA_SAMPLE, mlperf_openorca
+    from lab.paths import ROOT
+    committed = yaml.safe_load((ROOT / "planner" / "data" / "lengths.yaml").read_text())["presets"]
+    assert committed["mlperf-openorca"] == mlperf_openorca()
+    rows = [line for line in OPENORCA_SAMPLE.read_text().splitlines() if line and not line.startswith("#")][1:]
+    ins = np.array([int(r.split(",")[0]) for r in rows])
+    p = mlperf_openorca()
+    assert p["stats"]["requests"] == len(ins) == 460
+    assert p["input_tokens"]["quantiles"][-1][1] == ins.max() and p["stats"]["input_mean"] == round(ins.mean(), 1)
+    assert abs(p["stats"]["output_mean"] / MLPERF_LLAMA2_TOKENS_PER_SAMPLE - 1) < 0.01
+    assert max(v for _, v in p["output_tokens"]["quantiles"]) <= 1024

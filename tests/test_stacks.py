@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from contract.errors import InputError
@@ -203,6 +204,9 @@ def test_split_is_the_documented_rule():
         if "/ab4143e1" in r.source:  # set 7: v0.20; the 70B at TP>1 fits allreduce_scale, the rest held out
             assert r.split == ("fit_tp" if r.model == "llama-3.1-70b" and r.tp > 1 else "heldout7"), r.id
             continue
+        if "mlperf_inference_results_v5.0" in r.source or "inference_results_v5.1" in r.source:  # set 8: MLPerf
+            assert r.split == "heldout8", r.id
+            continue
         if r.stack == "trtllm":
             held = (r.model == "llama-3.1-405b" or (r.model == "llama-3.1-70b" and r.gpu == "H100-SXM")
                     or "issues" in r.source or (r.isl, r.osl) in ((1000, 2000), (2048, 128), (128, 4096)))
@@ -259,3 +263,28 @@ def test_stacks_listing_shows_each_presets_fitted_terms():
     assert f"{t.op_scale:.3f}" in line and f"{t.allreduce_scale:.3f}" in line
     assert f"{len(t.fit.rows)} rows + {len(t.fit.tp_rows)} TP rows" in line
     assert "1.000" in next(x for x in res.output.splitlines() if x.strip("│ ").startswith("vllm"))
+
+
+def test_p99_metrics_of_a_public_row_are_per_request_percentiles():
+    """An MLPerf server row's P99 metrics are the 99th percentile over completed requests of the first-token
+    latency and of (finish - first token) / (output tokens - 1), one-token requests left out of the latter."""
+    from dataclasses import replace
+
+    from types import SimpleNamespace
+    row = next(r for r in public.load_rows() if r.metric == "tpot_p99_ms")
+    rng = np.random.default_rng(3)
+    recs, ttft, tpot = [], [], []
+    for i in range(400):
+        a, t, n = float(i), float(rng.uniform(0.05, 2.0)), int(rng.integers(1, 50))
+        d = float(rng.uniform(0.01, 0.2))
+        recs.append(SimpleNamespace(rid=i, arrival=a, prompt_len=100, output_len=n, first_token=a + t,
+                                    finish=a + t + d * (n - 1), scheduled=a, status="completed", reason=None,
+                                    tier=None, tenant=None, replica=0, preemptions=0, retries=0,
+                                    prefix_hit_tokens=0))
+        ttft.append(t)
+        if n > 1:
+            tpot.append(d)
+    assert public._metrics(recs, row) == pytest.approx(np.percentile(tpot, 99) * 1e3, rel=1e-9)
+    assert public._metrics(recs, replace(row, metric="ttft_p99_ms")) == pytest.approx(np.percentile(ttft, 99) * 1e3,
+                                                                                      rel=1e-9)
+    assert public.LIMITS["ttft_p99_ms"] == public.LIMITS["tpot_p99_ms"] == 0.30

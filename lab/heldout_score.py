@@ -55,7 +55,10 @@ FROZEN_BY_GRID = {"grid3.yaml": {"grid3.yaml": "7363a53a30607fb0c9df7c77992c4152
                   # as registered in commit 6ca42cb (protocol section "Grid 12"), entered here after its runs
                   "grid12.yaml": {"grid12.yaml": "4df6ea8ce1ea38e8137bd808ade20b7266b9bc4be4b62a285d1e21b3d50446c1",
                                   "h100.json.gz": "61e9bcaaf92cce9db93848947210fe5f8edda26ef475450af9623323a7e79b5d",
-                                  "h200.json.gz": "a7979ba2b5d6aa3ef1dc992745c642cde330ec1338743b92e938c7d4934a0ded"}}
+                                  "h200.json.gz": "a7979ba2b5d6aa3ef1dc992745c642cde330ec1338743b92e938c7d4934a0ded"},
+                  "grid13.yaml": {"grid13.yaml": "89004cc58c54fbfb3b0775ae0a44a2b50bf75c3184ff10ec8a71baed1e06d3cf",
+                                  "h100.json.gz": "61e9bcaaf92cce9db93848947210fe5f8edda26ef475450af9623323a7e79b5d",
+                                  "h200.json.gz": "9d9556e6f7d5d13d67acd0038460a8c8581d6089f5a8e45bc358c54cdd94c581"}}
 
 
 def sha(p: Path) -> str:

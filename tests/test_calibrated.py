@@ -623,7 +623,8 @@ def test_product_profile_is_the_pool_of_the_committed_h100_calibrations():
 
 H200_EXTRAS = ["h200x4_fp8_int8_gemms.json.gz", "h200x4_allreduce.json.gz", "h200x2_allreduce_graph.json.gz",
                "h200x4_tp2_iterations_8b_mns256.json.gz", "h200_fp8_int8_gemms_v4.json.gz",
-               "h200x4_allreduce_v2.json.gz", "h200_fp8_int8_gemms_v5.json.gz"]
+               "h200x4_allreduce_v2.json.gz", "h200_fp8_int8_gemms_v5.json.gz", "h200x4_tp4_iterations_8b_mns256.json.gz",
+               "h200_fp8_iterations_8b.json.gz", "h200_int8_iterations_8b.json.gz"]
 
 
 def test_product_h200_profile_is_the_pool_of_the_committed_h200_calibrations():
@@ -632,7 +633,8 @@ def test_product_h200_profile_is_the_pool_of_the_committed_h200_calibrations():
     H200 host by a call whose command line said H100 (lab/device/round13_h200/), relabelled, never pooled as H100;
     round 24 (4x H200) added FP8/INT8 tables of the kernels of that day (replacing the first) and the in-graph TP=4
     all-reduce rows (its TP=2 and eager rows repeat tables the profile has and are not added); round 29 the tables
-    of the kernels that add split-K partials in-kernel (replacing round 24's)."""
+    of the kernels that add split-K partials in-kernel (replacing round 24's); round 33 (4x H200) the 8B's TP=4
+    serving iterations (ramp to 256 sequences) and its FP8 and INT8 serving iterations."""
     from contract.profile import add_tables, pool_iterations
     res = ROOT / "lab" / "calibration"
     parts = [Profile.load(res / f"profile_h200{n}.json.gz") for n in ("", "_machine3", "_warm_gemms")]

@@ -236,6 +236,8 @@ def fit_stack(name: str, rows: list[Row], fix_scale: bool | None = None, progres
     if any(r.split != "fit" for r in use):  # defensive: the selection above is the whole guarantee
         raise AssertionError("held-out row in a fit")
     stack = load_stack(name)
+    if stack.host_overlap:  # the fit below is linear in the host terms: it assumes they add to the GPU's time
+        raise ValueError(f"stack '{name}': host_overlap presets carry another preset's fitted terms; fit that one")
     fix = len(use) < 8 if fix_scale is None else fix_scale
     A, y = [], []
     for i, r in enumerate(use):

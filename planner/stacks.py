@@ -47,6 +47,9 @@ class StackProfile(BaseModel):
     allreduce_scale: float = Field(1.0, ge=0, description="the stack's all-reduce time over op_scale x the "
                                    "hardware table's (tensor parallelism: collectives, the synchronisation "
                                    "around them); 1 where no TP>1 rows were fitted")
+    host_overlap: bool = Field(False, description="the stack schedules the next batch on the CPU while the GPU "
+                               "runs this one (SGLang's overlap scheduler from 0.4): a step takes the longer of the "
+                               "two instead of their sum")
     calibrated: bool = Field(False, description="this engine: use its own calibrated model instead")
     defaults: dict = Field(default_factory=dict, description="the stack's default serving knobs")
     sources: list[str] = Field(default_factory=list)
@@ -54,8 +57,10 @@ class StackProfile(BaseModel):
 
     def describe(self) -> str:
         ar = f" (all-reduce x{self.op_scale * self.allreduce_scale:.3f})" if self.allreduce_scale != 1 else ""
-        return (f"stack '{self.name}': hardware operators x{self.op_scale:.3g}{ar} + "
-                f"{self.step_overhead_s * 1e3:.2f} ms per step + {self.per_seq_overhead_s * 1e6:.1f} us per sequence")
+        host = f"{self.step_overhead_s * 1e3:.2f} ms per step + {self.per_seq_overhead_s * 1e6:.1f} us per sequence"
+        if self.host_overlap:
+            return f"stack '{self.name}': the longer of hardware operators x{self.op_scale:.3g}{ar} and host {host}"
+        return f"stack '{self.name}': hardware operators x{self.op_scale:.3g}{ar} + {host}"
 
 
 def stacks_dir() -> Path:

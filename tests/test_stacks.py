@@ -288,3 +288,33 @@ def test_p99_metrics_of_a_public_row_are_per_request_percentiles():
     assert public._metrics(recs, replace(row, metric="ttft_p99_ms")) == pytest.approx(np.percentile(ttft, 99) * 1e3,
                                                                                       rel=1e-9)
     assert public.LIMITS["ttft_p99_ms"] == public.LIMITS["tpot_p99_ms"] == 0.30
+
+
+def test_a_host_overlap_stack_takes_the_longer_of_host_and_gpu_time(tmp_path):
+    """The method: with `host_overlap` a step costs max(operators, host terms) instead of their sum -- the GPU's
+    time at large batches, the host's at small ones -- its breakdown adds up to that, and the linear fit refuses such
+    a profile (its host terms would not add to the GPU's time)."""
+    import yaml
+    base = load_stack("sglang")
+    doc = base.model_dump(exclude_none=True) | {"name": "sglang-overlap", "host_overlap": True, "fit": None}
+    doc.pop("fit")
+    path = tmp_path / "sglang-overlap.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    over = load_stack(str(path))
+    sc = scenario_from_dict({**BASE, "model": "llama-3.1-70b", "fleet": {"gpu": "H200", "quantization": "fp8"}})
+    from planner.stacks import hardware_profile_for
+    from contract.profile import Profile
+    prof = Profile.load(hardware_profile_for(sc))
+    add = StackCostModel(prof, sc.model_spec(), sc.gpu_spec(), base, quantization="fp8")
+    ovl = StackCostModel(prof, sc.model_spec(), sc.gpu_spec(), over, quantization="fp8")
+    for b in (1, 64, 1024):
+        host = base.step_overhead_s + base.per_seq_overhead_s * b
+        ops = add.time(b, b, b * 500) - host
+        assert ovl.time(b, b, b * 500) == pytest.approx(max(ops, host), rel=1e-9)
+        assert ovl.breakdown(b, b, b * 500).total == pytest.approx(ovl.time(b, b, b * 500), rel=1e-9)
+    assert ovl.time(1024, 1024, 1024 * 500) < add.time(1024, 1024, 1024 * 500)
+    assert "the longer of" in ovl.description
+    with pytest.raises(ValueError, match="host_overlap"):
+        from unittest import mock
+        with mock.patch.object(public, "load_stack", lambda n: over):
+            public.fit_stack("sglang", public.load_rows())

@@ -3,11 +3,16 @@
     step = op_scale x (GEMMs + attention + LM head + allreduce_scale x all-reduce, from the hardware tables)
            + step_overhead_s + per_seq_overhead_s x sequences
 
+or, for a stack whose scheduler prepares the next batch while the GPU runs this one (`host_overlap`), the longer
+of the two terms: the host's time hides behind the GPU's until it is the larger.
+
 The hardware tables are the calibrated model's (this engine's measurements, cross-GPU scaled and marked
 EXTRAPOLATED on GPUs they were not measured on); the host terms and `op_scale` are the stack profile's
 (planner/stacks.py), fitted to that stack's published results. This engine's own overhead fit is not used.
 """
 from __future__ import annotations
+
+from dataclasses import replace
 
 from planner.cost.base import StepTime
 from planner.cost.calibrated import CalibratedCostModel
@@ -44,8 +49,24 @@ class StackCostModel(CalibratedCostModel):
             ops += (self.allreduce_scale - 1.0) * self._allreduce(T, scaled)
         return self.op_scale * ops
 
+    def _host(self, num_tokens, num_sampled, prefill) -> float:
+        """The host terms time() adds: per step, and per sequence (decode: every token is one)."""
+        a, b = self.ovh_a, self.ovh_b
+        return a + b * (num_sampled if prefill else num_tokens)
+
+    def time(self, num_tokens, num_sampled, decode_ctx_sum, prefill=()):
+        t = super().time(num_tokens, num_sampled, decode_ctx_sum, prefill)
+        if not self.stack.host_overlap or num_tokens == 0:
+            return t
+        host = self._host(num_tokens, num_sampled, list(prefill))
+        return max(t - host, host)
+
     def breakdown(self, num_tokens, num_sampled, decode_ctx_sum, prefill=()) -> StepTime:
         bd = super().breakdown(num_tokens, num_sampled, decode_ctx_sum, prefill)
         s = self.op_scale
-        return StepTime(gemm=bd.gemm * s, attention=bd.attention * s, allreduce=bd.allreduce * s * self.allreduce_scale,
-                        lm_head=bd.lm_head * s, overhead=bd.overhead)
+        out = StepTime(gemm=bd.gemm * s, attention=bd.attention * s, allreduce=bd.allreduce * s * self.allreduce_scale,
+                       lm_head=bd.lm_head * s, overhead=bd.overhead)
+        if self.stack.host_overlap and num_tokens:  # only the host time the GPU's does not cover is waited for
+            gpu = out.gemm + out.attention + out.allreduce + out.lm_head + out.elementwise
+            out = replace(out, overhead=max(0.0, bd.overhead - gpu))
+        return out

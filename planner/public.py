@@ -28,6 +28,7 @@ from planner.stacks import FIT_SPLITS, StackProfile, hardware_profile_for, load_
 
 TABLE = _path("data", "public", "results.csv")
 FIT_KINDS = ("offline", "latency")
+MAX_RATE_WINDOW_S = 300.0  # each rate a max_rate row tries: five minutes of Poisson arrivals (MLPerf runs ten)
 SIM_REQUESTS_CAP = 6000  # offline rows: enough requests for a steady state at the stacks' batch sizes
 
 
@@ -40,7 +41,9 @@ def fit_rows_sha256(name: str, rows: list, split: str = "fit") -> str:
     field. Rows added to other splits (held-out sets collected later) leave it alone; a changed or added fit row
     changes it."""
     use = sorted((r for r in rows if r.stack == name and r.split == split and r.kind in FIT_KINDS), key=lambda r: r.id)
-    text = json.dumps([r.__dict__ for r in use], sort_keys=True, default=str)
+    # a row without SLAs hashes as it did before rows could carry them
+    text = json.dumps([{k: v for k, v in r.__dict__.items() if k != "sla" or v} for r in use], sort_keys=True,
+                      default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -67,6 +70,7 @@ class Row:
     source: str
     published: str
     notes: str
+    sla: tuple = ()  # max_rate rows: the objectives the published rate met, as the scenario's slas
 
 
 def load_rows(path: Path = TABLE) -> list[Row]:
@@ -79,7 +83,8 @@ def load_rows(path: Path = TABLE) -> list[Row]:
                            num_prompts=int(r["num_prompts"]), request_rate=float(r["request_rate"]),
                            batch=int(r["batch"]) if r["batch"] else None, metric=r["metric"], value=float(r["value"]),
                            knobs=json.loads(r["knobs"]) if r["knobs"] else {}, split=r["split"], source=r["source"],
-                           published=r["published"], notes=r["notes"]))
+                           published=r["published"], notes=r["notes"],
+                           sla=tuple(json.loads(r["sla"])) if r.get("sla") else ()))
     return out
 
 
@@ -91,6 +96,8 @@ def scenario_doc(row: Row, stack: str | None, kind: str = "stack") -> dict:
         if row.kind == "offline":
             n = min(n, SIM_REQUESTS_CAP)
         arrival = {"process": "offline", "requests": n}
+    elif row.kind == "max_rate":  # the rate varies (planner max-rate); this one only starts the search
+        arrival = {"process": "poisson", "rate": row.request_rate}
     elif row.kind == "concurrency":  # a benchmark client holding `batch` requests in flight (closed loop)
         arrival = {"process": "closed_loop", "users": row.batch, "think_time_s": 0.0, "requests": n}
     else:
@@ -107,10 +114,12 @@ def scenario_doc(row: Row, stack: str | None, kind: str = "stack") -> dict:
              "quantization": "fp8" if row.dtype == "fp8" else "bf16", "max_model_len": mml, **row.knobs}
     if row.kind == "latency":
         fleet["max_num_seqs"] = max(row.batch or 1, 1)
+    duration = {"online": n / row.request_rate + 1e-6, "max_rate": MAX_RATE_WINDOW_S}.get(row.kind, 10 * 86400)
     doc = {"name": f"public-{row.id}", "model": row.model, "workload": wl, "fleet": fleet,
            "cost_model": {"kind": kind},
-           "sim": {"duration_s": n / row.request_rate + 1e-6 if row.kind == "online" else 10 * 86400,
-                   "warmup_s": 0, "drain_limit_s": 10 * 86400, "seed": 0}}
+           "sim": {"duration_s": duration, "warmup_s": 0, "drain_limit_s": 10 * 86400, "seed": 0}}
+    if row.kind == "max_rate":
+        doc["slas"] = [dict(s) for s in row.sla]
     if kind == "stack":
         doc["stack"] = stack
     return doc
@@ -146,9 +155,15 @@ def _metrics(records, row: Row) -> float:
 
 
 def predict(row: Row, stack: str | None, kind: str = "stack") -> float:
-    """The planner's value of the row's metric: a simulation of its setup under the stack (or `kind`)."""
+    """The planner's value of the row's metric: a simulation of its setup under the stack (or `kind`); for a
+    max_rate row, `planner max-rate`'s answer (the highest rate one replica sustains meeting the row's SLAs)."""
     from planner.scenario import scenario_from_dict
     from planner.sim import simulate
+    if row.kind == "max_rate":
+        from planner.max_rate import max_rate
+        if row.metric != "max_req_s":
+            raise ValueError(f"{row.id}: a max_rate row's metric is max_req_s")
+        return float(max_rate(scenario_from_dict(scenario_doc(row, stack, kind)))["max_rate_req_s"])
     cl, _ = simulate(scenario_from_dict(scenario_doc(row, stack, kind)))
     return _metrics(cl.records, row)
 
@@ -321,7 +336,7 @@ def write_preset(fit: dict, table: Path = TABLE, tp_fit: dict | None = None) -> 
 # ------------------------------------------------------------------ evaluation
 LIMITS = {"output_tok_s": 0.10, "tpot_p50_ms": 0.15, "ttft_p50_ms": 0.20, "e2e_p50_ms": 0.15, "e2e_mean_ms": 0.15,
           "ttft_mean_ms": 0.20, "tpot_mean_ms": 0.15, "req_s": 0.10,  # means: the limits of their medians
-          "ttft_p99_ms": 0.30, "tpot_p99_ms": 0.30}
+          "ttft_p99_ms": 0.30, "tpot_p99_ms": 0.30, "max_req_s": 0.10}
 
 
 def _predict_row(args) -> dict:
@@ -363,6 +378,8 @@ def evaluate(rows: list[Row], workers: int = 1, progress=None) -> list[dict]:
                       "gpu": r.gpu, "tp": r.tp, "model": r.model, "dtype": r.dtype,
                       "setup": f"{r.isl}/{r.osl}" if r.lengths == "fixed" else f"{r.lengths}"
                       + (f" @ {r.request_rate:g} req/s" if r.kind == "online" else "")
+                      + (" at " + ", ".join(f"{x['metric']} P{x['percentile']:g} <= {x['target_s']:g} s" for x in r.sla)
+                         if r.kind == "max_rate" else "")
                       + (f" @ concurrency {r.batch}" if r.kind == "concurrency" else ""),
                       "published": r.value, **{f"pred_{k}": o.get(k) for k in e},
                       **{f"err_{k}": v for k, v in e.items()},
@@ -376,7 +393,7 @@ def summary(table: list[dict], split: str = "heldout") -> dict:
     for k in ("preset", "roofline", "vllm"):
         ok = [t for t in rows if t[f"err_{k}"] is not None]
         within = sum(abs(t[f"err_{k}"]) <= t["limit"] for t in ok)
-        thr = [abs(t[f"err_{k}"]) for t in ok if t["metric"] in ("output_tok_s", "req_s")]
+        thr = [abs(t[f"err_{k}"]) for t in ok if t["metric"] in ("output_tok_s", "req_s", "max_req_s")]
         out[k] = {"rows": len(rows), "predicted": len(ok), "within": within,
                   "median_abs_err": float(np.median([abs(t[f"err_{k}"]) for t in ok])) if ok else None,
                   "worst_throughput_err": max(thr) if thr else None}

@@ -205,7 +205,9 @@ def test_split_is_the_documented_rule():
             assert r.split == ("fit_tp" if r.model == "llama-3.1-70b" and r.tp > 1 else "heldout7"), r.id
             continue
         if "mlperf_inference_results_v5.0" in r.source or "inference_results_v5.1" in r.source:  # sets 8, 9: MLPerf
-            assert r.split == ("heldout9" if int(r.id[1:]) > 770 else "heldout8"), r.id
+            n = int(r.id[1:])
+            assert r.split == ("heldout10" if n > 790 else "heldout9" if n > 770 else "heldout8"), r.id
+            assert (r.kind == "max_rate") == (n > 790) and (r.kind != "max_rate" or len(r.sla) == 2), r.id
             continue
         if r.stack == "trtllm":
             held = (r.model == "llama-3.1-405b" or (r.model == "llama-3.1-70b" and r.gpu == "H100-SXM")

@@ -320,3 +320,22 @@ def test_a_host_overlap_stack_takes_the_longer_of_host_and_gpu_time(tmp_path):
         from unittest import mock
         with mock.patch.object(public, "load_stack", lambda n: over):
             public.fit_stack("sglang", public.load_rows())
+
+
+def test_a_max_rate_row_is_planner_max_rate_under_the_rows_slas(monkeypatch):
+    """An MLPerf server result as a rate: the scenario carries the row's SLAs (P99 TTFT and TPOT), and the
+    prediction is `planner max-rate`'s answer for it -- the highest Poisson rate one replica sustains meeting them."""
+    from dataclasses import replace
+
+    from planner.max_rate import max_rate
+    row = next(r for r in public.load_rows() if r.kind == "max_rate")
+    assert {(s["metric"], s["percentile"]) for s in row.sla} == {("ttft", 99), ("tpot", 99)}
+    monkeypatch.setattr(public, "MAX_RATE_WINDOW_S", 60.0)  # a shorter window: the same method, a faster test
+    small = replace(row, model="llama-3.1-8b", gpu="H100-SXM", tp=1, request_rate=5.0,
+                    knobs={"max_num_seqs": 64, "max_num_batched_tokens": 2048})
+    doc = public.scenario_doc(small, None, kind="roofline")
+    assert doc["slas"] == [dict(s) for s in row.sla] and doc["sim"]["duration_s"] == public.MAX_RATE_WINDOW_S
+    got = public.predict(small, None, kind="roofline")
+    assert got > 0 and got == pytest.approx(max_rate(scenario_from_dict(doc))["max_rate_req_s"], rel=1e-12)
+    tight = replace(small, sla=tuple(dict(s, target_s=s["target_s"] / 4) for s in row.sla))
+    assert public.predict(tight, None, kind="roofline") < got  # tighter objectives, a lower sustainable rate

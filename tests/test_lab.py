@@ -59,3 +59,20 @@ def test_mlperf_openorca_preset_is_the_committed_sample_scaled_to_mlperf_output_
     assert p["input_tokens"]["quantiles"][-1][1] == ins.max() and p["stats"]["input_mean"] == round(ins.mean(), 1)
     assert abs(p["stats"]["output_mean"] / MLPERF_LLAMA2_TOKENS_PER_SAMPLE - 1) < 0.01
     assert max(v for _, v in p["output_tokens"]["quantiles"]) <= 1024
+
+
+def test_arxiv_summarization_preset_is_the_committed_sample():
+    """The arxiv-summarization preset's quantiles are the committed sample's (long prompts, short outputs)."""
+    import yaml
+
+    from lab.paths import ROOT
+    from lab.tools.length_presets import ARXIV_SAMPLE, arxiv_summarization
+    committed = yaml.safe_load((ROOT / "planner" / "data" / "lengths.yaml").read_text())["presets"]
+    p = arxiv_summarization()
+    assert committed["arxiv-summarization"] == p
+    rows = [line.split(",") for line in ARXIV_SAMPLE.read_text().splitlines() if line and not line.startswith("#")][1:]
+    x = np.array([int(a) for a, _ in rows])
+    y = np.array([int(b) for _, b in rows])
+    assert p["stats"]["requests"] == len(x) and p["stats"]["input_mean"] == round(x.mean(), 1)
+    assert p["input_tokens"]["quantiles"][-1][1] == x.max() and p["output_tokens"]["quantiles"][-1][1] == y.max()
+    assert np.median(x) > 10 * np.median(y)  # what the preset is for: prompts far longer than outputs

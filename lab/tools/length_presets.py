@@ -39,12 +39,16 @@ MLPERF_LLAMA2_TOKENS_PER_SAMPLE = 294.45
 OPENORCA_SAMPLE = Path(__file__).with_name("data") / "mlperf_openorca_length_sample.csv"
 
 
+def _sample(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    d = np.loadtxt(path, delimiter=",", comments="#", skiprows=1 + sum(
+        1 for line in path.read_text().splitlines() if line.startswith("#")), dtype=int)
+    return d[:, 0], d[:, 1]
+
+
 def mlperf_openorca(path: Path = OPENORCA_SAMPLE) -> dict:
     """The MLPerf llama2-70b (OpenOrca) workload from a block sample of its per-sample lengths: prompts as
     sampled; outputs with the sample's shape, scaled to the generated mean MLPerf requires of a valid run."""
-    d = np.loadtxt(path, delimiter=",", comments="#", skiprows=1 + sum(
-        1 for line in path.read_text().splitlines() if line.startswith("#")), dtype=int)
-    x, y = d[:, 0], d[:, 1]
+    x, y = _sample(path)
     scale = MLPERF_LLAMA2_TOKENS_PER_SAMPLE / y.mean()
     out = np.clip(np.rint(y * scale), 1, 1024).astype(int)  # MLPerf generates at most 1,024 tokens
     return {"source": f"MLPerf Inference llama2-70b dataset (OpenOrca, 24,576 samples): a block sample of {len(x)} "
@@ -56,6 +60,21 @@ def mlperf_openorca(path: Path = OPENORCA_SAMPLE) -> dict:
                       "output_mean": round(float(out.mean()), 1)},
             "input_tokens": {"dist": "quantiles", "quantiles": table(x)},
             "output_tokens": {"dist": "quantiles", "quantiles": table(out)}}
+
+
+ARXIV_SAMPLE = Path(__file__).with_name("data") / "arxiv_summarization_length_sample.csv"
+
+
+def arxiv_summarization(path: Path = ARXIV_SAMPLE) -> dict:
+    """Long prompts, short outputs: the arXiv summarization requests of Sarathi-Serve and Vidur, from a sample."""
+    x, y = _sample(path)
+    return {"source": f"arXiv summarization as Vidur/Sarathi-Serve process it (Llama-2 tokenizer, prompt + output <= "
+                      f"4,096; microsoft/vidur, MIT): a sample of {len(x)} requests (lab/tools/data/"
+                      "arxiv_summarization_length_sample.csv says which); quantiles computed here",
+            "stats": {"requests": int(len(x)), "input_mean": round(float(x.mean()), 1),
+                      "output_mean": round(float(y.mean()), 1)},
+            "input_tokens": {"dist": "quantiles", "quantiles": table(x)},
+            "output_tokens": {"dist": "quantiles", "quantiles": table(y)}}
 
 
 def main():
@@ -81,6 +100,7 @@ def main():
                      "input_tokens": {"dist": "lognormal", "mean": 229.7, "cv": 1.0, "max": 1024},
                      "output_tokens": {"dist": "lognormal", "mean": 203.1, "cv": 1.0, "max": 1024}},
         "mlperf-openorca": mlperf_openorca(),
+        "arxiv-summarization": arxiv_summarization(),
     }
     print("# Length presets of public datasets: `workload.lengths: NAME`. Written by lab/tools/length_presets.py.")
     print(yaml.safe_dump({"presets": presets}, sort_keys=False, width=120))

@@ -22,23 +22,35 @@ def evaluation_rows() -> tuple[dict, ...]:
     return tuple(json.loads(EVALUATION.read_text())["rows"])
 
 
+# what a fleet size divides demand by: a replica's throughput or the rate it sustains; the rest are latencies
+CAPACITY_METRICS = ("output_tok_s", "req_s", "max_req_s")
+
+
+def _count(sel: list[dict]) -> dict:
+    errs = [abs(r["err_preset"]) for r in sel]
+    return {"rows": len(sel), "within": sum(e <= r["limit"] for e, r in zip(errs, sel)),
+            "median_abs_err": statistics.median(errs) if errs else None}
+
+
 def stack_evidence(stack: str, gpu: str, rows=None) -> dict:
     """The held-out rows (every split but the fitted ones) of `stack` on `gpu` that its preset predicted: count,
-    how many within their metric's limit, median |error|, and which held-out sets they come from."""
+    how many within their metric's limit, median |error|, and which held-out sets they come from -- in all, and
+    apart for capacity rows (throughput, sustained rate: what a fleet size rests on) and latency rows."""
     rows = evaluation_rows() if rows is None else rows
     sel = [r for r in rows if r["stack"] == stack and r["gpu"] == gpu and r["split"] not in FIT_SPLITS
            and r.get("err_preset") is not None]
-    errs = [abs(r["err_preset"]) for r in sel]
-    within = sum(abs(r["err_preset"]) <= r["limit"] for r in sel)
-    return {"stack": stack, "gpu": gpu, "rows": len(sel), "within": within,
-            "median_abs_err": statistics.median(errs) if errs else None,
-            "sets": sorted({r["split"] for r in sel})}
+    cap = [r for r in sel if r.get("metric") in CAPACITY_METRICS]
+    lat = [r for r in sel if r.get("metric") not in CAPACITY_METRICS]
+    return {"stack": stack, "gpu": gpu, **_count(sel), "sets": sorted({r["split"] for r in sel}),
+            "capacity": _count(cap), "latency": _count(lat)}
 
 
 def describe(ev: dict) -> str:
     if not ev["rows"]:
         return (f"no published {ev['stack']} results on {ev['gpu']} held out from its fit: this answer is unchecked "
                 f"against that stack on this GPU")
+    parts = [f"{k} {ev[k]['within']} of {ev[k]['rows']} (median |error| {ev[k]['median_abs_err']:.0%})"
+             for k in ("capacity", "latency") if ev.get(k, {}).get("rows")]
     return (f"published {ev['stack']} results on {ev['gpu']} held out from its fit: {ev['within']} of {ev['rows']} "
-            f"within limits, median |error| {ev['median_abs_err']:.0%} ({', '.join(ev['sets'])}; "
-            f"docs/public_results.md)")
+            f"within limits, median |error| {ev['median_abs_err']:.0%}" + (f" -- {'; '.join(parts)}" if parts else "")
+            + f" ({', '.join(ev['sets'])}; docs/public_results.md)")

@@ -8,8 +8,10 @@ from planner.cli import app
 
 
 def test_stack_evidence_counts_held_out_rows_of_that_stack_on_that_gpu_only():
-    rows = [{"stack": "vllm", "gpu": "H100-SXM", "split": "heldout", "err_preset": 0.05, "limit": 0.10},
-            {"stack": "vllm", "gpu": "H100-SXM", "split": "heldout5", "err_preset": -0.40, "limit": 0.10},
+    rows = [{"stack": "vllm", "gpu": "H100-SXM", "split": "heldout", "err_preset": 0.05, "limit": 0.10,
+             "metric": "output_tok_s"},
+            {"stack": "vllm", "gpu": "H100-SXM", "split": "heldout5", "err_preset": -0.40, "limit": 0.10,
+             "metric": "ttft_p50_ms"},
             {"stack": "vllm", "gpu": "H100-SXM", "split": "fit", "err_preset": 0.0, "limit": 0.10},     # fitted on
             {"stack": "vllm", "gpu": "H100-SXM", "split": "fit_tp", "err_preset": 0.0, "limit": 0.10},  # fitted on
             {"stack": "vllm", "gpu": "A100-80GB", "split": "heldout", "err_preset": 0.0, "limit": 0.10},  # other GPU
@@ -17,8 +19,12 @@ def test_stack_evidence_counts_held_out_rows_of_that_stack_on_that_gpu_only():
             {"stack": "vllm", "gpu": "H100-SXM", "split": "heldout", "err_preset": None, "limit": 0.10}]  # no answer
     ev = evidence.stack_evidence("vllm", "H100-SXM", rows)
     assert ev == {"stack": "vllm", "gpu": "H100-SXM", "rows": 2, "within": 1, "median_abs_err": 0.225,
-                  "sets": ["heldout", "heldout5"]}
-    assert "1 of 2 within limits" in evidence.describe(ev)
+                  "sets": ["heldout", "heldout5"],
+                  "capacity": {"rows": 1, "within": 1, "median_abs_err": 0.05},
+                  "latency": {"rows": 1, "within": 0, "median_abs_err": 0.40}}
+    text = evidence.describe(ev)
+    assert "1 of 2 within limits" in text and "capacity 1 of 1 (median |error| 5%)" in text
+    assert "latency 0 of 1 (median |error| 40%)" in text
     none = evidence.stack_evidence("trtllm", "L4", rows)
     assert none["rows"] == 0 and "unchecked" in evidence.describe(none)
 

@@ -12,7 +12,7 @@ import json
 import statistics
 
 from planner.resources import _path
-from planner.stacks import FIT_SPLITS
+from planner.stacks import CAPACITY_METRICS, FIT_SPLITS
 
 EVALUATION = _path("data", "public", "evaluation.json")
 
@@ -20,10 +20,6 @@ EVALUATION = _path("data", "public", "evaluation.json")
 @functools.lru_cache(maxsize=1)
 def evaluation_rows() -> tuple[dict, ...]:
     return tuple(json.loads(EVALUATION.read_text())["rows"])
-
-
-# what a fleet size divides demand by: a replica's throughput or the rate it sustains; the rest are latencies
-CAPACITY_METRICS = ("output_tok_s", "req_s", "max_req_s")
 
 
 def _count(sel: list[dict]) -> dict:

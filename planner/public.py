@@ -24,7 +24,7 @@ import numpy as np
 from scipy.optimize import nnls
 
 from planner.resources import _path
-from planner.stacks import FIT_SPLITS, StackProfile, hardware_profile_for, load_stack
+from planner.stacks import CAPACITY_METRICS, FIT_SPLITS, StackProfile, hardware_profile_for, load_stack
 
 TABLE = _path("data", "public", "results.csv")
 FIT_KINDS = ("offline", "latency")
@@ -393,7 +393,7 @@ def summary(table: list[dict], split: str = "heldout") -> dict:
     for k in ("preset", "roofline", "vllm"):
         ok = [t for t in rows if t[f"err_{k}"] is not None]
         within = sum(abs(t[f"err_{k}"]) <= t["limit"] for t in ok)
-        thr = [abs(t[f"err_{k}"]) for t in ok if t["metric"] in ("output_tok_s", "req_s", "max_req_s")]
+        thr = [abs(t[f"err_{k}"]) for t in ok if t["metric"] in CAPACITY_METRICS]
         out[k] = {"rows": len(rows), "predicted": len(ok), "within": within,
                   "median_abs_err": float(np.median([abs(t[f"err_{k}"]) for t in ok])) if ok else None,
                   "worst_throughput_err": max(thr) if thr else None}

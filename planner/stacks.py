@@ -19,6 +19,8 @@ from planner.resources import _path
 # the public-results splits a preset is fitted on (`fit`: host terms and kernel scale; `fit_tp`: the all-reduce
 # scale): never reported as held out, never quoted as an answer's evidence
 FIT_SPLITS = ("fit", "fit_tp")
+# the metrics of a replica's capacity (throughput, the rate it sustains): what a fleet size rests on
+CAPACITY_METRICS = ("output_tok_s", "req_s", "max_req_s")
 KNOB_DEFAULTS = ("max_num_seqs", "max_num_batched_tokens", "enable_chunked_prefill", "enable_prefix_caching",
                  "gpu_memory_utilization", "block_size", "kv_admission", "preemption_mode")
 

@@ -23,13 +23,18 @@ def table(x: np.ndarray) -> list[list]:
     return [[float(p), int(v)] for p, v in zip(PCTS, q)]
 
 
+def preset(source: str, ins: np.ndarray, outs: np.ndarray) -> dict:
+    """A preset entry: its source, request count and means, and the quantile tables of both lengths."""
+    return {"source": source,
+            "stats": {"requests": int(len(ins)), "input_mean": round(float(ins.mean()), 1),
+                      "output_mean": round(float(outs.mean()), 1)},
+            "input_tokens": {"dist": "quantiles", "quantiles": table(ins)},
+            "output_tokens": {"dist": "quantiles", "quantiles": table(outs)}}
+
+
 def from_trace(path: Path, source: str) -> dict:
     t = load_trace(str(path))
-    return {"source": source,
-            "stats": {"requests": int(len(t.input_tokens)), "input_mean": round(float(t.input_tokens.mean()), 1),
-                      "output_mean": round(float(t.output_tokens.mean()), 1)},
-            "input_tokens": {"dist": "quantiles", "quantiles": table(t.input_tokens)},
-            "output_tokens": {"dist": "quantiles", "quantiles": table(t.output_tokens)}}
+    return preset(source, t.input_tokens, t.output_tokens)
 
 
 # MLPerf's check on every valid llama2-70b run: generated tokens per sample within 10% of the reference
@@ -51,15 +56,11 @@ def mlperf_openorca(path: Path = OPENORCA_SAMPLE) -> dict:
     x, y = _sample(path)
     scale = MLPERF_LLAMA2_TOKENS_PER_SAMPLE / y.mean()
     out = np.clip(np.rint(y * scale), 1, 1024).astype(int)  # MLPerf generates at most 1,024 tokens
-    return {"source": f"MLPerf Inference llama2-70b dataset (OpenOrca, 24,576 samples): a block sample of {len(x)} "
-                      "per-sample lengths (lab/tools/data/mlperf_openorca_length_sample.csv says which); prompt "
-                      f"quantiles computed here; outputs are the sample's reference-answer lengths (mean "
-                      f"{y.mean():.1f}) scaled by {scale:.3f} to the {MLPERF_LLAMA2_TOKENS_PER_SAMPLE} generated "
-                      "tokens per sample MLPerf requires of a run (+-10%), at most 1,024",
-            "stats": {"requests": int(len(x)), "input_mean": round(float(x.mean()), 1),
-                      "output_mean": round(float(out.mean()), 1)},
-            "input_tokens": {"dist": "quantiles", "quantiles": table(x)},
-            "output_tokens": {"dist": "quantiles", "quantiles": table(out)}}
+    return preset(f"MLPerf Inference llama2-70b dataset (OpenOrca, 24,576 samples): a block sample of {len(x)} "
+                  "per-sample lengths (lab/tools/data/mlperf_openorca_length_sample.csv says which); prompt "
+                  f"quantiles computed here; outputs are the sample's reference-answer lengths (mean "
+                  f"{y.mean():.1f}) scaled by {scale:.3f} to the {MLPERF_LLAMA2_TOKENS_PER_SAMPLE} generated "
+                  "tokens per sample MLPerf requires of a run (+-10%), at most 1,024", x, out)
 
 
 ARXIV_SAMPLE = Path(__file__).with_name("data") / "arxiv_summarization_length_sample.csv"
@@ -68,13 +69,9 @@ ARXIV_SAMPLE = Path(__file__).with_name("data") / "arxiv_summarization_length_sa
 def arxiv_summarization(path: Path = ARXIV_SAMPLE) -> dict:
     """Long prompts, short outputs: the arXiv summarization requests of Sarathi-Serve and Vidur, from a sample."""
     x, y = _sample(path)
-    return {"source": f"arXiv summarization as Vidur/Sarathi-Serve process it (Llama-2 tokenizer, prompt + output <= "
-                      f"4,096; microsoft/vidur, MIT): a sample of {len(x)} requests (lab/tools/data/"
-                      "arxiv_summarization_length_sample.csv says which); quantiles computed here",
-            "stats": {"requests": int(len(x)), "input_mean": round(float(x.mean()), 1),
-                      "output_mean": round(float(y.mean()), 1)},
-            "input_tokens": {"dist": "quantiles", "quantiles": table(x)},
-            "output_tokens": {"dist": "quantiles", "quantiles": table(y)}}
+    return preset(f"arXiv summarization as Vidur/Sarathi-Serve process it (Llama-2 tokenizer, prompt + output <= "
+                  f"4,096; microsoft/vidur, MIT): a sample of {len(x)} requests (lab/tools/data/"
+                  "arxiv_summarization_length_sample.csv says which); quantiles computed here", x, y)
 
 
 def main():

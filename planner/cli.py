@@ -272,10 +272,16 @@ def max_rate_cmd(scenario: str = typer.Argument(..., help="scenario YAML/JSON, o
                 task, description=f"simulation {i}: {r:.3g} req/s {'meets' if ok else 'misses'} the SLAs"))
     except (InputError, ValueError) as e:
         _fail(e)
+    from planner.stacks import presets
+    if sc.cost_model.kind == "stack" and sc.stack in presets():  # how the preset did on published rates/throughput
+        from planner import evidence
+        res["evidence"] = evidence.stack_evidence(sc.stack, sc.fleet.gpu)
     if json_out:
         console.print_json(data=res)
         return
     console.print(f"[bold]{sc.name}[/bold] ({build_cost_model(sc).description})")
+    if "evidence" in res:
+        console.print(f"[dim]evidence: {evidence.describe(res['evidence'])}[/]")
     if not res["at_max"]:
         console.print(res["note"])
         raise typer.Exit(1)

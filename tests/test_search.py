@@ -1,4 +1,5 @@
-"""The configuration search: same optimum as brute force, pruning keeps it, backends agree."""
+"""The configuration search: same optimum as brute force, pruning keeps it, backends agree; max-rate brackets the
+highest rate that meets the SLAs."""
 import pytest
 
 from planner.scenario import scenario_from_dict
@@ -73,3 +74,55 @@ def test_search_cli_writes_results_and_a_pareto_plot(small, tmp_path):
     assert res.exit_code == 0, res.output
     assert (tmp_path / "o" / "pareto.png").stat().st_size > 5000
     assert "binds (analytic)" in res.output
+
+
+def _rate_scenario(**over):
+    doc = {"name": "rate", "model": "llama-3.1-8b",
+           "workload": {"arrival": {"process": "poisson", "rate": 5}, "input_tokens": {"dist": "fixed", "mean": 400},
+                        "output_tokens": {"dist": "fixed", "mean": 120}},
+           "fleet": {"gpu": "H100-SXM", "max_num_seqs": 64},
+           "slas": [{"metric": "ttft", "percentile": 99, "target_s": 1.0},
+                    {"metric": "tpot", "percentile": 99, "target_s": 0.05}],
+           "sim": {"duration_s": 30, "warmup_s": 0}}
+    doc.update(over)
+    return doc
+
+
+def test_max_rate_brackets_the_highest_rate_that_meets_every_sla():
+    """The method: the answer meets every SLA and completes what arrived, the next rate tried above it does not,
+    and the two are within the tolerance; a looser SLA never gives a lower rate."""
+    from planner.max_rate import max_rate
+    sc = scenario_from_dict(_rate_scenario())
+    res = max_rate(sc, rel_tol=0.05)
+    assert res["at_max"]["meets"] and res["at_max"]["completed_all"]
+    assert not res["first_miss"]["meets"] or not res["first_miss"]["completed_all"]
+    assert res["max_rate_req_s"] < res["first_miss"]["rate"] <= res["max_rate_req_s"] * 1.05 + 1e-9
+    loose = _rate_scenario(slas=[{"metric": "ttft", "percentile": 99, "target_s": 4.0},
+                                 {"metric": "tpot", "percentile": 99, "target_s": 0.2}])
+    assert max_rate(scenario_from_dict(loose), rel_tol=0.05)["max_rate_req_s"] >= res["max_rate_req_s"] * 0.95
+
+
+def test_max_rate_cli_names_bad_input_and_shows_the_presets_evidence(tmp_path):
+    import json as _json
+
+    import yaml
+    from typer.testing import CliRunner
+
+    from planner.cli import app
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(_rate_scenario()))
+    runner = CliRunner()
+    res = runner.invoke(app, ["max-rate", str(path), "--tol", "0.1", "--json"])
+    assert res.exit_code == 0, res.output
+    out = _json.loads(res.output)
+    assert out["max_rate_req_s"] > 0 and out["evidence"]["stack"] == "vllm" and out["evidence"]["gpu"] == "H100-SXM"
+    assert "capacity" in out["evidence"]
+    text = runner.invoke(app, ["max-rate", str(path), "--tol", "0.1"], env={"COLUMNS": "200"}).output
+    assert "evidence: published vllm results on H100-SXM" in text
+    bad = runner.invoke(app, ["max-rate", str(path), "--tol", "1.5"])
+    assert bad.exit_code == 2 and "--tol" in bad.output
+    path.write_text(yaml.safe_dump(_rate_scenario(slas=[])))
+    bad = runner.invoke(app, ["max-rate", str(path)])
+    assert bad.exit_code == 2 and "slas" in bad.output and "Traceback" not in bad.output
+    bad = runner.invoke(app, ["max-rate", "seed-100-a100"])  # its arrivals are not an open-loop rate
+    assert bad.exit_code == 2 and "workload.arrival.process" in bad.output

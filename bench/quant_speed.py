@@ -114,9 +114,10 @@ def gemms(ms=MS) -> list[dict]:
     return rows
 
 
-def engine(int8_dequant_rows: int | None = None) -> list[dict]:
+def engine(int8_dequant_rows: int | None = None, fp8_w8a8: tuple[int, int] | None = None) -> list[dict]:
     """bf16, FP8 and INT8 as the engine serves them; with int8_dequant_rows also INT8 with
-    engine.quant.INT8_DEQUANT_ROWS set to it (labelled int8-dequant)."""
+    engine.quant.INT8_DEQUANT_ROWS set to it (labelled int8-dequant); with fp8_w8a8 also FP8 with
+    engine.quant.FP8_W8A8_ROWS set to it (labelled fp8-w8a8)."""
     import torch
 
     from engine import quant
@@ -124,13 +125,16 @@ def engine(int8_dequant_rows: int | None = None) -> list[dict]:
     from engine.llm import LLM, release_gpu_memory
     from engine.sequence import SamplingParams
     out = []
-    default_rows = quant.INT8_DEQUANT_ROWS
+    default_rows, default_w8a8 = quant.INT8_DEQUANT_ROWS, quant.FP8_W8A8_ROWS
     variants = [("bf16", "bf16", default_rows), ("fp8", "fp8", default_rows), ("int8", "int8", default_rows)]
     if int8_dequant_rows is not None:
         variants = [(lbl, q, None if q == "int8" else rows) for lbl, q, rows in variants]
         variants.append(("int8-dequant", "int8", int8_dequant_rows))
+    if fp8_w8a8 is not None:
+        variants.append(("fp8-w8a8", "fp8", default_rows))
     for label, q, rows in variants:
         quant.INT8_DEQUANT_ROWS = rows
+        quant.FP8_W8A8_ROWS = fp8_w8a8 if label == "fp8-w8a8" else default_w8a8
         llm = LLM(EngineConfig(model="llama-3.1-8b", quantization=q, kernels=True, max_num_seqs=64,
                                max_num_batched_tokens=8192, max_model_len=8192))
         g = torch.Generator().manual_seed(0)
@@ -147,7 +151,7 @@ def engine(int8_dequant_rows: int | None = None) -> list[dict]:
             pre += [r[1] - r[0] for r in llm.step_log if r[2] == 4096]
             llm.step_log.clear()
         from kernels import fp8_quant
-        r = {"quantization": label, "int8_dequant_rows": rows,
+        r = {"quantization": label, "int8_dequant_rows": rows, "fp8_w8a8_rows": quant.FP8_W8A8_ROWS,
              "fp8_activation_quant": "triton" if any(fp8_quant._CHECKED.values()) else "pytorch",
              "decode_b64_step_s": statistics.median(dec), "decode_b64_tok_s": 64 / statistics.median(dec),
              "prefill_4096_s": statistics.median(pre), "weights_gib": sum(
@@ -161,7 +165,7 @@ def engine(int8_dequant_rows: int | None = None) -> list[dict]:
         llm.shutdown()
         del llm
         release_gpu_memory()
-    quant.INT8_DEQUANT_ROWS = default_rows
+    quant.INT8_DEQUANT_ROWS, quant.FP8_W8A8_ROWS = default_rows, default_w8a8
     b = out[0]
     for r in out[1:]:
         print(f"{r['quantization']} vs bf16: decode b64 {r['decode_b64_tok_s'] / b['decode_b64_tok_s']:.2f}x, "
@@ -177,6 +181,8 @@ def main():
     ap.add_argument("--ms", type=int, nargs="+", default=list(MS), help="GEMM row counts (default: all)")
     ap.add_argument("--int8-dequant-rows", type=int, default=None,
                     help="also serve INT8 with engine.quant.INT8_DEQUANT_ROWS at this (the int8 run has it off)")
+    ap.add_argument("--fp8-w8a8", type=int, nargs=2, default=None, metavar=("LO", "HI"),
+                    help="also serve FP8 with engine.quant.FP8_W8A8_ROWS = (LO, HI) (labelled fp8-w8a8)")
     a = ap.parse_args()
     import torch
     res = {"device": torch.cuda.get_device_name(), "timing": "CUDA graphs",
@@ -184,7 +190,7 @@ def main():
     if a.out:
         a.out.write_text(json.dumps(res, indent=1))
     if not a.skip_engine:
-        res["engine"] = engine(a.int8_dequant_rows)
+        res["engine"] = engine(a.int8_dequant_rows, tuple(a.fp8_w8a8) if a.fp8_w8a8 else None)
     if a.out:
         a.out.write_text(json.dumps(res, indent=1))
     g = res["gemms"]
@@ -205,6 +211,11 @@ def targets(res: dict) -> list[str]:
         dec, pre = f["decode_b64_tok_s"] / b["decode_b64_tok_s"], b["prefill_4096_s"] / f["prefill_4096_s"]
         out.append(f"target FP8 decode b64 >= 1.4x bf16: {dec:.2f}x {'met' if dec >= 1.4 else 'NOT met'}")
         out.append(f"target FP8 prefill 4096 >= 1.5x bf16: {pre:.2f}x {'met' if pre >= 1.5 else 'NOT met'}")
+        if "fp8-w8a8" in eng:
+            w = eng["fp8-w8a8"]
+            out.append(f"  with FP8_W8A8_ROWS={w['fp8_w8a8_rows']}: decode b64 "
+                       f"{w['decode_b64_tok_s'] / b['decode_b64_tok_s']:.2f}x, prefill 4096 "
+                       f"{b['prefill_4096_s'] / w['prefill_4096_s']:.2f}x")
     mid = [r["bf16_s"] / r["int8_mma_s"] for r in res.get("gemms", []) if 16 <= r["m"] <= 64 and "int8_mma_s" in r]
     if mid:
         ok = sum(x >= 1.3 for x in mid)

@@ -30,8 +30,8 @@ SHAPE_SETS = {
 
 def candidates(m: int, fmt: str, k: int):
     from kernels.w8a16_mma import GROUP, Config
-    bms = [16 if m <= 16 else 32 if m <= 32 else 64]
-    bks = (GROUP, 2 * GROUP) if fmt == "fp8" else (GROUP,)
+    bms = [16 if m <= 16 else 32 if m <= 32 else 64] + ([128] if m >= 128 and fmt == "w8a8" else [])
+    bks = (GROUP, 2 * GROUP) if fmt in ("fp8", "w8a8") else (GROUP,)
     for swap, bm, bn, bk, stages, warps, split in itertools.product(
             (False, True), bms, (32, 64, 128), bks, (3, 5), (4, 8), (1, 2, 4)):
         if (warps == 8 and bn == 32) or (swap and bn < 64) or (k // bk) % split:
@@ -45,6 +45,8 @@ def main():
     ap.add_argument("--ms", type=int, nargs="*", default=list(MS))
     ap.add_argument("--shapes", nargs="*", default=["8b"], choices=list(SHAPE_SETS))
     ap.add_argument("--no-search", action="store_true", help="time only bf16, the FP8 paths and the shipped rule")
+    ap.add_argument("--formats", nargs="*", default=["int8", "fp8", "w8a8"], choices=["int8", "fp8", "w8a8"],
+                    help="w8a8: e4m3 activations (quantized per row in the timed call) on the FP8 tensor cores")
     a = ap.parse_args()
     import torch
     import torch.nn.functional as F
@@ -60,6 +62,7 @@ def main():
         ws = [torch.randn(n, k, device="cuda", dtype=torch.bfloat16) * 0.02 for _ in range(copies)]
         f8 = [Fp8Linear.from_linear_weight(w) for w in ws]
         fmts = {"int8": [quantize_int8(w) for w in ws], "fp8": [(f.qweight, f.scales) for f in f8]}
+        fmts["w8a8"] = fmts["fp8"]  # the same e4m3 weights, activations quantized per row each call (timed)
         for m in a.ms:
             x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
             cyc = itertools.cycle
@@ -75,19 +78,27 @@ def main():
             tensorwise_s = gpu_time(lambda: tensorwise(next(fi)), inner=copies)
             engine_fp8 = gpu_time(lambda: next(fi)(x), inner=copies)  # Fp8Linear's own choice of path
             row = {"layer": name, "n": n, "k": k, "m": m, "bf16_s": bf16, "fp8_scaled_mm_s": scaled,
-                   "fp8_tensorwise_s": tensorwise_s, "fp8_engine_s": engine_fp8, "int8": {}, "fp8": {}}
+                   "fp8_tensorwise_s": tensorwise_s, "fp8_engine_s": engine_fp8, "int8": {}, "fp8": {}, "w8a8": {}}
             for fmt, objs in fmts.items():
+                if fmt not in a.formats:
+                    continue
+                if fmt == "w8a8":
+                    def call(w, c=None):
+                        return w8a16_mma.w8a8(*quantize_fp8_rows(x), *w, c)
+                else:
+                    def call(w, c=None):
+                        return w8a16_mma.w8a16(x, *w, c)
                 for cfg in ([] if a.no_search else candidates(m, fmt, k)):
                     it = cyc(objs)
                     try:
-                        t = gpu_time(lambda: w8a16_mma.w8a16(x, *next(it), cfg), inner=copies)
+                        t = gpu_time(lambda: call(next(it), cfg), inner=copies)
                     except Exception as e:  # a shape the compiler rejects (shared memory): recorded, skipped
                         row[fmt][",".join(map(str, cfg))] = f"error: {str(e)[:60]}"
                         continue
                     row[fmt][",".join(map(str, cfg))] = t
-                rule = w8a16_mma.config(m, n, k, sms, fmt == "fp8")
+                rule = w8a16_mma.config(m, n, k, sms, fmt != "int8")
                 it = cyc(objs)
-                rule_t = gpu_time(lambda: w8a16_mma.w8a16(x, *next(it)), inner=copies)
+                rule_t = gpu_time(lambda: call(next(it)), inner=copies)
                 times = {c: t for c, t in row[fmt].items() if isinstance(t, float)}
                 row[f"{fmt}_rule"] = ",".join(map(str, rule))
                 times.setdefault(row[f"{fmt}_rule"], rule_t)

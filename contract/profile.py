@@ -197,19 +197,21 @@ def host_speed_warning(samples, tolerance: float = 0.25) -> str | None:
 
 # What the engine's quantized projections run today, as `engine calibrate` labels the GEMM tables it measures (a
 # table under another label was timed with kernels the engine has since replaced: the planner says so).
-ENGINE_GEMM_KERNELS = {"fp8": "w8 stream at decode sizes (engine.quant.fp8_streams; split-K added in-kernel), "
-                              "scaled_mm above",
+ENGINE_GEMM_KERNELS = {"fp8": "w8a8 Triton at 17-64 rows (engine.quant.FP8_W8A8_ROWS), w8 stream below "
+                              "(engine.quant.fp8_streams; split-K added in-kernel), scaled_mm above",
                        "int8": "w8a16 gemv <=4 rows, w8a16 mma by launch rule (split-K added in-kernel), "
                                "dequantize + cuBLAS >=256 rows"}
 
 
-def add_tables(base: Profile, extra: Profile) -> Profile:
+def add_tables(base: Profile, extra: Profile, replace_iterations: bool = False) -> Profile:
     """`base` with the tables `extra` measured that base lacks or has only in a slower or older form: GEMM rows
     of a (quantization, kernel) base has none of (a quantized table under a new kernel name replaces base's table
     of that format: the dequantize path's, or the engine's earlier kernels'), GEMM shapes and attention layouts
     base has no rows of, all-reduce rows of TP
-    degrees base has not measured, and serving iterations of tensor-parallel or quantized engines. The bf16 tables
-    and the single-GPU bf16 iterations stay base's."""
+    degrees base has not measured, and serving iterations of tensor-parallel or quantized engines: pooled with
+    base's (another ramp of the same engine), or with replace_iterations replacing base's of the same weight format
+    and TP degree (the engine's kernels for it changed since: an overhead fitted to a mix of the two would be
+    neither's). The bf16 tables and the single-GPU bf16 iterations stay base's."""
     if extra.gpu != base.gpu:
         raise ValueError(f"the extra tables are for {extra.gpu}, the base profile for {base.gpu}")
     have = {(r.quantization, r.kernel) for r in base.gemm}
@@ -227,7 +229,9 @@ def add_tables(base: Profile, extra: Profile) -> Profile:
                                         if (r.kind, r.heads, r.kv_heads, r.head_dim, r.kv_dtype) not in layouts]
     have = {(r.tp, r.graph) for r in base.allreduce}  # eager and in-graph tables are kept apart
     allreduce = list(base.allreduce) + [r for r in extra.allreduce if (r.tp, r.graph) not in have]
-    iterations = list(base.iterations) + [r for r in extra.iterations if r.tp > 1 or r.quantization != "bf16"]
+    added = [r for r in extra.iterations if r.tp > 1 or r.quantization != "bf16"]
+    again = {(r.quantization, r.tp) for r in added} if replace_iterations else set()
+    iterations = [r for r in base.iterations if (r.quantization, r.tp) not in again] + added
     return base.model_copy(update={"gemm": gemm, "attention": attention, "allreduce": allreduce,
                                    "iterations": iterations,
                                    "iteration_sources": base.iteration_sources + (

@@ -89,6 +89,20 @@ def quantize_fp8_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 # the layer is very wide (N >= 12288, where _scaled_mm fills the GPU) or short (K < 4096); at up to 64 only
 # where K is much longer than N (a down projection), since _scaled_mm does not split K and underfills the GPU.
 # Read off bench/quant_tune.py (rounds 18b/18c) and the 46 shapes of the FP8 GEMM table (round 19).
+# Rows (lo, hi) at which an FP8 projection runs W8A8 in the 8-bit-weight GEMM's Triton kernel
+# (kernels/w8a16_mma.w8a8: e4m3 activations on the FP8 tensor cores, 256-wide K tiles five deep) instead of the
+# 8-bit-weight GEMM or torch._scaled_mm. On the H200 at 32 and 64 rows (bench/quant_tune.py, device round 36b) it
+# beat the path the engine took before on all 24 projections searched (8B, Qwen-7B-shaped, 70B TP=2 shard): 1.10-1.76x
+# cuBLAS bf16 where that path gave 0.65-1.34x; at 128 rows it loses on half of them, and up to 16 rows streaming
+# bf16 activations spares the quantization launch. None: the paths below at every size.
+FP8_W8A8_ROWS: tuple[int, int] | None = (17, 64)
+
+
+def fp8_w8a8(x: torch.Tensor, qweight: torch.Tensor) -> bool:
+    return (FP8_W8A8_ROWS is not None and FP8_W8A8_ROWS[0] <= x.shape[0] <= FP8_W8A8_ROWS[1] and x.is_cuda
+            and w8a16_mma.supports(x, qweight))
+
+
 def fp8_streams(x: torch.Tensor, qweight: torch.Tensor) -> bool:
     rows, (n, k) = x.shape[0], qweight.shape
     fits = rows <= 16 or (rows <= 32 and n < 12288 and k >= 4096) or (rows <= 64 and k >= 2.5 * n)
@@ -116,6 +130,8 @@ class Fp8Linear(nn.Module):
         return cls(q, s, w.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if fp8_w8a8(x, self.qweight):
+            return w8a16_mma.w8a8(*quantize_fp8_rows(x), self.qweight, self.scales, out_dtype=x.dtype)
         if fp8_streams(x, self.qweight):
             return w8a16_mma.w8a16(x, self.qweight, self.scales)
         return self.scaled_mm(x)

@@ -55,11 +55,11 @@ def supports(x: torch.Tensor, q: torch.Tensor) -> bool:
 
 if triton is not None:
     @triton.jit
-    def _w8a16_kernel(x_ptr, q_ptr, s_ptr, out_ptr, ws_ptr, lock_ptr, M, N, K, k_per_split,
+    def _w8a16_kernel(x_ptr, q_ptr, s_ptr, out_ptr, ws_ptr, lock_ptr, xs_ptr, M, N, K, k_per_split,
                       stride_xm, stride_qn, stride_sn, stride_ws, stride_om,
                       BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
                       GROUP_K: tl.constexpr, PER_CHANNEL: tl.constexpr, SWAP: tl.constexpr,
-                      SPLIT: tl.constexpr, FUSED: tl.constexpr):
+                      SPLIT: tl.constexpr, FUSED: tl.constexpr, A_FP8: tl.constexpr):
         pid_n = tl.program_id(0)
         pid_m = tl.program_id(1)
         pid_s = tl.program_id(2)
@@ -77,13 +77,17 @@ if triton is not None:
                 a = tl.load(x_ptr + rm[None, :] * stride_xm + k[:, None], mask=rm[None, :] < M, other=0.0)
                 # rows past N hold whatever the mask leaves; they reach only outputs the store masks off
                 w = tl.load(q_ptr + rn[:, None] * stride_qn + k[None, :], mask=rn[:, None] < N)
-                if PER_CHANNEL:
+                if A_FP8:  # both operands e4m3: the FP8 tensor cores, nothing converted
+                    acc += tl.dot(w, a)
+                elif PER_CHANNEL:
                     acc += tl.dot(w.to(a.dtype), a)
                 else:  # BLOCK_K == GROUP_K: one scale group per tile
                     s = tl.load(s_ptr + rn * stride_sn + kk // GROUP_K, mask=rn < N, other=0.0)
                     acc += tl.dot(w.to(a.dtype), a) * s.to(tl.float32)[:, None]
             if PER_CHANNEL:
                 acc *= tl.load(s_ptr + rn, mask=rn < N, other=0.0).to(tl.float32)[:, None]
+            if A_FP8:
+                acc *= tl.load(xs_ptr + rm, mask=rm < M, other=0.0)[None, :]
             _finish(acc, out_ptr, ws_ptr, lock_ptr, rm[None, :] * stride_om + rn[:, None],
                     (rm[None, :] < M) & (rn[:, None] < N), pid_s, stride_ws, SPLIT, FUSED)
         else:
@@ -92,13 +96,17 @@ if triton is not None:
                 k = kk + rk
                 a = tl.load(x_ptr + rm[:, None] * stride_xm + k[None, :], mask=rm[:, None] < M, other=0.0)
                 w = tl.load(q_ptr + rn[None, :] * stride_qn + k[:, None], mask=rn[None, :] < N)
-                if PER_CHANNEL:
+                if A_FP8:
+                    acc += tl.dot(a, w)
+                elif PER_CHANNEL:
                     acc += tl.dot(a, w.to(a.dtype))
                 else:
                     s = tl.load(s_ptr + rn * stride_sn + kk // GROUP_K, mask=rn < N, other=0.0)
                     acc += tl.dot(a, w.to(a.dtype)) * s.to(tl.float32)[None, :]
             if PER_CHANNEL:
                 acc *= tl.load(s_ptr + rn, mask=rn < N, other=0.0).to(tl.float32)[None, :]
+            if A_FP8:
+                acc *= tl.load(xs_ptr + rm, mask=rm < M, other=0.0)[:, None]
             _finish(acc, out_ptr, ws_ptr, lock_ptr, rm[:, None] * stride_om + rn[None, :],
                     (rm[:, None] < M) & (rn[None, :] < N), pid_s, stride_ws, SPLIT, FUSED)
 
@@ -157,9 +165,37 @@ def config(M: int, N: int, K: int, sms: int = 132, per_channel: bool = False) ->
     return Config(64, 64, 2 if tiles < sms and steps % 2 == 0 else 1, GROUP, 4, 3, True)
 
 
+def w8a8_config(M: int, N: int, K: int) -> Config:
+    """W8A8's launch shape, read off the search on the H200 (bench/quant_tune.py --formats w8a8, device round 36b:
+    the 8B's, a Qwen-7B-shaped model's and a 70B TP=2 shard's projections at 32 and 64 rows): 256-wide K tiles five
+    deep and no K split beat every split shape -- the FP8 tensor cores finish a tile fast enough that one program
+    per output tile keeps HBM busy, and no partials are written. Weights-first at up to 32 rows."""
+    bk = 2 * GROUP if K % (2 * GROUP) == 0 else GROUP
+    if M <= 32:
+        return Config(32, 64, 1, bk, 4, 5, True)
+    return Config(64, 64, 1, bk, 4, 5, False)
+
+
 def w8a16(x: torch.Tensor, q: torch.Tensor, s: torch.Tensor, cfg: Config | tuple | None = None) -> torch.Tensor:
     """x [M, K] bf16/fp16; q [N, K] int8 with s [N, K/128], or q e4m3 with s [N] or [1, N] float32
     -> y [M, N] in x's dtype."""
+    return _launch(x, None, q, s, cfg, x.dtype)
+
+
+def w8a8(xq: torch.Tensor, xs: torch.Tensor, q: torch.Tensor, s: torch.Tensor, cfg: Config | tuple | None = None,
+         out_dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
+    """FP8 activations and weights on the FP8 tensor cores: xq [M, K] e4m3 with per-row float32 scales xs [M] or
+    [M, 1]; q [N, K] e4m3 with per-channel s [N] or [1, N] -> y [M, N] in out_dtype. The same tiles, K splits and
+    in-kernel split-K sum as w8a16, so at 17-128 rows the weights stream from every SM, which torch._scaled_mm's
+    kernels (no split-K) do not do for the narrow projections of a decode step."""
+    if q.dtype != FP8 or xq.dtype != FP8:
+        raise ValueError(f"w8a8: e4m3 activations and weights, not {xq.dtype} and {q.dtype}")
+    if cfg is None:
+        cfg = w8a8_config(xq.shape[0], q.shape[0], xq.shape[1])
+    return _launch(xq, xs.reshape(-1).float().contiguous(), q, s, cfg, out_dtype)
+
+
+def _launch(x, xs, q, s, cfg, out_dtype) -> torch.Tensor:
     M, K = x.shape
     N = q.shape[0]
     per_channel = q.dtype == FP8
@@ -176,15 +212,16 @@ def w8a16(x: torch.Tensor, q: torch.Tensor, s: torch.Tensor, cfg: Config | tuple
     x = x.contiguous()
     s = s.reshape(N) if per_channel else s
     grid = (triton.cdiv(N, cfg.block_n), triton.cdiv(M, cfg.block_m), cfg.split)
-    out = torch.empty((M, N), dtype=x.dtype, device=x.device)
+    out = torch.empty((M, N), dtype=out_dtype, device=x.device)
     ws = out if cfg.split == 1 else torch.empty((cfg.split, M, N), dtype=torch.float32, device=x.device)
     locks = _tile_locks(x.device, grid[0] * grid[1]) if cfg.split > 1 and FUSED_SPLIT else None
-    _w8a16_kernel[grid](x, q, s, out, ws, out if locks is None else locks, M, N, K, K // cfg.split, x.stride(0),
-                        q.stride(0), 0 if per_channel else s.stride(0), ws.stride(0) if cfg.split > 1 else 0, N,
+    _w8a16_kernel[grid](x, q, s, out, ws, out if locks is None else locks, out if xs is None else xs, M, N, K,
+                        K // cfg.split, x.stride(0), q.stride(0), 0 if per_channel else s.stride(0),
+                        ws.stride(0) if cfg.split > 1 else 0, N,
                         BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, BLOCK_K=cfg.block_k, GROUP_K=GROUP,
                         PER_CHANNEL=per_channel, SWAP=bool(cfg.swap), SPLIT=cfg.split, FUSED=locks is not None,
-                        num_warps=cfg.warps, num_stages=cfg.stages)
-    return out if cfg.split == 1 or locks is not None else ws.sum(0).to(x.dtype)
+                        A_FP8=xs is not None, num_warps=cfg.warps, num_stages=cfg.stages)
+    return out if cfg.split == 1 or locks is not None else ws.sum(0).to(out_dtype)
 
 
 # Split-K partials added inside the kernel by each tile's last program (one launch), instead of a float32 sum and

@@ -339,11 +339,15 @@ def pool_profiles(base: Path = typer.Argument(..., help="profile whose operator 
 def profile_add(base: Path = typer.Argument(..., help="profile to extend"),
                 extra: Path = typer.Argument(..., help="`engine calibrate --extra` output: FP8/INT8 GEMMs, "
                                              "all-reduce, TP serving iterations"),
-                out: Path = typer.Option(..., help="profile to write (.json, or .json.gz compressed)")):
+                out: Path = typer.Option(..., help="profile to write (.json, or .json.gz compressed)"),
+                replace_iterations: bool = typer.Option(
+                    False, help="the extra's TP/quantized serving iterations replace the profile's of the same weight "
+                                "format and TP degree (re-measured after the engine's kernels changed) instead of "
+                                "pooling with them")):
     """Add the tables a bf16 calibration lacks to a profile; its bf16 tables and single-GPU iterations stay."""
     from contract.profile import Profile, add_tables
     try:
-        merged = add_tables(Profile.load(base), Profile.load(extra))
+        merged = add_tables(Profile.load(base), Profile.load(extra), replace_iterations)
     except (InputError, ValueError) as e:
         _fail(e)
     merged.save(out)

@@ -624,7 +624,8 @@ def test_product_profile_is_the_pool_of_the_committed_h100_calibrations():
 H200_EXTRAS = ["h200x4_fp8_int8_gemms.json.gz", "h200x4_allreduce.json.gz", "h200x2_allreduce_graph.json.gz",
                "h200x4_tp2_iterations_8b_mns256.json.gz", "h200_fp8_int8_gemms_v4.json.gz",
                "h200x4_allreduce_v2.json.gz", "h200_fp8_int8_gemms_v5.json.gz", "h200x4_tp4_iterations_8b_mns256.json.gz",
-               "h200_fp8_iterations_8b.json.gz", "h200_int8_iterations_8b.json.gz"]
+               "h200_fp8_iterations_8b.json.gz", "h200_int8_iterations_8b.json.gz", "h200_fp8_int8_gemms_v6.json.gz",
+               ("h200_fp8_iterations_8b_v2.json.gz", "replace")]
 
 
 def test_product_h200_profile_is_the_pool_of_the_committed_h200_calibrations():
@@ -634,15 +635,17 @@ def test_product_h200_profile_is_the_pool_of_the_committed_h200_calibrations():
     round 24 (4x H200) added FP8/INT8 tables of the kernels of that day (replacing the first) and the in-graph TP=4
     all-reduce rows (its TP=2 and eager rows repeat tables the profile has and are not added); round 29 the tables
     of the kernels that add split-K partials in-kernel (replacing round 24's); round 33 (4x H200) the 8B's TP=4
-    serving iterations (ramp to 256 sequences) and its FP8 and INT8 serving iterations."""
+    serving iterations (ramp to 256 sequences) and its FP8 and INT8 serving iterations; round 37 the FP8/INT8
+    tables with FP8 W8A8 at 17-64 rows and the FP8 serving iterations of that engine, replacing round 33's."""
     from contract.profile import add_tables, pool_iterations
     res = ROOT / "lab" / "calibration"
     parts = [Profile.load(res / f"profile_h200{n}.json.gz") for n in ("", "_machine3", "_warm_gemms")]
     expected = pool_iterations(parts[0], parts[1:])
     for extra in H200_EXTRAS:
+        extra, how = extra if isinstance(extra, tuple) else (extra, "pool")
         x = Profile.load(res / "extra" / extra)
         assert x.gpu == "H200" and "H200" in x.device_name
-        expected = add_tables(expected, x)
+        expected = add_tables(expected, x, replace_iterations=how == "replace")
     assert Profile.load(ROOT / "planner" / "data" / "profiles" / "h200.json.gz") == expected
     assert {(r.tp, r.graph) for r in expected.allreduce} == {(2, False), (4, False), (2, True), (4, True)}
 
@@ -829,6 +832,25 @@ def test_fp8_kv_decode_uses_its_own_measured_table_and_bf16_never_does():
     assert StackCostModel(slower, m, gpu, st, kv_cache_dtype="fp8").decode_time(64, ctx) == pytest.approx(by_bytes)
 
 
+def test_re_measured_serving_iterations_of_a_format_replace_the_older_ones():
+    """Serving iterations of one (weight format, TP degree) measured again pool with the profile's by default
+    (another ramp of the same engine) and replace them when asked (the engine's kernels changed between them);
+    the bf16 TP=1 iterations and the other formats stay either way."""
+    from contract.profile import add_tables
+    base = _h100_profile()
+    fp8 = [r for r in base.iterations if r.quantization == "fp8" and r.tp == 1]
+    assert fp8
+    newer = [r.model_copy(update={"seconds": r.seconds * 0.9}) for r in fp8[: len(fp8) // 2]]
+    extra = base.model_copy(update={"gemm": [], "attention": [], "allreduce": [], "iterations": newer})
+    pooled = add_tables(base, extra)
+    assert [r for r in pooled.iterations if r.quantization == "fp8" and r.tp == 1] == fp8 + newer
+    merged = add_tables(base, extra, replace_iterations=True)
+    assert [r for r in merged.iterations if r.quantization == "fp8" and r.tp == 1] == newer
+    for key in {(r.quantization, r.tp) for r in base.iterations} - {("fp8", 1)}:
+        assert [r for r in merged.iterations if (r.quantization, r.tp) == key] == \
+            [r for r in base.iterations if (r.quantization, r.tp) == key]
+
+
 def test_a_quantized_gemm_table_under_a_new_kernel_name_replaces_the_older_one():
     """One format, one table: re-measured FP8/INT8 GEMMs (the engine's kernels changed) replace the profile's
     earlier table of that format; the bf16 table and the other format stay."""
@@ -850,17 +872,20 @@ def test_a_quantized_gemm_table_under_a_new_kernel_name_replaces_the_older_one()
 
 
 def test_a_quantized_table_timed_with_replaced_kernels_is_called_so():
-    """Both product profiles' FP8/INT8 tables are of the engine's current kernels; a profile whose table carries
-    another label (the H200 profile before round 24) makes an FP8/INT8 answer say its table is from kernels the
-    engine has since replaced; bf16 never does."""
+    """A profile's FP8/INT8 table is of the engine's current kernels or its answers say it is not (the H100
+    profile's FP8 table predates the W8A8 path at 17-64 rows: no H100 was lent to re-measure it); the H200
+    profile's are current; relabelled as an older kernel, the H200 table makes an FP8/INT8 answer say its table
+    is from kernels the engine has since replaced; bf16 never does."""
     from contract.profile import ENGINE_GEMM_KERNELS
     m = MODELS["llama-3.1-8b"]
     h200 = Profile.load(ROOT / "planner" / "data" / "profiles" / "h200.json.gz")
     older = h200.model_copy(update={"gemm": [r.model_copy(update={"kernel": "w8a16"}) if r.quantization != "bf16"
                                              else r for r in h200.gemm]})
     for q in ("fp8", "int8"):
+        assert {r.kernel for r in h200.gemm if r.quantization == q} == {ENGINE_GEMM_KERNELS[q]}
         for prof, gpu in ((_h100_profile(), "H100-SXM"), (h200, "H200")):
-            assert {r.kernel for r in prof.gemm if r.quantization == q} == {ENGINE_GEMM_KERNELS[q]}
-            assert "since replaced" not in CalibratedCostModel(prof, m, GPUS[gpu], quantization=q).description
+            current = {r.kernel for r in prof.gemm if r.quantization == q} == {ENGINE_GEMM_KERNELS[q]}
+            said = "since replaced" in CalibratedCostModel(prof, m, GPUS[gpu], quantization=q).description
+            assert said == (not current), (gpu, q)
         assert "since replaced" in CalibratedCostModel(older, m, GPUS["H200"], quantization=q).description
     assert "since replaced" not in CalibratedCostModel(older, m, GPUS["H200"]).description

@@ -182,6 +182,25 @@ def test_8bit_weight_gemm_with_fp8_weights_matches_the_dequantized_product(M):
         assert ((y.double() - ref).norm() / ref.norm()).item() < 5e-3, (N, K)
 
 
+@pytest.mark.parametrize("M", [16, 33, 64, 128])
+def test_w8a8_fp8_tensor_core_gemm_matches_the_scaled_product_over_launch_shapes(M):
+    """e4m3 activations (per-row scales) times e4m3 weights (channel scales) on the FP8 tensor cores, swapped
+    and not, split along K and not: the float64 product of what was quantized, to fp32-accumulation accuracy."""
+    from engine.quant import quantize_fp8, quantize_fp8_rows
+    from kernels import w8a16_mma
+    g = torch.Generator(device="cuda").manual_seed(M)
+    for N, K in ((6144, 4096), (4096, 4096), (4096, 14336)):
+        q, s = quantize_fp8(torch.randn(N, K, generator=g, device="cuda") * 0.02)
+        xq, xs = quantize_fp8_rows(torch.randn(M, K, generator=g, device="cuda").bfloat16())
+        ref = (xq.double() * xs.double()) @ (q.double() * s.double()[:, None]).T
+        for cfg in (None, (64, 64, 4, 256, 4, 3, True), (64, 64, 1, 128, 4, 3, False), (32, 128, 2, 256, 8, 3, True)):
+            y = w8a16_mma.w8a8(xq, xs, q, s[None, :], cfg)
+            assert y.dtype == torch.bfloat16 and not y.isnan().any()
+            assert ((y.double() - ref).norm() / ref.norm()).item() < 5e-3, (N, K, cfg)
+    with pytest.raises(ValueError, match="e4m3"):
+        w8a16_mma.w8a8(xq.bfloat16(), xs, q, s)
+
+
 def test_fp8_and_int8_engines_logits_stay_near_the_float32_reference():
     """The 1B with random weights: last-position logits of one prefill, relative L2 error against fp32 (bf16's
     own error is the yardstick: the quantized engines may be a few times it, not orders of magnitude)."""

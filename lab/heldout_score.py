@@ -58,7 +58,11 @@ FROZEN_BY_GRID = {"grid3.yaml": {"grid3.yaml": "7363a53a30607fb0c9df7c77992c4152
                                   "h200.json.gz": "a7979ba2b5d6aa3ef1dc992745c642cde330ec1338743b92e938c7d4934a0ded"},
                   "grid13.yaml": {"grid13.yaml": "89004cc58c54fbfb3b0775ae0a44a2b50bf75c3184ff10ec8a71baed1e06d3cf",
                                   "h100.json.gz": "61e9bcaaf92cce9db93848947210fe5f8edda26ef475450af9623323a7e79b5d",
-                                  "h200.json.gz": "9d9556e6f7d5d13d67acd0038460a8c8581d6089f5a8e45bc358c54cdd94c581"}}
+                                  "h200.json.gz": "9d9556e6f7d5d13d67acd0038460a8c8581d6089f5a8e45bc358c54cdd94c581"},
+                  # entered with the registration (protocol section "Grid 14"), before any of its runs
+                  "grid14.yaml": {"grid14.yaml": "7592bf336668edfb0f4fde3de22634eb34950b8600caf4769bda3e544989cb1e",
+                                  "h100.json.gz": "61e9bcaaf92cce9db93848947210fe5f8edda26ef475450af9623323a7e79b5d",
+                                  "h200.json.gz": "55144d5b0ee192ac3cf96d68afcc2d2cd75b02252b3be3db494f7d3facaf2e0d"}}
 
 
 def sha(p: Path) -> str:

@@ -62,6 +62,9 @@ FROZEN_BY_GRID = {"grid3.yaml": {"grid3.yaml": "7363a53a30607fb0c9df7c77992c4152
                   # entered with the registration (protocol section "Grid 14"), before any of its runs
                   "grid14.yaml": {"grid14.yaml": "7592bf336668edfb0f4fde3de22634eb34950b8600caf4769bda3e544989cb1e",
                                   "h100.json.gz": "61e9bcaaf92cce9db93848947210fe5f8edda26ef475450af9623323a7e79b5d",
+                                  "h200.json.gz": "55144d5b0ee192ac3cf96d68afcc2d2cd75b02252b3be3db494f7d3facaf2e0d"},
+                  "grid15.yaml": {"grid15.yaml": "9bd53a97220560c53440b152109ad853cd7c4374e5ed64649db6e56b20047420",
+                                  "h100.json.gz": "61e9bcaaf92cce9db93848947210fe5f8edda26ef475450af9623323a7e79b5d",
                                   "h200.json.gz": "55144d5b0ee192ac3cf96d68afcc2d2cd75b02252b3be3db494f7d3facaf2e0d"}}
 
 
@@ -168,7 +171,13 @@ def main(argv=None) -> int:
     ap.add_argument("--grid", type=Path, default=GRID)
     ap.add_argument("--tag", default="", help="write score_v1_TAG.*: a re-score after a model change, kept beside "
                     "the score as first run (the protocol keeps both)")
+    ap.add_argument("--no-prefill-bins", action="store_true",
+                    help="score with the calibrated model's linear prefill overhead only (CalibratedCostModel."
+                         "prefill_token_bins off): the comparison grid 15 registered")
     a = ap.parse_args(argv)
+    if a.no_prefill_bins:
+        from planner.cost import CalibratedCostModel
+        CalibratedCostModel.prefill_token_bins = False
     res = score(a.data, a.reps, a.grid)
     stem = "score_v1" + (f"_{a.tag}" if a.tag else "")
     (a.data / f"{stem}.json").write_text(json.dumps(res, indent=1, default=float))

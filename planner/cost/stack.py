@@ -33,7 +33,7 @@ class StackCostModel(CalibratedCostModel):
         a, b = stack.step_overhead_s, stack.per_seq_overhead_s
         self.ovh = {"decode": (a, b), "prefill": (a, 0.0, 0.0, b)}
         self.ovh_a, self.ovh_b = a, b
-        self._dec_bins = None
+        self._dec_bins = self._pre_bins = None
         self.jitter_ratios = {}
         self._buckets = None  # token padding is this engine's piecewise graphs, not the stack's
         self.overhead_source = f"stack {stack.name}"

@@ -173,11 +173,13 @@ def main(argv=None) -> int:
                     "the score as first run (the protocol keeps both)")
     ap.add_argument("--no-prefill-bins", action="store_true",
                     help="score with the calibrated model's linear prefill overhead only (CalibratedCostModel."
-                         "prefill_token_bins off): the comparison grid 15 registered")
+                         "prefill_token_bins off, the default since grid 15): the comparison grid 15 registered")
+    ap.add_argument("--prefill-bins", action="store_true",
+                    help="score with the per-token-bin prefill correction on (the model grid 15 was registered with)")
     a = ap.parse_args(argv)
-    if a.no_prefill_bins:
+    if a.no_prefill_bins or a.prefill_bins:
         from planner.cost import CalibratedCostModel
-        CalibratedCostModel.prefill_token_bins = False
+        CalibratedCostModel.prefill_token_bins = bool(a.prefill_bins)
     res = score(a.data, a.reps, a.grid)
     stem = "score_v1" + (f"_{a.tag}" if a.tag else "")
     (a.data / f"{stem}.json").write_text(json.dumps(res, indent=1, default=float))

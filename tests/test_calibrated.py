@@ -161,7 +161,7 @@ def test_calibration_beats_the_roofline_on_the_committed_engine_runs(runs):
     assert np.median(cal) < np.median(roof)
 
 
-@pytest.mark.parametrize("runs,at_least", [("h100", 40), ("h200", 39)])
+@pytest.mark.parametrize("runs,at_least", [("h100", 40), ("h200", 40)])
 def test_snapshot_in_sample_validation_of_the_committed_runs(runs, at_least):
     """SNAPSHOT of an in-sample result (the runs share the calibration's knobs, lengths and models; the held-out
     result is lab/validation/heldout/h200/score_v1.md): it pins committed outputs, not the method. The targets on the committed runs (nine runs of each H100 trace on seven H100 machines, twelve of
@@ -270,20 +270,22 @@ def test_binned_decode_overhead_fits_small_batches_of_the_committed_profile():
 
 
 def test_binned_prefill_overhead_fits_steps_of_few_tokens_of_the_committed_h200_profile():
-    """The linear prefill overhead (a + b x tokens + ...) left the H200's steps of 128-256 tokens 4-9% high (bf16
-    and FP8 iterations); the per-token-bin correction brings each power-of-two token bin's total within 3%, and
-    is no worse than the linear fit alone in any bin."""
+    """The linear prefill overhead (a + b x tokens + ...) leaves the H200's steps of 128-256 tokens 4-9% high (bf16
+    and FP8 iterations); the per-token-bin correction (CalibratedCostModel.prefill_token_bins, off by default since
+    grid 15 did not confirm it) brings each power-of-two token bin's total within 3%, and is no worse than the
+    linear fit alone in any bin."""
     prof = Profile.load(ROOT / "planner" / "data" / "profiles" / "h200.json.gz")
     m = MODELS["llama-3.1-8b"]
+    assert CalibratedCostModel.prefill_token_bins is False
     for q in ("bf16", "fp8"):
-        cal = CalibratedCostModel(prof, m, GPUS["H200"], quantization=q, max_num_batched_tokens=2048)
-        assert cal._pre_bins is not None
-        try:
-            CalibratedCostModel.prefill_token_bins = False
-            lin = CalibratedCostModel(prof, m, GPUS["H200"], quantization=q, max_num_batched_tokens=2048)
-        finally:
-            CalibratedCostModel.prefill_token_bins = True
+        lin = CalibratedCostModel(prof, m, GPUS["H200"], quantization=q, max_num_batched_tokens=2048)
         assert lin._pre_bins is None
+        try:
+            CalibratedCostModel.prefill_token_bins = True
+            cal = CalibratedCostModel(prof, m, GPUS["H200"], quantization=q, max_num_batched_tokens=2048)
+        finally:
+            CalibratedCostModel.prefill_token_bins = False
+        assert cal._pre_bins is not None
         its = [r for r in prof.iterations if r.model == m.name and r.chunks > 0 and r.tp == 1
                and r.quantization == q and r.max_num_batched_tokens == 2048]
         k = np.floor(np.log2([r.tokens for r in its])).astype(int)

@@ -613,16 +613,23 @@ class CalibratedCostModel(StepCostModel):
             key = (num_tokens, num_sampled, decode_ctx_sum)
             v = self._cache.get(key)
             if v is None:
-                a, b = self.ovh["decode"]
-                v = self._ops(num_tokens, num_sampled, decode_ctx_sum, ()) + a + b * num_tokens + \
-                    self._dec_corr(num_tokens)
+                v = self._ops(num_tokens, num_sampled, decode_ctx_sum, ()) + self._overhead(num_tokens, num_sampled)
                 if len(self._cache) < 200000:
                     self._cache[key] = v
             return v
-        a, b, c, d = self.ovh["prefill"]
         prefill = list(prefill)
-        return (self._ops(num_tokens, num_sampled, decode_ctx_sum, prefill) + a + b * num_tokens
-                + c * len(prefill) + d * num_sampled + self._pre_corr(num_tokens))
+        return (self._ops(num_tokens, num_sampled, decode_ctx_sum, prefill)
+                + self._overhead(num_tokens, num_sampled, len(prefill)))
+
+    def _overhead(self, num_tokens: int, num_sampled: int, chunks: int = 0) -> float:
+        """What the fit to serving iterations adds to the operators: decode a + b x sequences (+ the batch-bin
+        correction); with a prefill (chunks > 0) a + b x tokens + c x chunks + d x sequences (+ the token-bin
+        correction, where on)."""
+        if chunks:
+            a, b, c, d = self.ovh["prefill"]
+            return a + b * num_tokens + c * chunks + d * num_sampled + self._pre_corr(num_tokens)
+        a, b = self.ovh["decode"]
+        return a + b * num_tokens + self._dec_corr(num_tokens)
 
     def breakdown(self, num_tokens, num_sampled, decode_ctx_sum, prefill=()) -> StepTime:
         """time() split by operator; `overhead` is what the fit to serving iterations adds (host, launches,
@@ -632,14 +639,8 @@ class CalibratedCostModel(StepCostModel):
         prefill = list(prefill)
         b = self._buckets if prefill else None
         g, lm, a = self._op_parts(num_tokens, num_sampled, decode_ctx_sum, prefill, True, b)
-        if prefill:
-            o1, o2, o3, o4 = self.ovh["prefill"]
-            ovh = o1 + o2 * num_tokens + o3 * len(prefill) + o4 * num_sampled + self._pre_corr(num_tokens)
-        else:
-            o1, o2 = self.ovh["decode"]
-            ovh = o1 + o2 * num_tokens + self._dec_corr(num_tokens)
         return StepTime(gemm=g, attention=a, allreduce=self._allreduce(_pad(num_tokens, b)), lm_head=lm,
-                        overhead=ovh)
+                        overhead=self._overhead(num_tokens, num_sampled, len(prefill)))
 
     def _dec_knot(self, b: int, i: int) -> float:
         """Decode step time at batch b with every sequence at context _knots[i]."""

@@ -49,16 +49,11 @@ class StackCostModel(CalibratedCostModel):
             ops += (self.allreduce_scale - 1.0) * self._allreduce(T, scaled)
         return self.op_scale * ops
 
-    def _host(self, num_tokens, num_sampled, prefill) -> float:
-        """The host terms time() adds: per step, and per sequence (decode: every token is one)."""
-        a, b = self.ovh_a, self.ovh_b
-        return a + b * (num_sampled if prefill else num_tokens)
-
     def time(self, num_tokens, num_sampled, decode_ctx_sum, prefill=()):
         t = super().time(num_tokens, num_sampled, decode_ctx_sum, prefill)
         if not self.stack.host_overlap or num_tokens == 0:
             return t
-        host = self._host(num_tokens, num_sampled, list(prefill))
+        host = self._overhead(num_tokens, num_sampled, len(list(prefill)))  # the stack's host terms
         return max(t - host, host)
 
     def breakdown(self, num_tokens, num_sampled, decode_ctx_sum, prefill=()) -> StepTime:

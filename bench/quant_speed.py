@@ -114,7 +114,8 @@ def gemms(ms=MS) -> list[dict]:
     return rows
 
 
-def engine(int8_dequant_rows: int | None = None, fp8_w8a8: tuple[int, int] | None = None) -> list[dict]:
+def engine(int8_dequant_rows: int | None = None, fp8_w8a8: tuple[int, int] | None = None,
+           decode_batches: tuple[int, ...] = (64,)) -> list[dict]:
     """bf16, FP8 and INT8 as the engine serves them; with int8_dequant_rows also INT8 with
     engine.quant.INT8_DEQUANT_ROWS set to it (labelled int8-dequant); with fp8_w8a8 also FP8 with
     engine.quant.FP8_W8A8_ROWS set to it (labelled fp8-w8a8)."""
@@ -141,6 +142,8 @@ def engine(int8_dequant_rows: int | None = None, fp8_w8a8: tuple[int, int] | Non
         prompts = [torch.randint(0, 128000, (200,), generator=g).tolist() for _ in range(64)]
         llm.generate(prompts[:4], SamplingParams(max_tokens=8))
         dec, _ = llm.timed_decode_steps(prompts, 150)
+        others = {b: statistics.median(llm.timed_decode_steps(prompts[:b], 150)[0])
+                  for b in decode_batches if b != 64}
         long = torch.randint(0, 128000, (4096,), generator=g).tolist()
         llm.generate([long], SamplingParams(max_tokens=1))  # shapes warm
         llm.step_log.clear()
@@ -154,6 +157,7 @@ def engine(int8_dequant_rows: int | None = None, fp8_w8a8: tuple[int, int] | Non
         r = {"quantization": label, "int8_dequant_rows": rows, "fp8_w8a8_rows": quant.FP8_W8A8_ROWS,
              "fp8_activation_quant": "triton" if any(fp8_quant._CHECKED.values()) else "pytorch",
              "decode_b64_step_s": statistics.median(dec), "decode_b64_tok_s": 64 / statistics.median(dec),
+             **{f"decode_b{b}_step_s": t for b, t in others.items()},
              "prefill_4096_s": statistics.median(pre), "weights_gib": sum(
                  t.numel() * t.element_size()
                  for t in itertools.chain(llm.model.parameters(), llm.model.buffers())) / 2**30}
@@ -161,7 +165,8 @@ def engine(int8_dequant_rows: int | None = None, fp8_w8a8: tuple[int, int] | Non
         print(f"engine {label}: decode b64 {r['decode_b64_step_s'] * 1e3:.2f} ms/step "
               f"({r['decode_b64_tok_s']:.0f} tok/s), "
               f"prefill 4096 {r['prefill_4096_s'] * 1e3:.1f} ms, FP8 activation quantization on "
-              f"{r['fp8_activation_quant']}, weights {r['weights_gib']:.2f} GiB", flush=True)
+              f"{r['fp8_activation_quant']}, weights {r['weights_gib']:.2f} GiB"
+              + "".join(f"; decode b{b} {t * 1e3:.2f} ms/step" for b, t in others.items()), flush=True)
         llm.shutdown()
         del llm
         release_gpu_memory()
@@ -169,7 +174,9 @@ def engine(int8_dequant_rows: int | None = None, fp8_w8a8: tuple[int, int] | Non
     b = out[0]
     for r in out[1:]:
         print(f"{r['quantization']} vs bf16: decode b64 {r['decode_b64_tok_s'] / b['decode_b64_tok_s']:.2f}x, "
-              f"prefill 4096 {b['prefill_4096_s'] / r['prefill_4096_s']:.2f}x", flush=True)
+              f"prefill 4096 {b['prefill_4096_s'] / r['prefill_4096_s']:.2f}x"
+              + "".join(f", decode b{n} {b[f'decode_b{n}_step_s'] / r[f'decode_b{n}_step_s']:.2f}x"
+                        for n in decode_batches if n != 64), flush=True)
     return out
 
 
@@ -183,6 +190,8 @@ def main():
                     help="also serve INT8 with engine.quant.INT8_DEQUANT_ROWS at this (the int8 run has it off)")
     ap.add_argument("--fp8-w8a8", type=int, nargs=2, default=None, metavar=("LO", "HI"),
                     help="also serve FP8 with engine.quant.FP8_W8A8_ROWS = (LO, HI) (labelled fp8-w8a8)")
+    ap.add_argument("--decode-batches", type=int, nargs="+", default=[64],
+                    help="decode batch sizes timed beside 64 (each its own 150-step run; 64 is always timed)")
     a = ap.parse_args()
     import torch
     res = {"device": torch.cuda.get_device_name(), "timing": "CUDA graphs",
@@ -190,7 +199,8 @@ def main():
     if a.out:
         a.out.write_text(json.dumps(res, indent=1))
     if not a.skip_engine:
-        res["engine"] = engine(a.int8_dequant_rows, tuple(a.fp8_w8a8) if a.fp8_w8a8 else None)
+        res["engine"] = engine(a.int8_dequant_rows, tuple(a.fp8_w8a8) if a.fp8_w8a8 else None,
+                               tuple(a.decode_batches))
     if a.out:
         a.out.write_text(json.dumps(res, indent=1))
     g = res["gemms"]

@@ -20,6 +20,17 @@ from contract.errors import InputError
 SCHEMA_VERSION = 1
 
 
+# Batch sizes the engine captures its decode CUDA graphs at; a decode step of B sequences replays the smallest one
+# holding B (padding rows attend to one token), so its GEMMs and LM head run at that many rows. Past the largest,
+# decode runs eagerly at B rows. Shared by the engine (what it captures) and the calibrated cost model.
+DECODE_GRAPH_BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+
+
+def decode_graph_rows(batch: int) -> int:
+    """The rows a decode step of `batch` sequences runs its token-wise operators at (its graph's batch)."""
+    return next((b for b in DECODE_GRAPH_BATCHES if b >= batch), batch)
+
+
 def token_buckets(max_tokens: int) -> list[int]:
     """Token counts the engine pads a step with a prefill to (its piecewise CUDA graphs, one per bucket):
     16, 32, 64, then every 128 to 1024, every 256 to 2048, then x1.25 rounded down to 256, and max_tokens.
@@ -197,7 +208,7 @@ def host_speed_warning(samples, tolerance: float = 0.25) -> str | None:
 
 # What the engine's quantized projections run today, as `engine calibrate` labels the GEMM tables it measures (a
 # table under another label was timed with kernels the engine has since replaced: the planner says so).
-ENGINE_GEMM_KERNELS = {"fp8": "w8a8 Triton at 17-64 rows (engine.quant.FP8_W8A8_ROWS), w8 stream below "
+ENGINE_GEMM_KERNELS = {"fp8": "w8a8 Triton at 8-64 rows (engine.quant.FP8_W8A8_ROWS), w8 stream below "
                               "(engine.quant.fp8_streams; split-K added in-kernel), scaled_mm above",
                        "int8": "w8a16 gemv <=4 rows, w8a16 mma by launch rule (split-K added in-kernel), "
                                "dequantize + cuBLAS >=256 rows"}

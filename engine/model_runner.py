@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from contract.profile import DECODE_GRAPH_BATCHES as GRAPH_BATCHES
 from engine.model import AttnMeta, Llama, PrefillPack, decode_mask, enable_fusion
 from engine.piecewise import PiecewiseGraphs
 from engine.sequence import Sequence
 
-GRAPH_BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 # how a planned step runs, and the fixed part of its header (prompt chunks' spans follow, four ints each)
 EAGER, PIECEWISE, GRAPH = 0, 1, 2
 HEAD = 16

@@ -93,9 +93,11 @@ def quantize_fp8_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 # (kernels/w8a16_mma.w8a8: e4m3 activations on the FP8 tensor cores, 256-wide K tiles five deep) instead of the
 # 8-bit-weight GEMM or torch._scaled_mm. On the H200 at 32 and 64 rows (bench/quant_tune.py, device round 36b) it
 # beat the path the engine took before on all 24 projections searched (8B, Qwen-7B-shaped, 70B TP=2 shard): 1.10-1.76x
-# cuBLAS bf16 where that path gave 0.65-1.34x; at 128 rows it loses on half of them, and up to 16 rows streaming
-# bf16 activations spares the quantization launch. None: the paths below at every size.
-FP8_W8A8_ROWS: tuple[int, int] | None = (17, 64)
+# cuBLAS bf16 where that path gave 0.65-1.34x; at 128 rows it loses on half of them. At 8 and 16 rows (the 8B's
+# four projections, round 40) it beat streaming bf16 activations on all four (qkv and o by 25-37%, down by 1%),
+# quantization launch included; decode graphs run 5-7 sequences at 8 rows, so the range starts there. None: the
+# paths below at every size.
+FP8_W8A8_ROWS: tuple[int, int] | None = (8, 64)
 
 
 def fp8_w8a8(x: torch.Tensor, qweight: torch.Tensor) -> bool:

@@ -169,8 +169,12 @@ def w8a8_config(M: int, N: int, K: int) -> Config:
     """W8A8's launch shape, read off the search on the H200 (bench/quant_tune.py --formats w8a8, device round 36b:
     the 8B's, a Qwen-7B-shaped model's and a 70B TP=2 shard's projections at 32 and 64 rows): 256-wide K tiles five
     deep and no K split beat every split shape -- the FP8 tensor cores finish a tile fast enough that one program
-    per output tile keeps HBM busy, and no partials are written. Weights-first at up to 32 rows."""
+    per output tile keeps HBM busy, and no partials are written. Weights-first at up to 32 rows. At up to 16 rows
+    (the 8B's projections at 8 and 16 rows, device round 40): 16-row tiles, and a two-way K split where K is much
+    longer than N (a down projection: 64 output tiles alone leave half the SMs idle)."""
     bk = 2 * GROUP if K % (2 * GROUP) == 0 else GROUP
+    if M <= 16:
+        return Config(16, 64, 2 if K >= 2.5 * N else 1, bk, 4, 5, True)
     if M <= 32:
         return Config(32, 64, 1, bk, 4, 5, True)
     return Config(64, 64, 1, bk, 4, 5, False)

@@ -65,7 +65,10 @@ FROZEN_BY_GRID = {"grid3.yaml": {"grid3.yaml": "7363a53a30607fb0c9df7c77992c4152
                                   "h200.json.gz": "55144d5b0ee192ac3cf96d68afcc2d2cd75b02252b3be3db494f7d3facaf2e0d"},
                   "grid15.yaml": {"grid15.yaml": "9bd53a97220560c53440b152109ad853cd7c4374e5ed64649db6e56b20047420",
                                   "h100.json.gz": "61e9bcaaf92cce9db93848947210fe5f8edda26ef475450af9623323a7e79b5d",
-                                  "h200.json.gz": "55144d5b0ee192ac3cf96d68afcc2d2cd75b02252b3be3db494f7d3facaf2e0d"}}
+                                  "h200.json.gz": "55144d5b0ee192ac3cf96d68afcc2d2cd75b02252b3be3db494f7d3facaf2e0d"},
+                  "grid16.yaml": {"grid16.yaml": "943433b395952a922d143cb3c590fb37042300805895cb6e13970058c356e804",
+                                  "h100.json.gz": "61e9bcaaf92cce9db93848947210fe5f8edda26ef475450af9623323a7e79b5d",
+                                  "h200.json.gz": "d35bb0cc4efd8b4f3cb712ddcc981d945dc5e77e296f25cf74c342b4bacd3d99"}}
 
 
 def sha(p: Path) -> str:
@@ -176,10 +179,15 @@ def main(argv=None) -> int:
                          "prefill_token_bins off, the default since grid 15): the comparison grid 15 registered")
     ap.add_argument("--prefill-bins", action="store_true",
                     help="score with the per-token-bin prefill correction on (the model grid 15 was registered with)")
+    ap.add_argument("--decode-graph-padding", action=argparse.BooleanOptionalAction, default=None,
+                    help="charge decode steps at their CUDA graph's batch (CalibratedCostModel.decode_graph_padding;"
+                         " the comparison grid 16 registered); default: the model's setting")
     a = ap.parse_args(argv)
+    from planner.cost import CalibratedCostModel
     if a.no_prefill_bins or a.prefill_bins:
-        from planner.cost import CalibratedCostModel
         CalibratedCostModel.prefill_token_bins = bool(a.prefill_bins)
+    if a.decode_graph_padding is not None:
+        CalibratedCostModel.decode_graph_padding = a.decode_graph_padding
     res = score(a.data, a.reps, a.grid)
     stem = "score_v1" + (f"_{a.tag}" if a.tag else "")
     (a.data / f"{stem}.json").write_text(json.dumps(res, indent=1, default=float))

@@ -269,6 +269,37 @@ def test_binned_decode_overhead_fits_small_batches_of_the_committed_profile():
             assert abs(pred / meas - 1) < (0.04 if q == "int8" else 0.03), (name, q, 2 ** b, pred / meas)
 
 
+def test_decode_graph_padding_charges_the_graphs_batch_and_matches_the_engines_graph_sizes():
+    """With decode_graph_padding on, a decode step's GEMMs and LM head are charged at the smallest captured graph
+    batch holding it (20 sequences run 32 rows; past 512 none is padded), its attention at the real sequences;
+    the graph sizes are the engine's own (engine.model_runner imports them from the contract); the stack presets
+    stay unpadded (their engines capture other sizes)."""
+    from contract.profile import DECODE_GRAPH_BATCHES, decode_graph_rows
+    from planner.cost.stack import StackCostModel
+    assert [decode_graph_rows(b) for b in (1, 3, 5, 8, 9, 20, 33, 512, 513)] == [1, 4, 8, 8, 16, 32, 64, 512, 513]
+    try:
+        from engine import model_runner
+    except ImportError:  # torch missing: the planner's side alone
+        model_runner = None
+    if model_runner is not None:
+        assert model_runner.GRAPH_BATCHES == DECODE_GRAPH_BATCHES
+    prof = Profile.load(ROOT / "planner" / "data" / "profiles" / "h200.json.gz")
+    m, g = MODELS["llama-3.1-8b"], GPUS["H200"]
+    assert CalibratedCostModel.decode_graph_padding is False
+    off = CalibratedCostModel(prof, m, g, quantization="fp8")
+    try:
+        CalibratedCostModel.decode_graph_padding = True
+        on = CalibratedCostModel(prof, m, g, quantization="fp8")
+        assert StackCostModel.decode_graph_padding is False  # its own setting, while the base's is on
+    finally:
+        CalibratedCostModel.decode_graph_padding = False
+    b20, b32 = on.breakdown(20, 20, 20 * 500), on.breakdown(32, 32, 32 * 500)
+    assert b20.gemm == pytest.approx(b32.gemm) and b20.lm_head == pytest.approx(b32.lm_head)
+    assert b20.attention < b32.attention  # the padding rows attend to one token: not charged
+    assert off.breakdown(20, 20, 20 * 500).gemm != pytest.approx(b32.gemm)
+    assert on.breakdown(600, 600, 600 * 500).gemm == pytest.approx(off.breakdown(600, 600, 600 * 500).gemm)
+
+
 def test_binned_prefill_overhead_fits_steps_of_few_tokens_of_the_committed_h200_profile():
     """The linear prefill overhead (a + b x tokens + ...) leaves the H200's steps of 128-256 tokens 4-9% high (bf16
     and FP8 iterations); the per-token-bin correction (CalibratedCostModel.prefill_token_bins, off by default since
@@ -659,7 +690,8 @@ H200_EXTRAS = ["h200x4_fp8_int8_gemms.json.gz", "h200x4_allreduce.json.gz", "h20
                "h200x4_tp2_iterations_8b_mns256.json.gz", "h200_fp8_int8_gemms_v4.json.gz",
                "h200x4_allreduce_v2.json.gz", "h200_fp8_int8_gemms_v5.json.gz", "h200x4_tp4_iterations_8b_mns256.json.gz",
                "h200_fp8_iterations_8b.json.gz", "h200_int8_iterations_8b.json.gz", "h200_fp8_int8_gemms_v6.json.gz",
-               ("h200_fp8_iterations_8b_v2.json.gz", "replace")]
+               ("h200_fp8_iterations_8b_v2.json.gz", "replace"), "h200_fp8_int8_gemms_v7.json.gz",
+               ("h200_fp8_iterations_8b_v3.json.gz", "replace")]
 
 
 def test_product_h200_profile_is_the_pool_of_the_committed_h200_calibrations():
@@ -670,7 +702,8 @@ def test_product_h200_profile_is_the_pool_of_the_committed_h200_calibrations():
     all-reduce rows (its TP=2 and eager rows repeat tables the profile has and are not added); round 29 the tables
     of the kernels that add split-K partials in-kernel (replacing round 24's); round 33 (4x H200) the 8B's TP=4
     serving iterations (ramp to 256 sequences) and its FP8 and INT8 serving iterations; round 37 the FP8/INT8
-    tables with FP8 W8A8 at 17-64 rows and the FP8 serving iterations of that engine, replacing round 33's."""
+    tables with FP8 W8A8 at 17-64 rows and the FP8 serving iterations of that engine, replacing round 33's; round
+    42 the same two with W8A8 from 8 rows, replacing round 37's."""
     from contract.profile import add_tables, pool_iterations
     res = ROOT / "lab" / "calibration"
     parts = [Profile.load(res / f"profile_h200{n}.json.gz") for n in ("", "_machine3", "_warm_gemms")]

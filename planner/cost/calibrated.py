@@ -23,7 +23,7 @@ from scipy.optimize import nnls
 
 from contract.catalog import GPUS
 from contract.errors import InputError
-from contract.profile import ENGINE_GEMM_KERNELS, Profile, token_buckets
+from contract.profile import ENGINE_GEMM_KERNELS, Profile, decode_graph_rows, token_buckets
 from planner.cost.base import StepCostModel, StepTime
 from planner.cost.roofline import ACT_BYTES, RooflineCostModel
 
@@ -132,11 +132,17 @@ class CalibratedCostModel(StepCostModel):
     # the per-token-bin correction of steps with a prefill (_pre_corr). Off: grid 15, registered to decide it, scored
     # 26 of 33 cells with it against 25 without, short of the 80% its rule asked (docs/validation_protocol.md)
     prefill_token_bins = False
+    # decode steps charged at their CUDA graph's batch (contract.profile.decode_graph_rows: the engine replays the
+    # smallest captured graph holding the batch, so a step of 20 sequences runs its GEMMs at 32 rows -- on a
+    # quantized path switch, another kernel than the table's interpolation between 16 and 32 assumes). Off until
+    # grid 16 (docs/validation_protocol.md), registered to decide it, is scored.
+    decode_graph_padding = False
 
     def __init__(self, profile: Profile, model, gpu, max_num_batched_tokens: int | None = None, **roofline_kw):
         """max_num_batched_tokens: the served engine's; with a piecewise-graph profile, a step with a prefill
         is charged GEMMs at its padded token bucket, as the engine runs it."""
         self.profile, self.model, self.gpu = profile, model, gpu
+        self._dec_pad = self.decode_graph_padding  # fixed at construction: the overhead fit is made with it
         pw = profile.piecewise_max_tokens
         self._fit_buckets = token_buckets(pw) if pw else None
         self._buckets = token_buckets(max_num_batched_tokens or pw) if pw else None
@@ -356,7 +362,7 @@ class CalibratedCostModel(StepCostModel):
                 if r.chunks == 0:
                     ops = self._ops_no_comm(r.decodes, r.decodes, r.decode_ctx, (), scaled=False)
                     if comm:
-                        ops += self._allreduce(r.decodes)
+                        ops += self._allreduce(self._rows(r.decodes, (), None))
                 else:
                     k = r.chunks
                     pre = [((r.tokens - r.decodes) // k, r.prefill_ctx // k)] * k
@@ -541,7 +547,15 @@ class CalibratedCostModel(StepCostModel):
 
     def _ops(self, T: int, S: int, ctx_sum: int, prefill, scaled: bool = True) -> float:
         b = self._buckets if prefill else None
-        return self._ops_no_comm(T, S, ctx_sum, prefill, scaled, b) + self._allreduce(_pad(T, b), scaled)
+        return self._ops_no_comm(T, S, ctx_sum, prefill, scaled, b) + self._allreduce(self._rows(T, prefill, b),
+                                                                                       scaled)
+
+    def _rows(self, T: int, prefill, buckets) -> int:
+        """The rows a step's token-wise operators run at: a step with a prefill at its token bucket (piecewise
+        graphs), a decode step at its graph's batch where decode_graph_padding is on, else T."""
+        if not prefill and self._dec_pad:
+            return decode_graph_rows(T)
+        return _pad(T, buckets)
 
     def _ops_no_comm(self, T: int, S: int, ctx_sum: int, prefill, scaled: bool = True, buckets=None) -> float:
         """Measured operator times of one step (no overhead); `scaled` applies the cross-GPU ratios; with
@@ -553,7 +567,9 @@ class CalibratedCostModel(StepCostModel):
                   buckets=None) -> tuple[float, float, float]:
         """(layer GEMMs, LM head, attention) seconds of one step."""
         g = 0.0
-        M = _pad(T, buckets)
+        M = self._rows(T, prefill, buckets)
+        # the graph computes logits for its padding rows too; attention is charged for the real sequences
+        S_lm = decode_graph_rows(S) if S and not prefill and self._dec_pad else S
         src = self.src_roof
         for n, k in self.roof.gemms:
             g += self.gemm_on_target(M, n, k, self._gemm_time(M, n, k), scaled)
@@ -561,8 +577,8 @@ class CalibratedCostModel(StepCostModel):
         lm = 0.0
         if S:
             n, k = self.model.vocab_size // self.tp, self.model.hidden_size
-            ideal = max(2.0 * S * n * k / src.flops, (n * k * 2 + S * (k * 2 + n * 4)) / src.bw)
-            lm = self._extrapolate(self._gemm_time(S, n, k, head=True), ideal, "bandwidth", scaled)
+            ideal = max(2.0 * S_lm * n * k / src.flops, (n * k * 2 + S_lm * (k * 2 + n * 4)) / src.bw)
+            lm = self._extrapolate(self._gemm_time(S_lm, n, k, head=True), ideal, "bandwidth", scaled)
         a = 0.0
         if ctx_sum and self.dec:
             tab, sc = self.dec
@@ -639,7 +655,7 @@ class CalibratedCostModel(StepCostModel):
         prefill = list(prefill)
         b = self._buckets if prefill else None
         g, lm, a = self._op_parts(num_tokens, num_sampled, decode_ctx_sum, prefill, True, b)
-        return StepTime(gemm=g, attention=a, allreduce=self._allreduce(_pad(num_tokens, b)), lm_head=lm,
+        return StepTime(gemm=g, attention=a, allreduce=self._allreduce(self._rows(num_tokens, prefill, b)), lm_head=lm,
                         overhead=self._overhead(num_tokens, num_sampled, len(prefill)))
 
     def _dec_knot(self, b: int, i: int) -> float:
@@ -696,7 +712,7 @@ class CalibratedCostModel(StepCostModel):
         stamp = f.stat().st_mtime_ns if f.exists() else None
         key = (cls.__qualname__, str(f.resolve()), stamp, model.model_dump_json(), gpu.model_dump_json(),
                tuple(a.model_dump_json() if hasattr(a, "model_dump_json") else repr(a) for a in args),
-               tuple(sorted(kw.items())))
+               tuple(sorted(kw.items())), cls.decode_graph_padding, cls.prefill_token_bins)  # options fixed at build
         hit = _BUILT.get(key)
         if hit is None:  # fitting runs over every serving iteration: once per profile, model, GPU and knobs
             hit = cls(_load_profile(f, stamp), model, gpu, *args, **kw)

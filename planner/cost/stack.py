@@ -24,6 +24,7 @@ class StackCostModel(CalibratedCostModel):
     # an FP8-KV attention table times this engine's kernel, which converts e4m3 on the ALUs and gains little
     # over bf16; the stacks' FP8-KV kernels are costed by the bytes they stream (the bf16 table, bytes halved)
     engine_fp8_kv_table = False
+    decode_graph_padding = False  # the stacks capture other batch sizes (vLLM: every 8 to 512); charged unpadded
 
     def __init__(self, profile, model, gpu, stack, max_num_batched_tokens: int | None = None, **roofline_kw):
         super().__init__(profile, model, gpu, max_num_batched_tokens, **roofline_kw)

@@ -57,7 +57,11 @@ def main(argv=None) -> int:
     ap.add_argument("--profile", default=str(ROOT / "planner/data/profiles/h200.json.gz"))
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--out", type=Path, default=Path(__file__).with_name("step_ratios.json"))
+    ap.add_argument("--decode-graph-padding", action=argparse.BooleanOptionalAction, default=None,
+                    help="CalibratedCostModel.decode_graph_padding on/off (default: the model's setting)")
     a = ap.parse_args(argv)
+    if a.decode_graph_padding is not None:
+        CalibratedCostModel.decode_graph_padding = a.decode_graph_padding
     res = {}
     print("| run | decode steps | measured ms | model ms | model/measured | mixed steps | measured ms | model ms "
           "| model/measured |")

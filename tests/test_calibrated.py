@@ -270,7 +270,7 @@ def test_binned_decode_overhead_fits_small_batches_of_the_committed_profile():
 
 
 def test_decode_graph_padding_charges_the_graphs_batch_and_matches_the_engines_graph_sizes():
-    """With decode_graph_padding on, a decode step's GEMMs and LM head are charged at the smallest captured graph
+    """With decode_graph_padding on (the default since grid 16), a decode step's GEMMs and LM head are charged at the smallest captured graph
     batch holding it (20 sequences run 32 rows; past 512 none is padded), its attention at the real sequences;
     the graph sizes are the engine's own (engine.model_runner imports them from the contract); the stack presets
     stay unpadded (their engines capture other sizes)."""
@@ -285,14 +285,13 @@ def test_decode_graph_padding_charges_the_graphs_batch_and_matches_the_engines_g
         assert model_runner.GRAPH_BATCHES == DECODE_GRAPH_BATCHES
     prof = Profile.load(ROOT / "planner" / "data" / "profiles" / "h200.json.gz")
     m, g = MODELS["llama-3.1-8b"], GPUS["H200"]
-    assert CalibratedCostModel.decode_graph_padding is False
-    off = CalibratedCostModel(prof, m, g, quantization="fp8")
+    assert CalibratedCostModel.decode_graph_padding is True and StackCostModel.decode_graph_padding is False
+    on = CalibratedCostModel(prof, m, g, quantization="fp8")
     try:
-        CalibratedCostModel.decode_graph_padding = True
-        on = CalibratedCostModel(prof, m, g, quantization="fp8")
-        assert StackCostModel.decode_graph_padding is False  # its own setting, while the base's is on
-    finally:
         CalibratedCostModel.decode_graph_padding = False
+        off = CalibratedCostModel(prof, m, g, quantization="fp8")
+    finally:
+        CalibratedCostModel.decode_graph_padding = True
     b20, b32 = on.breakdown(20, 20, 20 * 500), on.breakdown(32, 32, 32 * 500)
     assert b20.gemm == pytest.approx(b32.gemm) and b20.lm_head == pytest.approx(b32.lm_head)
     assert b20.attention < b32.attention  # the padding rows attend to one token: not charged

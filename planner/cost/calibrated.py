@@ -134,9 +134,9 @@ class CalibratedCostModel(StepCostModel):
     prefill_token_bins = False
     # decode steps charged at their CUDA graph's batch (contract.profile.decode_graph_rows: the engine replays the
     # smallest captured graph holding the batch, so a step of 20 sequences runs its GEMMs at 32 rows -- on a
-    # quantized path switch, another kernel than the table's interpolation between 16 and 32 assumes). Off until
-    # grid 16 (docs/validation_protocol.md), registered to decide it, is scored.
-    decode_graph_padding = False
+    # quantized path switch, another kernel than the table's interpolation between 16 and 32 assumes). On since
+    # grid 16 (docs/validation_protocol.md), registered to decide it: 32 of 35 cells with it, 31 without.
+    decode_graph_padding = True
 
     def __init__(self, profile: Profile, model, gpu, max_num_batched_tokens: int | None = None, **roofline_kw):
         """max_num_batched_tokens: the served engine's; with a piecewise-graph profile, a step with a prefill

@@ -68,6 +68,9 @@ FROZEN_BY_GRID = {"grid3.yaml": {"grid3.yaml": "7363a53a30607fb0c9df7c77992c4152
                                   "h200.json.gz": "55144d5b0ee192ac3cf96d68afcc2d2cd75b02252b3be3db494f7d3facaf2e0d"},
                   "grid16.yaml": {"grid16.yaml": "943433b395952a922d143cb3c590fb37042300805895cb6e13970058c356e804",
                                   "h100.json.gz": "61e9bcaaf92cce9db93848947210fe5f8edda26ef475450af9623323a7e79b5d",
+                                  "h200.json.gz": "d35bb0cc4efd8b4f3cb712ddcc981d945dc5e77e296f25cf74c342b4bacd3d99"},
+                  "grid17.yaml": {"grid17.yaml": "62be23549a0f6a958a8288090de481226788b65eb08ec852833cc64d6054a298",
+                                  "h100.json.gz": "61e9bcaaf92cce9db93848947210fe5f8edda26ef475450af9623323a7e79b5d",
                                   "h200.json.gz": "d35bb0cc4efd8b4f3cb712ddcc981d945dc5e77e296f25cf74c342b4bacd3d99"}}
 
 

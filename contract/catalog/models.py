@@ -122,6 +122,11 @@ MODELS: dict[str, ModelSpec] = {
         _m(name="gpt4-scale-220b", num_layers=102, hidden_size=12288, num_attention_heads=96,
            num_key_value_heads=8, intermediate_size=49152, vocab_size=128256, max_position_embeddings=32768,
            rope_theta=500000.0, source="stand-in architecture defined here, sized to the seed's ~220B"),
+        # mistralai/Mistral-7B-v0.1 config.json: 7.24B params, GQA 32/8; its 4096-token sliding window does not bind
+        # at the lengths it is planned for here (prompt + output <= 4096).
+        _m(name="mistral-7b", num_layers=32, hidden_size=4096, num_attention_heads=32, num_key_value_heads=8,
+           intermediate_size=14336, vocab_size=32000, max_position_embeddings=32768,
+           source="mistralai/Mistral-7B-v0.1 config.json (sliding window 4096 not modelled)"),
         # Qwen/Qwen2.5-7B-Instruct config.json dimensions (7.6B params). The engine serves it as a Llama-style
         # decoder (no QKV bias): a shape the calibration never saw, for held-out validation and planning.
         _m(name="qwen2.5-7b", num_layers=28, hidden_size=3584, num_attention_heads=28, num_key_value_heads=4,

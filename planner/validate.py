@@ -36,11 +36,13 @@ def metrics_from(arrival, first, finish, out_tokens, ok) -> dict:
     tpot = np.where(n > 1, (e - f) / np.maximum(n - 1, 1), np.nan)
     tpot = tpot[~np.isnan(tpot)]
     span = e.max() - a.min() if len(a) else np.nan
-    return {"ttft_p50": np.percentile(ttft, 50), "ttft_p95": np.percentile(ttft, 95),
-            "ttft_p99": np.percentile(ttft, 99),
-            "tpot_p50": np.percentile(tpot, 50), "tpot_p95": np.percentile(tpot, 95),
-            "e2e_p50": np.percentile(e2e, 50), "e2e_p95": np.percentile(e2e, 95), "e2e_p99": np.percentile(e2e, 99),
-            "throughput_tok_s": n.sum() / span, "completed": int(ok.sum())}
+
+    def pct(x, q):  # NaN where nothing was measured (no completed request; no request past its first token)
+        return float(np.percentile(x, q)) if len(x) else float("nan")
+    return {"ttft_p50": pct(ttft, 50), "ttft_p95": pct(ttft, 95), "ttft_p99": pct(ttft, 99),
+            "tpot_p50": pct(tpot, 50), "tpot_p95": pct(tpot, 95),
+            "e2e_p50": pct(e2e, 50), "e2e_p95": pct(e2e, 95), "e2e_p99": pct(e2e, 99),
+            "throughput_tok_s": n.sum() / span if len(a) else float("nan"), "completed": int(ok.sum())}
 
 
 def replay_records(data: Path, stem: str) -> list[Path]:

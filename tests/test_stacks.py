@@ -357,3 +357,16 @@ def test_a_max_rate_row_is_planner_max_rate_under_the_rows_slas(monkeypatch):
     assert got > 0 and got == pytest.approx(max_rate(scenario_from_dict(doc))["max_rate_req_s"], rel=1e-12)
     tight = replace(small, sla=tuple(dict(s, target_s=s["target_s"] / 4) for s in row.sla))
     assert public.predict(tight, None, kind="roofline") < got  # tighter objectives, a lower sustainable rate
+
+
+def test_metrics_of_single_token_requests_have_a_ttft_and_no_tpot():
+    """A batch of one-token requests (a first-token latency benchmark) has TTFT and E2E percentiles but no
+    time-per-output-token: the TPOT entries are NaN instead of an IndexError from an empty percentile."""
+    import math
+
+    from planner.validate import metrics_from
+    m = metrics_from([0.0, 0.0], [0.03, 0.05], [0.03, 0.05], [1, 1], [True, True])
+    assert m["ttft_p50"] == pytest.approx(0.04) and m["e2e_p50"] == pytest.approx(0.04)
+    assert math.isnan(m["tpot_p50"]) and math.isnan(m["tpot_p95"]) and m["completed"] == 2
+    none = metrics_from([], [], [], [], [])
+    assert none["completed"] == 0 and math.isnan(none["ttft_p50"]) and math.isnan(none["throughput_tok_s"])

@@ -74,6 +74,9 @@ FROZEN_BY_GRID = {"grid3.yaml": {"grid3.yaml": "7363a53a30607fb0c9df7c77992c4152
                                   "h200.json.gz": "d35bb0cc4efd8b4f3cb712ddcc981d945dc5e77e296f25cf74c342b4bacd3d99"},
                   "grid18.yaml": {"grid18.yaml": "fd01788bff267bc7ad09e883581ebdf880dbead244705466709588bdae384a7d",
                                   "h100.json.gz": "61e9bcaaf92cce9db93848947210fe5f8edda26ef475450af9623323a7e79b5d",
+                                  "h200.json.gz": "d35bb0cc4efd8b4f3cb712ddcc981d945dc5e77e296f25cf74c342b4bacd3d99"},
+                  "grid19.yaml": {"grid19.yaml": "c49576e9c5b1da9f4439b84929d03bdcc9548f2bc5c1bff243a1fefc2c5b70dd",
+                                  "h100.json.gz": "61e9bcaaf92cce9db93848947210fe5f8edda26ef475450af9623323a7e79b5d",
                                   "h200.json.gz": "d35bb0cc4efd8b4f3cb712ddcc981d945dc5e77e296f25cf74c342b4bacd3d99"}}
 
 

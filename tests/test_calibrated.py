@@ -299,6 +299,17 @@ def test_decode_graph_padding_charges_the_graphs_batch_and_matches_the_engines_g
     assert on.breakdown(600, 600, 600 * 500).gemm == pytest.approx(off.breakdown(600, 600, 600 * 500).gemm)
 
 
+def test_answers_say_which_shapes_the_profile_never_timed():
+    """A model whose projection shapes or attention layout the profile has no table for is costed from the nearest
+    measured one; its description says so (EXTRAPOLATED), and a model the profile did time says nothing of it."""
+    prof = Profile.load(ROOT / "planner" / "data" / "profiles" / "h200.json.gz")
+    qwen = CalibratedCostModel(prof, MODELS["qwen2.5-7b"], GPUS["H200"]).description
+    assert "4 of 4 projection shapes not in the profile's bf16 GEMM table" in qwen
+    assert "attention layout 28/4 heads x 128 not in the profile" in qwen
+    own = CalibratedCostModel(prof, MODELS["llama-3.1-8b"], GPUS["H200"]).description
+    assert "projection shapes not in" not in own and "attention layout" not in own
+
+
 def test_binned_prefill_overhead_fits_steps_of_few_tokens_of_the_committed_h200_profile():
     """The linear prefill overhead (a + b x tokens + ...) leaves the H200's steps of 128-256 tokens 4-9% high (bf16
     and FP8 iterations); the per-token-bin correction (CalibratedCostModel.prefill_token_bins, off by default since

@@ -187,6 +187,17 @@ class CalibratedCostModel(StepCostModel):
         self.head_tables = self._tables(profile, "bf16" if "bf16" in measured else self.gemm_quant)
         kvh = max(1, model.num_key_value_heads // self.tp)
         self.layout = (model.num_attention_heads // self.tp, kvh, model.hd)
+        # what the profile never timed for this model is costed from its nearest measured neighbour: say which, as
+        # a user reads the answer (a Qwen2.5-7B shape costed so ran its decode steps 13% longer than predicted, grid 18)
+        untabled = [s for s in self.roof.gemms if s not in self.gemm_tables]
+        if untabled and self.gemm_tables:
+            self.description += (f"; {len(untabled)} of {len(self.roof.gemms)} projection shapes not in the "
+                                 f"profile's {self.gemm_quant} GEMM table, scaled from the nearest measured one "
+                                 "(EXTRAPOLATED)")
+        layouts = {(r.heads, r.kv_heads, r.head_dim) for r in profile.attention if r.kind == "decode"}
+        if layouts and self.layout not in layouts:
+            self.description += (f"; attention layout {self.layout[0]}/{self.layout[1]} heads x {self.layout[2]} not "
+                                 "in the profile, scaled from the nearest measured layout (EXTRAPOLATED)")
         self.dec = self._attn_table("decode")
         # decode_time's knots: a 2^(1/4) grid plus the attention table's own contexts, where its log-log
         # interpolation bends (a measured table need not be smooth between them)

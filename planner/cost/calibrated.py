@@ -189,15 +189,16 @@ class CalibratedCostModel(StepCostModel):
         self.layout = (model.num_attention_heads // self.tp, kvh, model.hd)
         # what the profile never timed for this model is costed from its nearest measured neighbour: say which, as
         # a user reads the answer (a Qwen2.5-7B shape costed so ran its decode steps 13% longer than predicted, grid 18)
+        self.untimed: list[str] = []  # kept apart too: a stack preset's answer repeats them
         untabled = [s for s in self.roof.gemms if s not in self.gemm_tables]
         if untabled and self.gemm_tables:
-            self.description += (f"; {len(untabled)} of {len(self.roof.gemms)} projection shapes not in the "
-                                 f"profile's {self.gemm_quant} GEMM table, scaled from the nearest measured one "
-                                 "(EXTRAPOLATED)")
+            self.untimed.append(f"{len(untabled)} of {len(self.roof.gemms)} projection shapes not in the profile's "
+                                f"{self.gemm_quant} GEMM table, scaled from the nearest measured one (EXTRAPOLATED)")
         layouts = {(r.heads, r.kv_heads, r.head_dim) for r in profile.attention if r.kind == "decode"}
         if layouts and self.layout not in layouts:
-            self.description += (f"; attention layout {self.layout[0]}/{self.layout[1]} heads x {self.layout[2]} not "
-                                 "in the profile, scaled from the nearest measured layout (EXTRAPOLATED)")
+            self.untimed.append(f"attention layout {self.layout[0]}/{self.layout[1]} heads x {self.layout[2]} not in "
+                                "the profile, scaled from the nearest measured layout (EXTRAPOLATED)")
+        self.description += "".join(f"; {u}" for u in self.untimed)
         self.dec = self._attn_table("decode")
         # decode_time's knots: a 2^(1/4) grid plus the attention table's own contexts, where its log-log
         # interpolation bends (a measured table need not be smooth between them)
@@ -580,7 +581,7 @@ class CalibratedCostModel(StepCostModel):
         g = 0.0
         M = self._rows(T, prefill, buckets)
         # the graph computes logits for its padding rows too; attention is charged for the real sequences
-        S_lm = decode_graph_rows(S) if S and not prefill and self._dec_pad else S
+        S_lm = self._rows(S, prefill, None) if S else 0
         src = self.src_roof
         for n, k in self.roof.gemms:
             g += self.gemm_on_target(M, n, k, self._gemm_time(M, n, k), scaled)

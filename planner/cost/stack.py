@@ -40,11 +40,10 @@ class StackCostModel(CalibratedCostModel):
         self.overhead_source = f"stack {stack.name}"
         self._cache = {}
         hw = self.description.split(" on ", 1)
-        untimed = [p for p in self.description.split("; ") if " not in the profile" in p]  # shapes, layouts
         self.description = (f"{stack.describe()}; hardware profile: {hw[0].replace('calibrated ', '')} on "
                             f"{hw[1].split(';')[0] if len(hw) > 1 else gpu.name}"
                             + ("; EXTRAPOLATED to this GPU" if self.extrapolated else "")
-                            + "".join(f"; {p}" for p in untimed))
+                            + "".join(f"; {u}" for u in self.untimed))
 
     def _ops(self, T, S, ctx_sum, prefill, scaled: bool = True) -> float:
         ops = super()._ops(T, S, ctx_sum, prefill, scaled)

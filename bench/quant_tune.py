@@ -45,8 +45,9 @@ def main():
     ap.add_argument("--ms", type=int, nargs="*", default=list(MS))
     ap.add_argument("--shapes", nargs="*", default=["8b"], choices=list(SHAPE_SETS))
     ap.add_argument("--no-search", action="store_true", help="time only bf16, the FP8 paths and the shipped rule")
-    ap.add_argument("--formats", nargs="*", default=["int8", "fp8", "w8a8"], choices=["int8", "fp8", "w8a8"],
-                    help="w8a8: e4m3 activations (quantized per row in the timed call) on the FP8 tensor cores")
+    ap.add_argument("--formats", nargs="*", default=["int8", "fp8", "w8a8"], choices=["int8", "int8m", "fp8", "w8a8"],
+                    help="w8a8: e4m3 activations (quantized per row in the timed call) on the FP8 tensor cores; "
+                         "int8m: INT8 weights converted by float32 bit arithmetic (w8a16_mma.INT8_MAGIC)")
     a = ap.parse_args()
     import torch
     import torch.nn.functional as F
@@ -63,6 +64,7 @@ def main():
         f8 = [Fp8Linear.from_linear_weight(w) for w in ws]
         fmts = {"int8": [quantize_int8(w) for w in ws], "fp8": [(f.qweight, f.scales) for f in f8]}
         fmts["w8a8"] = fmts["fp8"]  # the same e4m3 weights, activations quantized per row each call (timed)
+        fmts["int8m"] = fmts["int8"]
         for m in a.ms:
             x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
             cyc = itertools.cycle
@@ -78,10 +80,12 @@ def main():
             tensorwise_s = gpu_time(lambda: tensorwise(next(fi)), inner=copies)
             engine_fp8 = gpu_time(lambda: next(fi)(x), inner=copies)  # Fp8Linear's own choice of path
             row = {"layer": name, "n": n, "k": k, "m": m, "bf16_s": bf16, "fp8_scaled_mm_s": scaled,
-                   "fp8_tensorwise_s": tensorwise_s, "fp8_engine_s": engine_fp8, "int8": {}, "fp8": {}, "w8a8": {}}
+                   "fp8_tensorwise_s": tensorwise_s, "fp8_engine_s": engine_fp8, "int8": {}, "int8m": {}, "fp8": {},
+                   "w8a8": {}}
             for fmt, objs in fmts.items():
                 if fmt not in a.formats:
                     continue
+                w8a16_mma.INT8_MAGIC = fmt == "int8m"
                 if fmt == "w8a8":
                     def call(w, c=None):
                         return w8a16_mma.w8a8(*quantize_fp8_rows(x), *w, c)
@@ -97,7 +101,7 @@ def main():
                         continue
                     row[fmt][",".join(map(str, cfg))] = t
                 rule = (w8a16_mma.w8a8_config(m, n, k) if fmt == "w8a8"  # what w8a8() launches by default
-                        else w8a16_mma.config(m, n, k, sms, fmt != "int8"))
+                        else w8a16_mma.config(m, n, k, sms, fmt not in ("int8", "int8m")))
                 it = cyc(objs)
                 rule_t = gpu_time(lambda: call(next(it)), inner=copies)
                 times = {c: t for c, t in row[fmt].items() if isinstance(t, float)}

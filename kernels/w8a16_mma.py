@@ -59,7 +59,7 @@ if triton is not None:
                       stride_xm, stride_qn, stride_sn, stride_ws, stride_om,
                       BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
                       GROUP_K: tl.constexpr, PER_CHANNEL: tl.constexpr, SWAP: tl.constexpr,
-                      SPLIT: tl.constexpr, FUSED: tl.constexpr, A_FP8: tl.constexpr):
+                      SPLIT: tl.constexpr, FUSED: tl.constexpr, A_FP8: tl.constexpr, I8_MAGIC: tl.constexpr):
         pid_n = tl.program_id(0)
         pid_m = tl.program_id(1)
         pid_s = tl.program_id(2)
@@ -83,7 +83,7 @@ if triton is not None:
                     acc += tl.dot(w.to(a.dtype), a)
                 else:  # BLOCK_K == GROUP_K: one scale group per tile
                     s = tl.load(s_ptr + rn * stride_sn + kk // GROUP_K, mask=rn < N, other=0.0)
-                    acc += tl.dot(w.to(a.dtype), a) * s.to(tl.float32)[:, None]
+                    acc += tl.dot(_int8_to(w, a.dtype, I8_MAGIC), a) * s.to(tl.float32)[:, None]
             if PER_CHANNEL:
                 acc *= tl.load(s_ptr + rn, mask=rn < N, other=0.0).to(tl.float32)[:, None]
             if A_FP8:
@@ -102,13 +102,24 @@ if triton is not None:
                     acc += tl.dot(a, w.to(a.dtype))
                 else:
                     s = tl.load(s_ptr + rn * stride_sn + kk // GROUP_K, mask=rn < N, other=0.0)
-                    acc += tl.dot(a, w.to(a.dtype)) * s.to(tl.float32)[None, :]
+                    acc += tl.dot(a, _int8_to(w, a.dtype, I8_MAGIC)) * s.to(tl.float32)[None, :]
             if PER_CHANNEL:
                 acc *= tl.load(s_ptr + rn, mask=rn < N, other=0.0).to(tl.float32)[None, :]
             if A_FP8:
                 acc *= tl.load(xs_ptr + rm, mask=rm < M, other=0.0)[:, None]
             _finish(acc, out_ptr, ws_ptr, lock_ptr, rm[:, None] * stride_om + rn[None, :],
                     (rm[:, None] < M) & (rn[None, :] < N), pid_s, stride_ws, SPLIT, FUSED)
+
+    @triton.jit
+    def _int8_to(w, dtype: tl.constexpr, MAGIC: tl.constexpr):
+        """INT8 weights to the activations' dtype, exactly either way. MAGIC: without the integer-to-float
+        converter -- the float32 whose bits are 0x4B000000 + (x + 128) is 2^23 + 128 + x, so an integer add, a
+        reinterpretation and one float subtraction give x, then one rounding-free narrowing."""
+        if MAGIC:
+            f = (w.to(tl.int32) + 0x4B000080).to(tl.float32, bitcast=True) - 8388736.0
+            return f.to(dtype)
+        else:
+            return w.to(dtype)
 
     @triton.jit
     def _finish(acc, out_ptr, ws_ptr, lock_ptr, offs, mask, pid_s, stride_ws, SPLIT: tl.constexpr,
@@ -224,9 +235,14 @@ def _launch(x, xs, q, s, cfg, out_dtype) -> torch.Tensor:
                         ws.stride(0) if cfg.split > 1 else 0, N,
                         BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, BLOCK_K=cfg.block_k, GROUP_K=GROUP,
                         PER_CHANNEL=per_channel, SWAP=bool(cfg.swap), SPLIT=cfg.split, FUSED=locks is not None,
-                        A_FP8=xs is not None, num_warps=cfg.warps, num_stages=cfg.stages)
+                        A_FP8=xs is not None, I8_MAGIC=INT8_MAGIC and not per_channel, num_warps=cfg.warps,
+                        num_stages=cfg.stages)
     return out if cfg.split == 1 or locks is not None else ws.sum(0).to(out_dtype)
 
+
+# INT8 weights converted through float32 bit arithmetic instead of the converter instruction (see _int8_to);
+# off until a measurement shows it pays (bench/quant_tune.py --formats int8 int8m times both in one run).
+INT8_MAGIC = False
 
 # Split-K partials added inside the kernel by each tile's last program (one launch), instead of a float32 sum and
 # a conversion after it (two more launches, 3-5 us of a decode step's graph per projection on the H100).

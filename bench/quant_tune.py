@@ -39,15 +39,22 @@ def candidates(m: int, fmt: str, k: int):
         yield Config(bm, bn, split, bk, warps, stages, swap)
 
 
+def m16_tiles(n: int, k: int, sms: int, per_channel: bool):
+    """The 16-row launch (w8a16_mma.config at 16 rows) with its row tiles next to each other in launch order,
+    and the same with half and a quarter of its K split (the row tiles fill the SMs in its place)."""
+    from kernels.w8a16_mma import config
+    c = config(16, n, k, sms, per_channel)._replace(m_first=True)
+    return [c] + [c._replace(split=c.split // d) for d in (2, 4) if c.split // d >= 1 and c.split % d == 0]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path)
     ap.add_argument("--ms", type=int, nargs="*", default=list(MS))
     ap.add_argument("--shapes", nargs="*", default=["8b"], choices=list(SHAPE_SETS))
     ap.add_argument("--no-search", action="store_true", help="time only bf16, the FP8 paths and the shipped rule")
-    ap.add_argument("--formats", nargs="*", default=["int8", "fp8", "w8a8"], choices=["int8", "int8m", "fp8", "w8a8"],
-                    help="w8a8: e4m3 activations (quantized per row in the timed call) on the FP8 tensor cores; "
-                         "int8m: INT8 weights converted by float32 bit arithmetic (w8a16_mma.INT8_MAGIC)")
+    ap.add_argument("--formats", nargs="*", default=["int8", "fp8", "w8a8"], choices=["int8", "fp8", "w8a8"],
+                    help="w8a8: e4m3 activations (quantized per row in the timed call) on the FP8 tensor cores")
     a = ap.parse_args()
     import torch
     import torch.nn.functional as F
@@ -64,7 +71,6 @@ def main():
         f8 = [Fp8Linear.from_linear_weight(w) for w in ws]
         fmts = {"int8": [quantize_int8(w) for w in ws], "fp8": [(f.qweight, f.scales) for f in f8]}
         fmts["w8a8"] = fmts["fp8"]  # the same e4m3 weights, activations quantized per row each call (timed)
-        fmts["int8m"] = fmts["int8"]
         for m in a.ms:
             x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
             cyc = itertools.cycle
@@ -80,12 +86,10 @@ def main():
             tensorwise_s = gpu_time(lambda: tensorwise(next(fi)), inner=copies)
             engine_fp8 = gpu_time(lambda: next(fi)(x), inner=copies)  # Fp8Linear's own choice of path
             row = {"layer": name, "n": n, "k": k, "m": m, "bf16_s": bf16, "fp8_scaled_mm_s": scaled,
-                   "fp8_tensorwise_s": tensorwise_s, "fp8_engine_s": engine_fp8, "int8": {}, "int8m": {}, "fp8": {},
-                   "w8a8": {}}
+                   "fp8_tensorwise_s": tensorwise_s, "fp8_engine_s": engine_fp8, "int8": {}, "fp8": {}, "w8a8": {}}
             for fmt, objs in fmts.items():
                 if fmt not in a.formats:
                     continue
-                w8a16_mma.INT8_MAGIC = fmt == "int8m"
                 if fmt == "w8a8":
                     def call(w, c=None):
                         return w8a16_mma.w8a8(*quantize_fp8_rows(x), *w, c)
@@ -101,12 +105,20 @@ def main():
                         continue
                     row[fmt][",".join(map(str, cfg))] = t
                 rule = (w8a16_mma.w8a8_config(m, n, k) if fmt == "w8a8"  # what w8a8() launches by default
-                        else w8a16_mma.config(m, n, k, sms, fmt not in ("int8", "int8m")))
+                        else w8a16_mma.config(m, n, k, sms, fmt != "int8"))
                 it = cyc(objs)
                 rule_t = gpu_time(lambda: call(next(it)), inner=copies)
                 times = {c: t for c, t in row[fmt].items() if isinstance(t, float)}
                 row[f"{fmt}_rule"] = ",".join(map(str, rule))
                 times.setdefault(row[f"{fmt}_rule"], rule_t)
+                if m > 16 and fmt != "w8a8":  # the 16-row launch over the row tiles, weight tile by weight tile
+                    row[f"{fmt}_m16"] = {}
+                    for c in m16_tiles(n, k, sms, fmt != "int8"):
+                        it = cyc(objs)
+                        row[f"{fmt}_m16"][",".join(map(str, c))] = gpu_time(lambda: call(next(it), c), inner=copies)
+                    b16 = min(row[f"{fmt}_m16"], key=row[f"{fmt}_m16"].get)
+                    print(f"{name:15} M={m:4d} {fmt}: 16-row tiles, row tiles first: best "
+                          f"{bf16 / row[f'{fmt}_m16'][b16]:.2f}x ({b16})", flush=True)
                 best = min(times, key=times.get)
                 row[f"{fmt}_best"] = best
                 row[f"{fmt}_rule"] = ",".join(map(str, rule))

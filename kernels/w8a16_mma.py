@@ -41,6 +41,9 @@ class Config(NamedTuple):
     warps: int = 4
     stages: int = 4
     swap: bool = False
+    # row tiles of one weight tile launched together (the weights then cross HBM once however many row tiles
+    # there are): lets a 16-row tile serve 17-64 rows
+    m_first: bool = False
 
 
 def available() -> bool:
@@ -59,9 +62,13 @@ if triton is not None:
                       stride_xm, stride_qn, stride_sn, stride_ws, stride_om,
                       BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
                       GROUP_K: tl.constexpr, PER_CHANNEL: tl.constexpr, SWAP: tl.constexpr,
-                      SPLIT: tl.constexpr, FUSED: tl.constexpr, A_FP8: tl.constexpr, I8_MAGIC: tl.constexpr):
-        pid_n = tl.program_id(0)
-        pid_m = tl.program_id(1)
+                      SPLIT: tl.constexpr, FUSED: tl.constexpr, A_FP8: tl.constexpr, M_FIRST: tl.constexpr):
+        if M_FIRST:  # a weight tile's row tiles launched next to each other: its second read comes from L2
+            pid_m = tl.program_id(0)
+            pid_n = tl.program_id(1)
+        else:
+            pid_n = tl.program_id(0)
+            pid_m = tl.program_id(1)
         pid_s = tl.program_id(2)
         rm = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
         rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
@@ -83,7 +90,7 @@ if triton is not None:
                     acc += tl.dot(w.to(a.dtype), a)
                 else:  # BLOCK_K == GROUP_K: one scale group per tile
                     s = tl.load(s_ptr + rn * stride_sn + kk // GROUP_K, mask=rn < N, other=0.0)
-                    acc += tl.dot(_int8_to(w, a.dtype, I8_MAGIC), a) * s.to(tl.float32)[:, None]
+                    acc += tl.dot(w.to(a.dtype), a) * s.to(tl.float32)[:, None]
             if PER_CHANNEL:
                 acc *= tl.load(s_ptr + rn, mask=rn < N, other=0.0).to(tl.float32)[:, None]
             if A_FP8:
@@ -102,24 +109,13 @@ if triton is not None:
                     acc += tl.dot(a, w.to(a.dtype))
                 else:
                     s = tl.load(s_ptr + rn * stride_sn + kk // GROUP_K, mask=rn < N, other=0.0)
-                    acc += tl.dot(a, _int8_to(w, a.dtype, I8_MAGIC)) * s.to(tl.float32)[None, :]
+                    acc += tl.dot(a, w.to(a.dtype)) * s.to(tl.float32)[None, :]
             if PER_CHANNEL:
                 acc *= tl.load(s_ptr + rn, mask=rn < N, other=0.0).to(tl.float32)[None, :]
             if A_FP8:
                 acc *= tl.load(xs_ptr + rm, mask=rm < M, other=0.0)[:, None]
             _finish(acc, out_ptr, ws_ptr, lock_ptr, rm[:, None] * stride_om + rn[None, :],
                     (rm[:, None] < M) & (rn[None, :] < N), pid_s, stride_ws, SPLIT, FUSED)
-
-    @triton.jit
-    def _int8_to(w, dtype: tl.constexpr, MAGIC: tl.constexpr):
-        """INT8 weights to the activations' dtype, exactly either way. MAGIC: without the integer-to-float
-        converter -- the float32 whose bits are 0x4B000000 + (x + 128) is 2^23 + 128 + x, so an integer add, a
-        reinterpretation and one float subtraction give x, then one rounding-free narrowing."""
-        if MAGIC:
-            f = (w.to(tl.int32) + 0x4B000080).to(tl.float32, bitcast=True) - 8388736.0
-            return f.to(dtype)
-        else:
-            return w.to(dtype)
 
     @triton.jit
     def _finish(acc, out_ptr, ws_ptr, lock_ptr, offs, mask, pid_s, stride_ws, SPLIT: tl.constexpr,
@@ -226,7 +222,8 @@ def _launch(x, xs, q, s, cfg, out_dtype) -> torch.Tensor:
         raise ValueError(f"w8a16: {cfg.split} K splits of {cfg.block_k}-wide tiles do not divide K={K}")
     x = x.contiguous()
     s = s.reshape(N) if per_channel else s
-    grid = (triton.cdiv(N, cfg.block_n), triton.cdiv(M, cfg.block_m), cfg.split)
+    tiles_n, tiles_m = triton.cdiv(N, cfg.block_n), triton.cdiv(M, cfg.block_m)
+    grid = (tiles_m, tiles_n, cfg.split) if cfg.m_first else (tiles_n, tiles_m, cfg.split)
     out = torch.empty((M, N), dtype=out_dtype, device=x.device)
     ws = out if cfg.split == 1 else torch.empty((cfg.split, M, N), dtype=torch.float32, device=x.device)
     locks = _tile_locks(x.device, grid[0] * grid[1]) if cfg.split > 1 and FUSED_SPLIT else None
@@ -235,14 +232,10 @@ def _launch(x, xs, q, s, cfg, out_dtype) -> torch.Tensor:
                         ws.stride(0) if cfg.split > 1 else 0, N,
                         BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, BLOCK_K=cfg.block_k, GROUP_K=GROUP,
                         PER_CHANNEL=per_channel, SWAP=bool(cfg.swap), SPLIT=cfg.split, FUSED=locks is not None,
-                        A_FP8=xs is not None, I8_MAGIC=INT8_MAGIC and not per_channel, num_warps=cfg.warps,
+                        A_FP8=xs is not None, M_FIRST=bool(cfg.m_first), num_warps=cfg.warps,
                         num_stages=cfg.stages)
     return out if cfg.split == 1 or locks is not None else ws.sum(0).to(out_dtype)
 
-
-# INT8 weights converted through float32 bit arithmetic instead of the converter instruction (see _int8_to);
-# off until a measurement shows it pays (bench/quant_tune.py --formats int8 int8m times both in one run).
-INT8_MAGIC = False
 
 # Split-K partials added inside the kernel by each tile's last program (one launch), instead of a float32 sum and
 # a conversion after it (two more launches, 3-5 us of a decode step's graph per projection on the H100).

@@ -77,7 +77,13 @@ FROZEN_BY_GRID = {"grid3.yaml": {"grid3.yaml": "7363a53a30607fb0c9df7c77992c4152
                                   "h200.json.gz": "d35bb0cc4efd8b4f3cb712ddcc981d945dc5e77e296f25cf74c342b4bacd3d99"},
                   "grid19.yaml": {"grid19.yaml": "c49576e9c5b1da9f4439b84929d03bdcc9548f2bc5c1bff243a1fefc2c5b70dd",
                                   "h100.json.gz": "61e9bcaaf92cce9db93848947210fe5f8edda26ef475450af9623323a7e79b5d",
-                                  "h200.json.gz": "d35bb0cc4efd8b4f3cb712ddcc981d945dc5e77e296f25cf74c342b4bacd3d99"}}
+                                  "h200.json.gz": "d35bb0cc4efd8b4f3cb712ddcc981d945dc5e77e296f25cf74c342b4bacd3d99"},
+                  # the H200 profile with round 48's Qwen2.5-7B tables, and the one before (git show c95ee53:...)
+                  "grid20.yaml": {"grid20.yaml": "b5bb8dd9803c1a9e5e67b184dbfd3adf7210fc28fbef9390765c6f3d1ecbc9e9",
+                                  "h100.json.gz": "61e9bcaaf92cce9db93848947210fe5f8edda26ef475450af9623323a7e79b5d",
+                                  "h200.json.gz": "0b656fb2ac1468fb2760412604e577f2abb87ac2a947cc596cb1561798b73395",
+                                  "h200_d35bb0cc.json.gz":
+                                      "d35bb0cc4efd8b4f3cb712ddcc981d945dc5e77e296f25cf74c342b4bacd3d99"}}
 
 
 def sha(p: Path) -> str:
@@ -92,26 +98,34 @@ def counts(cells: list[dict]) -> dict:
             "worse_than_25pct": sum(abs(c["error"]) > 0.25 for c in cells)}
 
 
-def profiles_for(grid: dict, served_gpu: str | None = None) -> dict[str, Path]:
+def profiles_for(grid: dict, served_gpu: str | None = None, own_profile: Path | None = None) -> dict[str, Path]:
     """Which profiles score a grid: its own (`profile`, the machine's GPU kind) and the cross-GPU one
     (`cross_profile`); grids 1-2 name neither and are scored as they were (H200, H100 cross-GPU). Runs served
-    on the cross profile's GPU (a lent machine of the other kind) are scored with that profile as their own."""
+    on the cross profile's GPU (a lent machine of the other kind) are scored with that profile as their own.
+    `own_profile` replaces the served GPU's own profile (a comparison a grid registered, e.g. the profile before a
+    change), named as such."""
     if "profile" not in grid:
-        return PROFILES
-    own, cross = ROOT / grid["profile"], ROOT / grid["cross_profile"]
-    if served_gpu and served_gpu != grid["gpu"]:
-        return {f"{served_gpu} profile ({cross.name}; grid registered for {grid['gpu']})": cross,
-                f"{own.name} (cross-GPU)": own}
-    return {f"{grid['gpu']} profile": own, f"{cross.name} (cross-GPU)": cross}
+        found = dict(PROFILES)
+    else:
+        own, cross = ROOT / grid["profile"], ROOT / grid["cross_profile"]
+        if served_gpu and served_gpu != grid["gpu"]:
+            found = {f"{served_gpu} profile ({cross.name}; grid registered for {grid['gpu']})": cross,
+                     f"{own.name} (cross-GPU)": own}
+        else:
+            found = {f"{grid['gpu']} profile": own, f"{cross.name} (cross-GPU)": cross}
+    if own_profile is None:
+        return found
+    first = next(iter(found))
+    return {f"{first} as {own_profile.name}": own_profile} | {k: v for k, v in found.items() if k != first}
 
 
-def score(data: Path, reps: int, grid_path: Path = GRID) -> dict:
+def score(data: Path, reps: int, grid_path: Path = GRID, own_profile: Path | None = None) -> dict:
     out = {"protocol": "v1", "grid": grid_path.name, "limits": PROTOCOL_V1, "hashes": {}, "by_profile": {}}
     grid = yaml.safe_load(grid_path.read_text())
     served = {json.loads(p.read_text())["gpu"] for p in data.glob("*.meta.json")}
     if len(served) > 1:
         raise SystemExit(f"{data}: runs of several GPU kinds ({sorted(served)}); score each kind apart")
-    profiles = profiles_for(grid, next(iter(served), None))
+    profiles = profiles_for(grid, next(iter(served), None), own_profile)
     frozen = {**FROZEN, **FROZEN_BY_GRID.get(grid_path.name, {})}
     for p in (*profiles.values(), grid_path):
         out["hashes"][p.name] = {"sha256": sha(p), "frozen": frozen.get(p.name, "not frozen"),
@@ -191,13 +205,16 @@ def main(argv=None) -> int:
     ap.add_argument("--decode-graph-padding", action=argparse.BooleanOptionalAction, default=None,
                     help="charge decode steps at their CUDA graph's batch (CalibratedCostModel.decode_graph_padding;"
                          " the comparison grid 16 registered); default: the model's setting")
+    ap.add_argument("--own-profile", type=Path, default=None,
+                    help="score the grid's own GPU with this profile file instead of the grid's (a comparison a "
+                         "grid registered, e.g. the profile before a change; write it with --tag)")
     a = ap.parse_args(argv)
     from planner.cost import CalibratedCostModel
     if a.no_prefill_bins or a.prefill_bins:
         CalibratedCostModel.prefill_token_bins = bool(a.prefill_bins)
     if a.decode_graph_padding is not None:
         CalibratedCostModel.decode_graph_padding = a.decode_graph_padding
-    res = score(a.data, a.reps, a.grid)
+    res = score(a.data, a.reps, a.grid, a.own_profile)
     stem = "score_v1" + (f"_{a.tag}" if a.tag else "")
     (a.data / f"{stem}.json").write_text(json.dumps(res, indent=1, default=float))
     md = markdown(res)

@@ -4,6 +4,7 @@ them and refuses replicas that served different traces."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -98,3 +99,7 @@ def test_runs_served_on_the_other_gpu_kind_are_scored_with_that_kinds_profile():
     other = list(profiles_for(g, "H200").values())
     assert own[0].name == "h100.json.gz" and other[0].name == "h200.json.gz"
     assert other[1].name == "h100.json.gz"
+    before = Path("/elsewhere/h100_before_round48.json.gz")  # a registered before-the-change comparison
+    swapped = profiles_for(g, "H100-SXM", before)
+    assert list(swapped.values()) == [before, own[1]]
+    assert list(swapped)[0] == "H100-SXM profile as h100_before_round48.json.gz"

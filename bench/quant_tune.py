@@ -39,14 +39,6 @@ def candidates(m: int, fmt: str, k: int):
         yield Config(bm, bn, split, bk, warps, stages, swap)
 
 
-def m16_tiles(n: int, k: int, sms: int, per_channel: bool):
-    """The 16-row launch (w8a16_mma.config at 16 rows) with its row tiles next to each other in launch order,
-    and the same with half and a quarter of its K split (the row tiles fill the SMs in its place)."""
-    from kernels.w8a16_mma import config
-    c = config(16, n, k, sms, per_channel)._replace(m_first=True)
-    return [c] + [c._replace(split=c.split // d) for d in (2, 4) if c.split // d >= 1 and c.split % d == 0]
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path)
@@ -111,14 +103,6 @@ def main():
                 times = {c: t for c, t in row[fmt].items() if isinstance(t, float)}
                 row[f"{fmt}_rule"] = ",".join(map(str, rule))
                 times.setdefault(row[f"{fmt}_rule"], rule_t)
-                if m > 16 and fmt != "w8a8":  # the 16-row launch over the row tiles, weight tile by weight tile
-                    row[f"{fmt}_m16"] = {}
-                    for c in m16_tiles(n, k, sms, fmt != "int8"):
-                        it = cyc(objs)
-                        row[f"{fmt}_m16"][",".join(map(str, c))] = gpu_time(lambda: call(next(it), c), inner=copies)
-                    b16 = min(row[f"{fmt}_m16"], key=row[f"{fmt}_m16"].get)
-                    print(f"{name:15} M={m:4d} {fmt}: 16-row tiles, row tiles first: best "
-                          f"{bf16 / row[f'{fmt}_m16'][b16]:.2f}x ({b16})", flush=True)
                 best = min(times, key=times.get)
                 row[f"{fmt}_best"] = best
                 row[f"{fmt}_rule"] = ",".join(map(str, rule))

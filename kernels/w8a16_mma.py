@@ -41,9 +41,6 @@ class Config(NamedTuple):
     warps: int = 4
     stages: int = 4
     swap: bool = False
-    # row tiles of one weight tile launched together (the weights then cross HBM once however many row tiles
-    # there are): lets a 16-row tile serve 17-64 rows
-    m_first: bool = False
 
 
 def available() -> bool:
@@ -62,13 +59,9 @@ if triton is not None:
                       stride_xm, stride_qn, stride_sn, stride_ws, stride_om,
                       BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
                       GROUP_K: tl.constexpr, PER_CHANNEL: tl.constexpr, SWAP: tl.constexpr,
-                      SPLIT: tl.constexpr, FUSED: tl.constexpr, A_FP8: tl.constexpr, M_FIRST: tl.constexpr):
-        if M_FIRST:  # a weight tile's row tiles launched next to each other: its second read comes from L2
-            pid_m = tl.program_id(0)
-            pid_n = tl.program_id(1)
-        else:
-            pid_n = tl.program_id(0)
-            pid_m = tl.program_id(1)
+                      SPLIT: tl.constexpr, FUSED: tl.constexpr, A_FP8: tl.constexpr):
+        pid_n = tl.program_id(0)
+        pid_m = tl.program_id(1)
         pid_s = tl.program_id(2)
         rm = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
         rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
@@ -222,8 +215,7 @@ def _launch(x, xs, q, s, cfg, out_dtype) -> torch.Tensor:
         raise ValueError(f"w8a16: {cfg.split} K splits of {cfg.block_k}-wide tiles do not divide K={K}")
     x = x.contiguous()
     s = s.reshape(N) if per_channel else s
-    tiles_n, tiles_m = triton.cdiv(N, cfg.block_n), triton.cdiv(M, cfg.block_m)
-    grid = (tiles_m, tiles_n, cfg.split) if cfg.m_first else (tiles_n, tiles_m, cfg.split)
+    grid = (triton.cdiv(N, cfg.block_n), triton.cdiv(M, cfg.block_m), cfg.split)
     out = torch.empty((M, N), dtype=out_dtype, device=x.device)
     ws = out if cfg.split == 1 else torch.empty((cfg.split, M, N), dtype=torch.float32, device=x.device)
     locks = _tile_locks(x.device, grid[0] * grid[1]) if cfg.split > 1 and FUSED_SPLIT else None
@@ -232,8 +224,7 @@ def _launch(x, xs, q, s, cfg, out_dtype) -> torch.Tensor:
                         ws.stride(0) if cfg.split > 1 else 0, N,
                         BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, BLOCK_K=cfg.block_k, GROUP_K=GROUP,
                         PER_CHANNEL=per_channel, SWAP=bool(cfg.swap), SPLIT=cfg.split, FUSED=locks is not None,
-                        A_FP8=xs is not None, M_FIRST=bool(cfg.m_first), num_warps=cfg.warps,
-                        num_stages=cfg.stages)
+                        A_FP8=xs is not None, num_warps=cfg.warps, num_stages=cfg.stages)
     return out if cfg.split == 1 or locks is not None else ws.sum(0).to(out_dtype)
 
 

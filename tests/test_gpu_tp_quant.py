@@ -109,28 +109,6 @@ def test_w8a16_tensor_core_gemm_matches_the_dequantized_product(M):
         assert ((y.double() - ref).norm() / ref.norm()).item() < 5e-3
 
 
-@pytest.mark.parametrize("M", [17, 32, 64])
-def test_row_tiles_launched_first_give_the_same_product(M):
-    """Config.m_first only reorders the launch (a weight tile's row tiles side by side): INT8 and FP8 weights, with
-    and without a K split, give the plain order's output to the bit."""
-    from engine.quant import quantize_fp8
-    from kernels import w8a16_mma
-    g = torch.Generator(device="cuda").manual_seed(M)
-    for (N, K), fp8 in (((28672, 4096), False), ((4096, 14336), False), ((6144, 4096), True)):
-        w = torch.randn(N, K, generator=g, device="cuda") * 0.02
-        q, s = quantize_fp8(w) if fp8 else quantize_int8(w.bfloat16())
-        if fp8:
-            s = s[None, :]
-        x = torch.randn(M, K, generator=g, device="cuda").bfloat16()
-        for split in (1, 4):
-            plain = w8a16_mma.Config(16, 32, split, 128, 4, 4)
-            ref = w8a16_mma.w8a16(x, q, s, plain)
-            y = w8a16_mma.w8a16(x, q, s, plain._replace(m_first=True))
-            assert torch.equal(y, ref), (N, K, split)
-            exact = x.double() @ (w.double() if fp8 else dequantize_int8(q, s).double()).T
-            assert ((y.double() - exact).norm() / exact.norm()).item() < (0.05 if fp8 else 5e-3)
-
-
 @pytest.mark.parametrize("M", [16, 32, 64])
 def test_split_k_partials_added_in_the_kernel_equal_the_sum_after_it_call_after_call_and_in_a_graph(M, monkeypatch):
     """Each tile's last program adds the split-K partials (an atomic count per tile, reset by that program): the

@@ -83,7 +83,13 @@ FROZEN_BY_GRID = {"grid3.yaml": {"grid3.yaml": "7363a53a30607fb0c9df7c77992c4152
                                   "h100.json.gz": "61e9bcaaf92cce9db93848947210fe5f8edda26ef475450af9623323a7e79b5d",
                                   "h200.json.gz": "0b656fb2ac1468fb2760412604e577f2abb87ac2a947cc596cb1561798b73395",
                                   "h200_d35bb0cc.json.gz":
-                                      "d35bb0cc4efd8b4f3cb712ddcc981d945dc5e77e296f25cf74c342b4bacd3d99"}}
+                                      "d35bb0cc4efd8b4f3cb712ddcc981d945dc5e77e296f25cf74c342b4bacd3d99"},
+                  # h200.json.gz is merged after grid 21's round (FP8 TP=2 iterations) and cannot be frozen before
+                  # it; the profile before (git show 391b031:...) is
+                  "grid21.yaml": {"grid21.yaml": "9134a420ac282b6fc5887883ee050af04b41279d7bc53b13229e1e7fbec7a3c2",
+                                  "h100.json.gz": "61e9bcaaf92cce9db93848947210fe5f8edda26ef475450af9623323a7e79b5d",
+                                  "h200_0b656fb2.json.gz":
+                                      "0b656fb2ac1468fb2760412604e577f2abb87ac2a947cc596cb1561798b73395"}}
 
 
 def sha(p: Path) -> str:

@@ -706,7 +706,8 @@ H200_EXTRAS = ["h200x4_fp8_int8_gemms.json.gz", "h200x4_allreduce.json.gz", "h20
                "h200x4_allreduce_v2.json.gz", "h200_fp8_int8_gemms_v5.json.gz", "h200x4_tp4_iterations_8b_mns256.json.gz",
                "h200_fp8_iterations_8b.json.gz", "h200_int8_iterations_8b.json.gz", "h200_fp8_int8_gemms_v6.json.gz",
                ("h200_fp8_iterations_8b_v2.json.gz", "replace"), "h200_fp8_int8_gemms_v7.json.gz",
-               ("h200_fp8_iterations_8b_v3.json.gz", "replace"), "h200_shapes_qwen2.5-7b.json.gz"]
+               ("h200_fp8_iterations_8b_v3.json.gz", "replace"), "h200_shapes_qwen2.5-7b.json.gz",
+               "h200x2_fp8_tp2_iterations_8b.json.gz"]
 
 
 def test_product_h200_profile_is_the_pool_of_the_committed_h200_calibrations():
@@ -719,7 +720,8 @@ def test_product_h200_profile_is_the_pool_of_the_committed_h200_calibrations():
     serving iterations (ramp to 256 sequences) and its FP8 and INT8 serving iterations; round 37 the FP8/INT8
     tables with FP8 W8A8 at 17-64 rows and the FP8 serving iterations of that engine, replacing round 33's; round
     42 the same two with W8A8 from 8 rows, replacing round 37's; round 48 the Qwen2.5-7B shape's bf16 GEMMs and
-    attention layouts (grid 18's miss: a shape the profile had no table for)."""
+    attention layouts (grid 18's miss: a shape the profile had no table for); round 50 the 8B's FP8 serving
+    iterations at TP=2 (kept by grid 21's registered rule)."""
     from contract.profile import add_tables, pool_iterations
     res = ROOT / "lab" / "calibration"
     parts = [Profile.load(res / f"profile_h200{n}.json.gz") for n in ("", "_machine3", "_warm_gemms")]

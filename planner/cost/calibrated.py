@@ -317,16 +317,19 @@ class CalibratedCostModel(StepCostModel):
         if not rows:
             return None
         layouts = {(r.heads, r.kv_heads, r.head_dim) for r in rows}
-        # this layout if it was measured; else the one closest in KV width (what decode attention streams), then
-        # with the same head dim (another head dim is another kernel instance), then in query heads; the layout
-        # itself last, so the choice never depends on set order
-        want = self.layout[1] * self.layout[2]
-        best = min(layouts, key=lambda lay: (lay != self.layout, abs(math.log(lay[1] * lay[2] / want)),
-                                             lay[2] != self.layout[2], abs(lay[0] - self.layout[0]), lay))
+        best = min(layouts, key=lambda lay: self._layout_rank(lay, kind))
         scale = (self.layout[1] * self.layout[2]) / (best[1] * best[2]) if kind == "decode" else \
             (self.layout[0] * self.layout[2]) / (best[0] * best[2])
         tab = _Table2D([(r.a, r.context, r.seconds) for r in rows if (r.heads, r.kv_heads, r.head_dim) == best])
         return tab, scale
+
+    def _layout_rank(self, lay: tuple, kind: str) -> tuple:
+        """Which measured attention layout stands for this model's: its own, else the one closest in KV width
+        (what decode attention streams), then with the same head dim (another head dim is another kernel instance),
+        then in query heads; the layout itself last, so the choice never depends on set order."""
+        want = self.layout[1] * self.layout[2]
+        return (lay != self.layout, abs(math.log(lay[1] * lay[2] / want)), lay[2] != self.layout[2],
+                abs(lay[0] - self.layout[0]), lay)
 
     @staticmethod
     def _tables(profile: Profile, quant: str) -> dict:

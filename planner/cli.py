@@ -410,17 +410,32 @@ def stacks_fit(name: str = typer.Argument(..., help="vllm | sglang | trtllm"),
 def stacks_evaluate(out: Optional[Path] = typer.Option(None, help="write the Markdown report here"),
                     json_out: Optional[Path] = typer.Option(None, "--json", help="write the per-row table as JSON"),
                     workers: int = typer.Option(4, min=1, help="processes"),
-                    split: Optional[str] = typer.Option(None, help="only rows of this split (fit | heldout)")):
+                    split: Optional[str] = typer.Option(None, help="only rows of this split (fit | heldout)"),
+                    preset_file: list[str] = typer.Option([], "--preset-file", help="NAME=PATH: predict stack NAME's "
+                                                          "rows (and, for vllm, every row's vllm column) with the "
+                                                          "stack file PATH -- a registered comparison")):
     """Predict every published row under its stack's preset, under vllm and by the roofline; the held-out
     summary against the limits (throughput 10%, TPOT 15%, TTFT 20%)."""
     from planner import public
+    from planner.stacks import load_stack, presets
+    alt = {}
+    for spec in preset_file:
+        name, _, path = spec.partition("=")
+        if name not in presets() or not path:
+            _fail(InputError([("--preset-file", f"'{spec}': NAME=PATH with NAME one of {', '.join(presets())}")]))
+        try:
+            load_stack(path)
+        except InputError as e:
+            _fail(e)
+        alt[name] = path
     for f, name in ((out, "--out"), (json_out, "--json")):
         if f is not None and (f.is_dir() or not os.access(f.resolve().parent, os.W_OK)):
             _fail(InputError([(name, f"cannot write the file '{f}'")]))
     rows = [r for r in public.load_rows() if split is None or r.split == split]
     with Progress(console=console, transient=True) as prog:
         task = prog.add_task("predicting rows", total=len(rows))
-        table = public.evaluate(rows, workers, progress=lambda i, n, rid: prog.update(task, completed=i))
+        table = public.evaluate(rows, workers, progress=lambda i, n, rid: prog.update(task, completed=i),
+                                preset_files=alt)
     s = public.summary(table)
     if json_out:
         _replace_file(json_out, json.dumps({"summary": s, "rows": table}, indent=1, default=float))

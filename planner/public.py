@@ -388,11 +388,13 @@ def _predict_row(args) -> dict:
     return out
 
 
-def evaluate(rows: list[Row], workers: int = 1, progress=None) -> list[dict]:
+def evaluate(rows: list[Row], workers: int = 1, progress=None, preset_files: dict[str, str] | None = None) -> list[dict]:
     """Every row predicted under its own stack's preset, under vllm (the default a new user gets) and by the
-    roofline; errors relative to the published value."""
-    jobs = [(r, {"preset": (r.stack, "stack"), "vllm": ("vllm", "stack"), "roofline": (None, "roofline")})
-            for r in rows]
+    roofline; errors relative to the published value. `preset_files` (stack name -> a stack file) predicts that
+    stack's rows with another profile: a registered comparison, e.g. a preset before a change."""
+    alt = preset_files or {}
+    jobs = [(r, {"preset": (alt.get(r.stack, r.stack), "stack"), "vllm": (alt.get("vllm", "vllm"), "stack"),
+                 "roofline": (None, "roofline")}) for r in rows]
     res: dict[str, dict] = {}
     if workers > 1:
         from concurrent.futures import ProcessPoolExecutor

@@ -28,8 +28,8 @@ class StackCostModel(CalibratedCostModel):
     decode_graph_padding = False  # the stacks capture other batch sizes (vLLM: every 8 to 512); charged unpadded
 
     def __init__(self, profile, model, gpu, stack, max_num_batched_tokens: int | None = None, **roofline_kw):
+        self.stack = stack  # before the tables are built: it says how decode attention is read from them
         super().__init__(profile, model, gpu, max_num_batched_tokens, **roofline_kw)
-        self.stack = stack
         self.op_scale = stack.op_scale
         self.allreduce_scale = stack.allreduce_scale
         a, b = stack.step_overhead_s, stack.per_seq_overhead_s
@@ -53,7 +53,7 @@ class StackCostModel(CalibratedCostModel):
         64/8 645 us for the same bytes). So a stack's decode is costed from the measured layouts with the fewest
         query heads per KV head -- where the engine's kernel streams at bandwidth -- scaled by KV width; then the
         same head dim, the closest KV width, the closest query heads."""
-        if kind != "decode":
+        if kind != "decode" or self.stack.decode_attention == "engine_kernel":
             return super()._layout_rank(lay, kind)
         want = self.layout[1] * self.layout[2]
         return (lay[0] / lay[1], lay[2] != self.layout[2], abs(math.log(lay[1] * lay[2] / want)),

@@ -55,7 +55,7 @@ class StackProfile(BaseModel):
                                "runs this one (SGLang's overlap scheduler from 0.4): a step takes the longer of the "
                                "two instead of their sum")
     decode_attention: Literal["kv_bytes", "engine_kernel"] = Field(
-        "kv_bytes", description="how decode attention is costed from the hardware tables: kv_bytes -- by the KV bytes "
+        "engine_kernel", description="how decode attention is costed from the hardware tables: kv_bytes -- by the KV bytes "
         "read, from the measured layouts where this engine's kernel streams at bandwidth (GQA kernels that read a "
         "KV head once per query group: FlashInfer, FA3, XQA); engine_kernel -- this engine's paged kernel as timed, "
         "which slows with query heads per KV head")

@@ -89,7 +89,10 @@ FROZEN_BY_GRID = {"grid3.yaml": {"grid3.yaml": "7363a53a30607fb0c9df7c77992c4152
                   "grid21.yaml": {"grid21.yaml": "9134a420ac282b6fc5887883ee050af04b41279d7bc53b13229e1e7fbec7a3c2",
                                   "h100.json.gz": "61e9bcaaf92cce9db93848947210fe5f8edda26ef475450af9623323a7e79b5d",
                                   "h200_0b656fb2.json.gz":
-                                      "0b656fb2ac1468fb2760412604e577f2abb87ac2a947cc596cb1561798b73395"}}
+                                      "0b656fb2ac1468fb2760412604e577f2abb87ac2a947cc596cb1561798b73395"},
+                  "grid22.yaml": {"grid22.yaml": "cc6f8e0b1d901b5e18163239471d194dd2548aa3a965ee0c419b03e9a8facf8f",
+                                  "h100.json.gz": "61e9bcaaf92cce9db93848947210fe5f8edda26ef475450af9623323a7e79b5d",
+                                  "h200.json.gz": "ed20f9368df7f28f1abaeb84b1bd25d561808d7bee8d230a1d7a02e76d9f7417"}}
 
 
 def sha(p: Path) -> str:
@@ -211,6 +214,10 @@ def main(argv=None) -> int:
     ap.add_argument("--decode-graph-padding", action=argparse.BooleanOptionalAction, default=None,
                     help="charge decode steps at their CUDA graph's batch (CalibratedCostModel.decode_graph_padding;"
                          " the comparison grid 16 registered); default: the model's setting")
+    ap.add_argument("--decode-layout-query-weight", type=float, default=None,
+                    help="CalibratedCostModel.decode_layout_query_weight (0: a layout's decode attention carried by KV "
+                         "bytes alone, the model before grid 22; the comparison grid 22 registered); default: the "
+                         "model's setting")
     ap.add_argument("--own-profile", type=Path, default=None,
                     help="score the grid's own GPU with this profile file instead of the grid's (a comparison a "
                          "grid registered, e.g. the profile before a change; write it with --tag)")
@@ -220,6 +227,8 @@ def main(argv=None) -> int:
         CalibratedCostModel.prefill_token_bins = bool(a.prefill_bins)
     if a.decode_graph_padding is not None:
         CalibratedCostModel.decode_graph_padding = a.decode_graph_padding
+    if a.decode_layout_query_weight is not None:
+        CalibratedCostModel.decode_layout_query_weight = a.decode_layout_query_weight
     res = score(a.data, a.reps, a.grid, a.own_profile)
     stem = "score_v1" + (f"_{a.tag}" if a.tag else "")
     (a.data / f"{stem}.json").write_text(json.dumps(res, indent=1, default=float))

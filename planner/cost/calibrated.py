@@ -318,10 +318,24 @@ class CalibratedCostModel(StepCostModel):
             return None
         layouts = {(r.heads, r.kv_heads, r.head_dim) for r in rows}
         best = min(layouts, key=lambda lay: self._layout_rank(lay, kind))
-        scale = (self.layout[1] * self.layout[2]) / (best[1] * best[2]) if kind == "decode" else \
-            (self.layout[0] * self.layout[2]) / (best[0] * best[2])
         tab = _Table2D([(r.a, r.context, r.seconds) for r in rows if (r.heads, r.kv_heads, r.head_dim) == best])
-        return tab, scale
+        return tab, self._layout_scale(best, kind)
+
+    # How a decode-attention table of another layout is carried to this one: by KV bytes^(1-w) x query heads^w.
+    # This engine's paged kernel is neither purely bandwidth- nor query-bound (H100 profile, 64 sequences x 4,096
+    # tokens: 32/8 heads 392 us, 32/4 338 us for half the bytes, 64/8 645 us for 32/8's bytes). Each of the H100
+    # profile's 15 layouts predicted from its nearest other one (lab/studies/stack_attention, leave one layout
+    # out): median error 7.4% by KV bytes alone (w=0), 2.3% at w=0.5, 9.9% by query heads alone; on the H200
+    # profile's 5 layouts, not used to choose w: 51.5% -> 26.3%.
+    decode_layout_query_weight = 0.5
+
+    def _layout_scale(self, best: tuple, kind: str) -> float:
+        if kind != "decode":  # prefill: compute over every query head
+            return (self.layout[0] * self.layout[2]) / (best[0] * best[2])
+        kv = (self.layout[1] * self.layout[2]) / (best[1] * best[2])
+        q = (self.layout[0] * self.layout[2]) / (best[0] * best[2])
+        w = self.decode_layout_query_weight
+        return kv ** (1 - w) * q ** w
 
     def _layout_rank(self, lay: tuple, kind: str) -> tuple:
         """Which measured attention layout stands for this model's: its own, else the one closest in KV width
@@ -727,7 +741,8 @@ class CalibratedCostModel(StepCostModel):
         stamp = f.stat().st_mtime_ns if f.exists() else None
         key = (cls.__qualname__, str(f.resolve()), stamp, model.model_dump_json(), gpu.model_dump_json(),
                tuple(a.model_dump_json() if hasattr(a, "model_dump_json") else repr(a) for a in args),
-               tuple(sorted(kw.items())), cls.decode_graph_padding, cls.prefill_token_bins)  # options fixed at build
+               tuple(sorted(kw.items())), cls.decode_graph_padding, cls.prefill_token_bins,
+               cls.decode_layout_query_weight)  # options fixed at build
         hit = _BUILT.get(key)
         if hit is None:  # fitting runs over every serving iteration: once per profile, model, GPU and knobs
             hit = cls(_load_profile(f, stamp), model, gpu, *args, **kw)

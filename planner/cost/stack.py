@@ -59,6 +59,11 @@ class StackCostModel(CalibratedCostModel):
         return (lay[0] / lay[1], lay[2] != self.layout[2], abs(math.log(lay[1] * lay[2] / want)),
                 abs(lay[0] - self.layout[0]), lay)
 
+    def _layout_scale(self, best: tuple, kind: str) -> float:
+        if kind == "decode" and self.stack.decode_attention == "kv_bytes":  # bandwidth-bound: KV bytes alone
+            return (self.layout[1] * self.layout[2]) / (best[1] * best[2])
+        return super()._layout_scale(best, kind)
+
     def _ops(self, T, S, ctx_sum, prefill, scaled: bool = True) -> float:
         ops = super()._ops(T, S, ctx_sum, prefill, scaled)
         if self.allreduce_scale != 1.0 and self.tp > 1:  # no token padding here (_buckets is None)

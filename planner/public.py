@@ -388,7 +388,8 @@ def _predict_row(args) -> dict:
     return out
 
 
-def evaluate(rows: list[Row], workers: int = 1, progress=None, preset_files: dict[str, str] | None = None) -> list[dict]:
+def evaluate(rows: list[Row], workers: int = 1, progress=None,
+             preset_files: dict[str, str] | None = None) -> list[dict]:
     """Every row predicted under its own stack's preset, under vllm (the default a new user gets) and by the
     roofline; errors relative to the published value. `preset_files` (stack name -> a stack file) predicts that
     stack's rows with another profile: a registered comparison, e.g. a preset before a change."""

@@ -7,10 +7,9 @@ on; a user writes their own file in the same form and names its path in `stack:`
 """
 from __future__ import annotations
 
-from typing import Literal
-
 import functools
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
@@ -55,9 +54,9 @@ class StackProfile(BaseModel):
                                "runs this one (SGLang's overlap scheduler from 0.4): a step takes the longer of the "
                                "two instead of their sum")
     decode_attention: Literal["kv_bytes", "engine_kernel"] = Field(
-        "engine_kernel", description="how decode attention is costed from the hardware tables: kv_bytes -- by the KV bytes "
-        "read, from the measured layouts where this engine's kernel streams at bandwidth (GQA kernels that read a "
-        "KV head once per query group: FlashInfer, FA3, XQA); engine_kernel -- this engine's paged kernel as timed, "
+        "engine_kernel", description="how decode attention is costed from the hardware tables: kv_bytes -- by the KV "
+        "bytes read, from the measured layouts where this engine's kernel streams at bandwidth (GQA kernels that read "
+        "a KV head once per query group: FlashInfer, FA3, XQA); engine_kernel -- this engine's paged kernel as timed, "
         "which slows with query heads per KV head")
     calibrated: bool = Field(False, description="this engine: use its own calibrated model instead")
     defaults: dict = Field(default_factory=dict, description="the stack's default serving knobs")

@@ -323,11 +323,10 @@ class CalibratedCostModel(StepCostModel):
 
     # How a decode-attention table of another layout is carried to this one: by KV bytes^(1-w) x query heads^w.
     # This engine's paged kernel is neither purely bandwidth- nor query-bound (H100 profile, 64 sequences x 4,096
-    # tokens: 32/8 heads 392 us, 32/4 338 us for half the bytes, 64/8 645 us for 32/8's bytes). Each of the H100
-    # profile's 15 layouts predicted from its nearest other one (lab/studies/stack_attention, leave one layout
-    # out): median error 7.4% by KV bytes alone (w=0), 2.3% at w=0.5, 9.9% by query heads alone; on the H200
-    # profile's 5 layouts, not used to choose w: 51.5% -> 26.3%.
-    decode_layout_query_weight = 0.5
+    # tokens: 32/8 heads 392 us, 32/4 338 us for half the bytes, 64/8 645 us for 32/8's bytes), and at the operator
+    # level w=0.5 carries the H100's 15 layouts best (lab/studies/attention_layouts: median error 7.4% at w=0,
+    # 2.3% at 0.5). Served, held-out grid 22 kept w=0 (its TP=2 runs: 16 of 17 cells at 0, 15 at 0.5), so 0 ships.
+    decode_layout_query_weight = 0.0
 
     def _layout_scale(self, best: tuple, kind: str) -> float:
         if kind != "decode":  # prefill: compute over every query head

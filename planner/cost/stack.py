@@ -50,9 +50,10 @@ class StackCostModel(CalibratedCostModel):
         """A stack's decode attention reads each KV head once for its whole query group (FlashInfer, FA3, XQA:
         bound by the KV bytes), while this engine's paged kernel slows with query heads beyond about four per KV
         head (the H100 profile at 64 sequences x 4096 tokens: 32/8 heads 392 us, 32/4 338 us for half the bytes,
-        64/8 645 us for the same bytes). So a stack's decode is costed from the measured layouts with the fewest
-        query heads per KV head -- where the engine's kernel streams at bandwidth -- scaled by KV width; then the
-        same head dim, the closest KV width, the closest query heads."""
+        64/8 645 us for the same bytes). With `decode_attention: kv_bytes` a stack's decode is costed from the
+        measured layouts with the fewest query heads per KV head -- where the engine's kernel streams at bandwidth
+        -- scaled by KV width; then the same head dim, the closest KV width, the closest query heads. The presets
+        keep `engine_kernel` (the kernel as timed), which held-out set 12's registered comparison kept."""
         if kind != "decode" or self.stack.decode_attention == "engine_kernel":
             return super()._layout_rank(lay, kind)
         want = self.layout[1] * self.layout[2]

@@ -408,3 +408,19 @@ def test_metrics_of_single_token_requests_have_a_ttft_and_no_tpot():
     assert math.isnan(m["tpot_p50"]) and math.isnan(m["tpot_p95"]) and m["completed"] == 2
     none = metrics_from([], [], [], [], [])
     assert none["completed"] == 0 and math.isnan(none["ttft_p50"]) and math.isnan(none["throughput_tok_s"])
+
+
+def test_the_report_orders_held_out_sets_by_number_and_totals_them():
+    """Sets in the order they were collected (set 10 after set 9, not after set 1), and one line with every
+    held-out row together."""
+    def row(rid, split, err):
+        return {"id": rid, "stack": "vllm", "split": split, "kind": "offline", "metric": "output_tok_s", "gpu": "H100-SXM",
+                "tp": 1, "model": "llama-3.1-8b", "dtype": "bf16", "setup": "128/128", "published": 100.0,
+                "pred_preset": 100 * (1 + err), "pred_vllm": 100 * (1 + err), "pred_roofline": 200.0,
+                "err_preset": err, "err_vllm": err, "err_roofline": 1.0, "limit": 0.10, "errors": {}}
+    table = [row("r1", "heldout10", 0.05), row("r2", "heldout", 0.5), row("r3", "heldout9", 0.0)]
+    md = public.report(table, public.summary(table))
+    heads = [line for line in md.splitlines() if line.startswith("### ")]
+    assert heads[0].startswith("### Held-out set 1 ") and heads[1].startswith("### Held-out set 9 ")
+    assert heads[2].startswith("### Held-out set 10 ")
+    assert "matching preset **2 of 3**" in md and "roofline **0 of 3**" in md

@@ -472,7 +472,9 @@ SPLIT_TITLES = {
     "heldout11": "Held-out set 11 (TensorRT-LLM v0.9.0's perf overview: static batches, batch-1 first-token latency; "
                  "registered before prediction)",
     "heldout12": "Held-out set 12 (TensorRT-LLM v0.14's throughput table: 70B TP 1-8, 405B, 8B, Mistral; H100 FP16; "
-                 "registered before prediction)"}
+                 "registered before prediction)",
+    "heldout13": "Held-out set 13 (TensorRT-LLM v0.13's throughput table: Llama-3.1 and Llama-2 70B TP 1-8, 405B, 8B, "
+                 "Llama-2-7B, Mistral; registered before prediction)"}
 LABELS = (("preset", "matching preset"), ("vllm", "vllm preset for every row"), ("roofline", "roofline"))
 
 

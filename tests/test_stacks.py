@@ -248,6 +248,9 @@ def test_split_is_the_documented_rule():
         if "/6ad7cf1b" in r.source:  # set 11: TensorRT-LLM v0.9.0's perf overview, all held out
             assert r.split == "heldout11" and r.kind == "latency", r.id
             continue
+        if "/v0.13.0/" in r.source:  # set 13: TensorRT-LLM v0.13's throughput table, all held out
+            assert r.split == "heldout13" and r.kind == "offline" and 1113 <= int(r.id[1:]) <= 1514, r.id
+            continue
         if "/e00d4e65" in r.source:  # set 12: TensorRT-LLM v0.14's throughput table, all held out
             assert r.split == "heldout12" and r.kind == "offline" and 876 <= int(r.id[1:]) <= 1112, r.id
             continue

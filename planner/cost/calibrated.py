@@ -67,6 +67,24 @@ def _pad(T: int, buckets) -> int:
     return next((b for b in buckets if b >= T), T)
 
 
+def layout_rank(target: tuple, lay: tuple) -> tuple:
+    """Which measured attention layout (heads, KV heads, head dim) stands for `target`: itself, else the one closest
+    in KV width (what decode attention streams), then with the same head dim (another head dim is another kernel
+    instance), then in query heads; the layout itself last, so the choice never depends on set order."""
+    return (lay != target, abs(math.log(lay[1] * lay[2] / (target[1] * target[2]))), lay[2] != target[2],
+            abs(lay[0] - target[0]), lay)
+
+
+def layout_scale(target: tuple, best: tuple, kind: str, query_weight: float = 0.0) -> float:
+    """The factor carrying `best`'s attention time to `target`: prefill by query heads (compute over every head),
+    decode by KV bytes^(1 - w) x query heads^w."""
+    q = (target[0] * target[2]) / (best[0] * best[2])
+    if kind != "decode":
+        return q
+    kv = (target[1] * target[2]) / (best[1] * best[2])
+    return kv ** (1 - query_weight) * q ** query_weight
+
+
 class _Table2D:
     """y(a, c) on a grid, bilinear in log space (in c + 1: a prefill's context before may be 0)."""
 
@@ -329,20 +347,10 @@ class CalibratedCostModel(StepCostModel):
     decode_layout_query_weight = 0.0
 
     def _layout_scale(self, best: tuple, kind: str) -> float:
-        if kind != "decode":  # prefill: compute over every query head
-            return (self.layout[0] * self.layout[2]) / (best[0] * best[2])
-        kv = (self.layout[1] * self.layout[2]) / (best[1] * best[2])
-        q = (self.layout[0] * self.layout[2]) / (best[0] * best[2])
-        w = self.decode_layout_query_weight
-        return kv ** (1 - w) * q ** w
+        return layout_scale(self.layout, best, kind, self.decode_layout_query_weight)
 
     def _layout_rank(self, lay: tuple, kind: str) -> tuple:
-        """Which measured attention layout stands for this model's: its own, else the one closest in KV width
-        (what decode attention streams), then with the same head dim (another head dim is another kernel instance),
-        then in query heads; the layout itself last, so the choice never depends on set order."""
-        want = self.layout[1] * self.layout[2]
-        return (lay != self.layout, abs(math.log(lay[1] * lay[2] / want)), lay[2] != self.layout[2],
-                abs(lay[0] - self.layout[0]), lay)
+        return layout_rank(self.layout, lay)
 
     @staticmethod
     def _tables(profile: Profile, quant: str) -> dict:

@@ -16,7 +16,7 @@ import math
 from dataclasses import replace
 
 from planner.cost.base import StepTime
-from planner.cost.calibrated import CalibratedCostModel
+from planner.cost.calibrated import CalibratedCostModel, layout_scale
 
 
 class StackCostModel(CalibratedCostModel):
@@ -61,8 +61,8 @@ class StackCostModel(CalibratedCostModel):
                 abs(lay[0] - self.layout[0]), lay)
 
     def _layout_scale(self, best: tuple, kind: str) -> float:
-        if kind == "decode" and self.stack.decode_attention == "kv_bytes":  # bandwidth-bound: KV bytes alone
-            return (self.layout[1] * self.layout[2]) / (best[1] * best[2])
+        if self.stack.decode_attention == "kv_bytes":  # bandwidth-bound: KV bytes alone
+            return layout_scale(self.layout, best, kind)
         return super()._layout_scale(best, kind)
 
     def _ops(self, T, S, ctx_sum, prefill, scaled: bool = True) -> float:

@@ -1,7 +1,7 @@
 """How well does a decode-attention table of one layout stand for another? Each measured layout of a profile is
-predicted from the layout the calibrated model would pick among the others (CalibratedCostModel._layout_rank),
-carried by KV bytes^(1-w) x query heads^w; the error is |log(predicted / measured)| over the layout's rows at 8 or
-more sequences, its median per layout, then the median over layouts.
+predicted from the layout the calibrated model would pick among the others (planner.cost.calibrated.layout_rank),
+carried by layout_scale (KV bytes^(1-w) x query heads^w); the error is |log(predicted / measured)| over the
+layout's rows at 8 or more sequences, its median per layout, then the median over layouts.
 
     python -m lab.studies.attention_layouts.layout_transfer planner/data/profiles/h100.json.gz
 """
@@ -13,13 +13,9 @@ import statistics
 from collections import defaultdict
 
 from contract.profile import Profile
-from planner.cost.calibrated import _Table2D
+from planner.cost.calibrated import _Table2D, layout_rank, layout_scale
 
 WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
-
-
-def _rank(target: tuple, lay: tuple) -> tuple:  # the calibrated model's choice for a layout it lacks
-    return (abs(math.log(lay[1] * lay[2] / (target[1] * target[2]))), lay[2] != target[2], abs(lay[0] - target[0]), lay)
 
 
 def transfer_errors(profile: Profile, w: float) -> dict[tuple, tuple[float, tuple]]:
@@ -31,8 +27,8 @@ def transfer_errors(profile: Profile, w: float) -> dict[tuple, tuple[float, tupl
     tabs = {lay: _Table2D([(r.a, r.context, r.seconds) for r in rows]) for lay, rows in by.items()}
     out = {}
     for t in tabs:
-        best = min((lay for lay in tabs if lay != t), key=lambda lay: _rank(t, lay))
-        scale = ((t[1] * t[2]) / (best[1] * best[2])) ** (1 - w) * ((t[0] * t[2]) / (best[0] * best[2])) ** w
+        best = min((lay for lay in tabs if lay != t), key=lambda lay: layout_rank(t, lay))
+        scale = layout_scale(t, best, "decode", w)
         errs = [abs(math.log(tabs[best](r.a, r.context) * scale / r.seconds)) for r in by[t] if r.a >= 8]
         out[t] = (statistics.median(errs), best)
     return out
